@@ -1,0 +1,152 @@
+//! Accounts domain of sessiond: who can log in, with which credentials.
+//!
+//! Values are parsed, not validated: a [`Username`], [`Email`], [`Password`]
+//! or [`DisplayName`] can only be built through its `parse` constructor, so a
+//! value of that type is always valid. Storage is the [`UserStore`] port.
+//!
+//! ```
+//! use accounts::{Password, PasswordHasher, Username};
+//! let name = Username::parse("Alice.Smith").unwrap();
+//! assert!(name.matches("alice.smith"));
+//! assert!(Username::parse("all").is_err());
+//!
+//! let hasher = PasswordHasher::fast_for_tests();
+//! let hash = hasher.hash(&Password::parse("correct horse").unwrap());
+//! assert!(hasher.verify("correct horse", &hash));
+//! assert!(!hasher.verify("wrong horse", &hash));
+//! ```
+
+mod password;
+mod values;
+
+pub use password::PasswordHasher;
+pub use values::{DisplayName, Email, Password, Role, UserStatus, Username};
+
+use kernel::{OffsetDateTime, Uuid};
+
+/// A stored account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Primary id (UUID v7), the `_id` of the user view.
+    pub id: Uuid,
+    /// Human-friendly number, `USR-<year>-<6-digit sequence>`.
+    pub user_code: String,
+    /// As registered; compared case-insensitively.
+    pub username: String,
+    /// As registered; compared case-insensitively.
+    pub email: Option<String>,
+    /// Display name.
+    pub name: Option<String>,
+    /// PHC string of the Argon2id hash.
+    pub password_hash: String,
+    /// `user` by default; `admin` has the admin powers.
+    pub role: Role,
+    /// Suspended users cannot log in and their tokens stop working.
+    pub status: UserStatus,
+    /// When one of the user's sessions was last seen active.
+    pub last_activity: Option<OffsetDateTime>,
+    /// Registration time.
+    pub created_at: OffsetDateTime,
+    /// Last change of the account itself.
+    pub updated_at: OffsetDateTime,
+}
+
+/// What registration hands to the store; the store assigns `user_code`.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Fresh id.
+    pub id: Uuid,
+    /// Parsed username.
+    pub username: Username,
+    /// Parsed email, when given.
+    pub email: Option<Email>,
+    /// Parsed display name, when given.
+    pub name: Option<DisplayName>,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// Initial role.
+    pub role: Role,
+    /// Registration time.
+    pub created_at: OffsetDateTime,
+}
+
+/// A change of an account by an administrator.
+#[derive(Debug, Clone, Default)]
+pub struct UserPatch {
+    /// New status, when given.
+    pub status: Option<UserStatus>,
+    /// New role, when given.
+    pub role: Option<Role>,
+}
+
+/// Errors of the accounts domain.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// Another account has this username (case-insensitively).
+    #[error("username is already taken")]
+    UsernameTaken,
+    /// Another account has this email (case-insensitively).
+    #[error("email is already registered")]
+    EmailTaken,
+    /// Whatever the domain cannot name: the store is down, a bug.
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+/// Storage of accounts. Implementations compare usernames and emails
+/// case-insensitively and keep them as given.
+pub trait UserStore: Send + Sync {
+    /// Stores a new account and assigns its `user_code` from a sequence.
+    fn create(&self, user: NewUser) -> Result<User, AccountError>;
+    /// The account with this id.
+    fn find_by_id(&self, id: Uuid) -> Result<Option<User>, AccountError>;
+    /// The account with this username, case-insensitively.
+    fn find_by_username(&self, username: &str) -> Result<Option<User>, AccountError>;
+    /// The account with this email, case-insensitively.
+    fn find_by_email(&self, email: &str) -> Result<Option<User>, AccountError>;
+    /// Applies `patch`, stamping `updated_at = now`; `None` when no such user.
+    fn update(
+        &self,
+        id: Uuid,
+        patch: &UserPatch,
+        now: OffsetDateTime,
+    ) -> Result<Option<User>, AccountError>;
+}
+
+/// A user is shown as online while one of its sessions was active this recently.
+pub const ONLINE_WINDOW: kernel::Duration = kernel::Duration::minutes(5);
+
+/// Whether a user whose sessions were last active at `last_active` counts as
+/// online at `now`.
+pub fn is_online(last_active: Option<OffsetDateTime>, now: OffsetDateTime) -> bool {
+    last_active.is_some_and(|at| now - at <= ONLINE_WINDOW)
+}
+
+/// Formats the human-friendly user number.
+pub fn user_code(year: i32, sequence: i64) -> String {
+    format!("USR-{year}-{sequence:06}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kernel::Duration;
+    use time::macros::datetime;
+
+    #[test]
+    fn user_codes_have_six_digits_at_least() {
+        assert_eq!(user_code(2024, 1234), "USR-2024-001234");
+        assert_eq!(user_code(2024, 1_234_567), "USR-2024-1234567");
+    }
+
+    #[test]
+    fn online_means_active_in_the_last_five_minutes() {
+        let now = datetime!(2024-01-01 12:00 UTC);
+        assert!(is_online(Some(now - Duration::minutes(5)), now));
+        assert!(!is_online(
+            Some(now - Duration::minutes(5) - Duration::seconds(1)),
+            now
+        ));
+        assert!(!is_online(None, now));
+    }
+}

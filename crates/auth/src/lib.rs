@@ -1,0 +1,120 @@
+//! Use cases of sessiond that span the accounts, sessions and tokens
+//! domains: register, login, authenticate a request, refresh, logout,
+//! logout-all, administer users, and the audit trail of all of them.
+//!
+//! Everything here is synchronous and may block on the stores and on Argon2:
+//! adapters call it from a blocking thread pool, never from an async
+//! executor. The service only knows ports; `store` implements them.
+
+mod audit;
+mod service;
+
+pub use audit::{AuditAction, AuditEvent, AuditLog, AuditOutcome};
+pub use service::{
+    AuthService, LoginInput, LoginOk, Ports, Principal, Refreshed, RegisterInput, Settings,
+    UserProfile,
+};
+
+use kernel::{Uuid, Violations};
+
+/// Facts about the HTTP request behind a use case, for the session record
+/// and the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    /// Client address (peer, or forwarded by a trusted proxy).
+    pub ip: Option<String>,
+    /// `User-Agent` header.
+    pub user_agent: Option<String>,
+    /// The request id answered in `X-Request-Id`.
+    pub request_id: Option<String>,
+}
+
+/// Why a use case refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Input is well-formed but invalid; field → problem.
+    #[error("validation failed: {0}")]
+    Invalid(Violations),
+    /// Username taken.
+    #[error("username is already taken")]
+    UsernameTaken,
+    /// Email taken.
+    #[error("email is already registered")]
+    EmailTaken,
+    /// Registration is closed by configuration.
+    #[error("registration is closed")]
+    RegistrationClosed,
+    /// Unknown user or wrong password (deliberately the same answer).
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    /// The right password, but the account is suspended.
+    #[error("account is suspended")]
+    Suspended,
+    /// No usable token; the text says why.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// A rotated refresh token came back after the grace window.
+    #[error("refresh token was already used; the session has been revoked")]
+    RefreshReused,
+    /// Not allowed for this caller; the text says why.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// The addressed user does not exist.
+    #[error("user not found")]
+    UserNotFound,
+    /// What the domain cannot name (store failures).
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+impl From<accounts::AccountError> for AuthError {
+    fn from(e: accounts::AccountError) -> Self {
+        match e {
+            accounts::AccountError::UsernameTaken => Self::UsernameTaken,
+            accounts::AccountError::EmailTaken => Self::EmailTaken,
+            accounts::AccountError::Unknown(e) => Self::Unknown(e),
+        }
+    }
+}
+
+/// An application name: 1–64 characters of `[A-Za-z0-9_.:-]`.
+pub fn parse_app(s: &str) -> Result<String, &'static str> {
+    if s.is_empty() || s.len() > 64 {
+        return Err("must be 1 to 64 characters long");
+    }
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
+    {
+        return Err("may contain only letters, digits, '_', '.', ':' and '-'");
+    }
+    Ok(s.to_owned())
+}
+
+/// The app a login opens a session for when none is named.
+pub const DEFAULT_APP: &str = "default";
+
+/// Port for authenticating a request in one read: a session together with
+/// its user.
+pub trait PrincipalStore: Send + Sync {
+    /// The session with this id and its owner.
+    fn session_with_user(
+        &self,
+        session_id: Uuid,
+    ) -> anyhow::Result<Option<(sessions::DeviceSession, accounts::User)>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_names() {
+        assert_eq!(parse_app("my_app:web-1.2"), Ok("my_app:web-1.2".into()));
+        assert!(parse_app("").is_err());
+        assert!(parse_app(&"a".repeat(64)).is_ok());
+        assert!(parse_app(&"a".repeat(65)).is_err());
+        assert!(parse_app("my app").is_err());
+        assert!(parse_app("app/1").is_err());
+    }
+}

@@ -1,0 +1,656 @@
+//! The authentication use cases.
+
+use std::sync::Arc;
+
+use accounts::{
+    AccountError, DisplayName, Email, NewUser, Password, PasswordHasher, Role, User, UserPatch,
+    UserStatus, UserStore, Username,
+};
+use kernel::{Clock, Duration, OffsetDateTime, Uuid, Violations};
+use sessions::{DeviceSession, Lifetimes, NewSession, SessionState, SessionStore};
+use tokens::refresh::{self, Presented};
+use tokens::{AccessGrant, Claims, RefreshToken, RefreshTokenStore, TokenCodec, TokenError};
+
+use crate::{
+    AuditAction, AuditEvent, AuditLog, AuditOutcome, AuthError, DEFAULT_APP, PrincipalStore,
+    RequestMeta, parse_app,
+};
+
+/// The stores and the clock the use cases need.
+#[derive(Clone)]
+pub struct Ports {
+    /// Accounts.
+    pub users: Arc<dyn UserStore>,
+    /// Device sessions.
+    pub sessions: Arc<dyn SessionStore>,
+    /// Refresh tokens.
+    pub refresh: Arc<dyn RefreshTokenStore>,
+    /// Session-with-user lookups for authentication.
+    pub principals: Arc<dyn PrincipalStore>,
+    /// The audit trail.
+    pub audit: Arc<dyn AuditLog>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Policy knobs of the use cases.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Session lifetimes.
+    pub lifetimes: Lifetimes,
+    /// How long a superseded refresh token still rotates.
+    pub refresh_grace: Duration,
+    /// Whether anyone may register.
+    pub registration_open: bool,
+}
+
+/// The caller of an authenticated request.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The account, as read while authenticating.
+    pub user: User,
+    /// The session the token belongs to.
+    pub session: DeviceSession,
+    /// The verified claims of the token.
+    pub claims: Claims,
+}
+
+impl Principal {
+    /// Whether the caller has the admin role (as the account has it now, not
+    /// as the token was issued).
+    pub fn is_admin(&self) -> bool {
+        self.user.role.is_admin()
+    }
+}
+
+/// An account with its derived presence.
+#[derive(Debug, Clone)]
+pub struct UserProfile {
+    /// The account.
+    pub user: User,
+    /// Whether a live session was active in the last five minutes.
+    pub is_online: bool,
+}
+
+/// Registration input, as received (strings, unparsed).
+#[derive(Debug, Clone, Default)]
+pub struct RegisterInput {
+    /// Desired username.
+    pub username: String,
+    /// Password.
+    pub password: String,
+    /// Email, optional.
+    pub email: Option<String>,
+    /// Display name, optional.
+    pub name: Option<String>,
+}
+
+/// Login input, as received.
+#[derive(Debug, Clone, Default)]
+pub struct LoginInput {
+    /// Username (or use `email`).
+    pub username: Option<String>,
+    /// Email (or use `username`).
+    pub email: Option<String>,
+    /// Password.
+    pub password: String,
+    /// Application to open the session for; `default` when absent.
+    pub app: Option<String>,
+}
+
+/// A successful login.
+#[derive(Debug, Clone)]
+pub struct LoginOk {
+    /// Signed access token.
+    pub access_token: String,
+    /// Opaque refresh token.
+    pub refresh_token: String,
+    /// Access token lifetime in seconds.
+    pub expires_in: i64,
+    /// The new device session.
+    pub session: DeviceSession,
+    /// The account.
+    pub user: UserProfile,
+}
+
+/// A successful refresh.
+#[derive(Debug, Clone)]
+pub struct Refreshed {
+    /// New access token.
+    pub access_token: String,
+    /// New refresh token; `None` for the bearer-only form, which keeps the
+    /// refresh token as it is.
+    pub refresh_token: Option<String>,
+    /// Access token lifetime in seconds.
+    pub expires_in: i64,
+    /// The account.
+    pub user: UserProfile,
+}
+
+/// The authentication use cases.
+pub struct AuthService {
+    ports: Ports,
+    codec: TokenCodec,
+    hasher: PasswordHasher,
+    settings: Settings,
+}
+
+/// How often a refresh retries after losing a compare-and-swap race before
+/// giving up; each loss means another rotation of the same session won.
+const ROTATION_ATTEMPTS: usize = 8;
+
+impl AuthService {
+    /// Wires the use cases.
+    pub fn new(
+        ports: Ports,
+        codec: TokenCodec,
+        hasher: PasswordHasher,
+        settings: Settings,
+    ) -> Self {
+        Self {
+            ports,
+            codec,
+            hasher,
+            settings,
+        }
+    }
+
+    /// The policy in force.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The token codec (for its TTL).
+    pub fn codec(&self) -> &TokenCodec {
+        &self.codec
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        kernel::truncate_millis(self.ports.clock.now())
+    }
+
+    fn audit(
+        &self,
+        action: AuditAction,
+        outcome: AuditOutcome,
+        user_id: Option<Uuid>,
+        session_id: Option<Uuid>,
+        meta: &RequestMeta,
+    ) -> Result<(), AuthError> {
+        self.ports.audit.record(&AuditEvent {
+            id: kernel::new_id(),
+            at: self.now(),
+            action,
+            user_id,
+            session_id,
+            ip_address: meta.ip.clone(),
+            user_agent: meta.user_agent.clone(),
+            request_id: meta.request_id.clone(),
+            outcome,
+        })?;
+        Ok(())
+    }
+
+    /// Registers an account (when registration is open).
+    pub fn register(
+        &self,
+        input: RegisterInput,
+        meta: &RequestMeta,
+    ) -> Result<UserProfile, AuthError> {
+        if !self.settings.registration_open {
+            return Err(AuthError::RegistrationClosed);
+        }
+        let user = self.create_user(input, Role::user())?;
+        self.audit(
+            AuditAction::Register,
+            AuditOutcome::Success,
+            Some(user.id),
+            None,
+            meta,
+        )?;
+        Ok(UserProfile {
+            user,
+            is_online: false,
+        })
+    }
+
+    /// Creates an account with `role`, whatever the registration setting
+    /// (the operator's `sessiond user create`).
+    pub fn create_user(&self, input: RegisterInput, role: Role) -> Result<User, AuthError> {
+        let mut v = Violations::new();
+        let username = v.check("username", Username::parse(&input.username));
+        let password = v.check("password", Password::parse(&input.password));
+        let email = match input.email.as_deref() {
+            Some(e) => v.check("email", Email::parse(e)).map(Some),
+            None => Some(None),
+        };
+        let name = match input.name.as_deref() {
+            Some(n) => v.check("name", DisplayName::parse(n)).map(Some),
+            None => Some(None),
+        };
+        let (Some(username), Some(password), Some(email), Some(name)) =
+            (username, password, email, name)
+        else {
+            return Err(AuthError::Invalid(v));
+        };
+        let password_hash = self.hasher.hash(&password);
+        let user = self.ports.users.create(NewUser {
+            id: kernel::new_id(),
+            username,
+            email,
+            name,
+            password_hash,
+            role,
+            created_at: self.now(),
+        })?;
+        Ok(user)
+    }
+
+    /// Logs in with username or email and password, opening a device
+    /// session for the app.
+    pub fn login(&self, input: LoginInput, meta: &RequestMeta) -> Result<LoginOk, AuthError> {
+        let mut v = Violations::new();
+        let app = match input.app.as_deref() {
+            Some(a) => v.check("app", parse_app(a)),
+            None => Some(DEFAULT_APP.to_owned()),
+        };
+        let login = match (input.username.as_deref(), input.email.as_deref()) {
+            (Some(u), _) if !u.is_empty() => Some(Login::Username(u)),
+            (_, Some(e)) if !e.is_empty() => Some(Login::Email(e)),
+            _ => {
+                v.add("username", "username or email is required");
+                None
+            }
+        };
+        if input.password.is_empty() {
+            v.add("password", "is required");
+        } else if input.password.chars().count() > 1024 {
+            v.add("password", "must be at most 1024 characters long");
+        }
+        let (Some(app), Some(login)) = (app, login) else {
+            return Err(AuthError::Invalid(v));
+        };
+        v.into_result().map_err(AuthError::Invalid)?;
+
+        let found = match login {
+            Login::Username(u) => self.ports.users.find_by_username(u)?,
+            Login::Email(e) => self.ports.users.find_by_email(e)?,
+        };
+        let Some(user) = found else {
+            self.hasher.verify_decoy(&input.password);
+            self.audit(
+                AuditAction::LoginFailed,
+                AuditOutcome::Failure,
+                None,
+                None,
+                meta,
+            )?;
+            return Err(AuthError::InvalidCredentials);
+        };
+        if !self.hasher.verify(&input.password, &user.password_hash) {
+            self.audit(
+                AuditAction::LoginFailed,
+                AuditOutcome::Failure,
+                Some(user.id),
+                None,
+                meta,
+            )?;
+            return Err(AuthError::InvalidCredentials);
+        }
+        if user.status != UserStatus::Active {
+            self.audit(
+                AuditAction::LoginFailed,
+                AuditOutcome::Failure,
+                Some(user.id),
+                None,
+                meta,
+            )?;
+            return Err(AuthError::Suspended);
+        }
+
+        let now = self.now();
+        let refresh = RefreshToken::generate();
+        let session = DeviceSession {
+            id: kernel::new_id(),
+            user_id: user.id,
+            app,
+            ip_address: meta.ip.clone(),
+            user_agent: meta.user_agent.clone(),
+            login_method: "password".into(),
+            created_at: now,
+            expires_at: now + self.settings.lifetimes.absolute,
+            last_activity: now,
+            state: SessionState::Active,
+            ended_at: None,
+        };
+        self.ports.sessions.create_session(&NewSession {
+            session: session.clone(),
+            refresh_hash: refresh.hash,
+        })?;
+        self.audit(
+            AuditAction::Login,
+            AuditOutcome::Success,
+            Some(user.id),
+            Some(session.id),
+            meta,
+        )?;
+        let (access_token, _) = self.codec.issue(&grant(&user, &session), now);
+        let user = User {
+            last_activity: Some(now),
+            ..user
+        };
+        Ok(LoginOk {
+            access_token,
+            refresh_token: refresh.secret,
+            expires_in: self.codec.ttl().whole_seconds(),
+            session,
+            user: UserProfile {
+                user,
+                is_online: true,
+            },
+        })
+    }
+
+    /// Authenticates a bearer token: valid signature, issuer and expiry, and
+    /// a session that is still live for an active user. Records activity at
+    /// most once per write interval.
+    pub fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
+        let now = self.now();
+        let claims = self.codec.verify(token, now).map_err(|e| {
+            AuthError::Unauthenticated(match e {
+                TokenError::Expired => "Token has expired",
+                TokenError::BadSignature => "Token signature is invalid",
+                TokenError::WrongIssuer => "Token issuer is not accepted",
+                TokenError::Malformed => "Token is malformed",
+            })
+        })?;
+        let (Some(session_id), Some(user_id)) = (claims.session_id(), claims.user_id()) else {
+            return Err(AuthError::Unauthenticated("Token is malformed"));
+        };
+        let (session, user) = self.live_session(session_id, now)?;
+        if session.user_id != user_id {
+            return Err(AuthError::Unauthenticated("Session is no longer active"));
+        }
+        let interval = self.settings.lifetimes.activity_write_interval();
+        if now - session.last_activity >= interval {
+            self.ports
+                .sessions
+                .touch_session(session.id, user.id, now, interval)?;
+        }
+        Ok(Principal {
+            user,
+            session,
+            claims,
+        })
+    }
+
+    /// The session and its user when both are usable at `now`.
+    fn live_session(
+        &self,
+        session_id: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<(DeviceSession, User), AuthError> {
+        const ENDED: AuthError = AuthError::Unauthenticated("Session is no longer active");
+        let (session, user) = self
+            .ports
+            .principals
+            .session_with_user(session_id)?
+            .ok_or(ENDED)?;
+        if !session.is_live(now, &self.settings.lifetimes) || user.status != UserStatus::Active {
+            return Err(ENDED);
+        }
+        Ok((session, user))
+    }
+
+    /// The caller's account.
+    pub fn me(&self, principal: &Principal) -> UserProfile {
+        // The caller's own session is live and in use right now.
+        UserProfile {
+            user: principal.user.clone(),
+            is_online: true,
+        }
+    }
+
+    /// Rotates a refresh token: a new access and refresh token for its
+    /// session. A superseded token within the grace window rotates too; one
+    /// presented later revokes the session.
+    pub fn refresh(&self, refresh_token: &str, meta: &RequestMeta) -> Result<Refreshed, AuthError> {
+        const INVALID: AuthError =
+            AuthError::Unauthenticated("Refresh token is invalid or expired");
+        let presented_hash = refresh::hash(refresh_token);
+        let fresh = RefreshToken::generate();
+        for _ in 0..ROTATION_ATTEMPTS {
+            let now = self.now();
+            let record = self
+                .ports
+                .refresh
+                .find_refresh(&presented_hash)?
+                .ok_or(INVALID)?;
+            let (session, user) =
+                self.live_session(record.session_id, now)
+                    .map_err(|e| match e {
+                        AuthError::Unauthenticated(_) => INVALID,
+                        other => other,
+                    })?;
+            let expected = match refresh::classify(&record, now, self.settings.refresh_grace) {
+                Presented::Current => presented_hash.clone(),
+                Presented::WithinGrace => match self.ports.refresh.current_refresh(session.id)? {
+                    Some(current) => current,
+                    None => return Err(INVALID),
+                },
+                Presented::Reused => {
+                    self.ports
+                        .sessions
+                        .end_session(session.id, SessionState::Revoked, now)?;
+                    self.audit(
+                        AuditAction::RefreshReuse,
+                        AuditOutcome::Failure,
+                        Some(user.id),
+                        Some(session.id),
+                        meta,
+                    )?;
+                    return Err(AuthError::RefreshReused);
+                }
+            };
+            if self
+                .ports
+                .refresh
+                .replace_refresh(session.id, &expected, &fresh.hash, now)?
+            {
+                let interval = self.settings.lifetimes.activity_write_interval();
+                self.ports
+                    .sessions
+                    .touch_session(session.id, user.id, now, interval)?;
+                self.audit(
+                    AuditAction::Refresh,
+                    AuditOutcome::Success,
+                    Some(user.id),
+                    Some(session.id),
+                    meta,
+                )?;
+                let (access_token, _) = self.codec.issue(&grant(&user, &session), now);
+                return Ok(Refreshed {
+                    access_token,
+                    refresh_token: Some(fresh.secret),
+                    expires_in: self.codec.ttl().whole_seconds(),
+                    user: UserProfile {
+                        user,
+                        is_online: true,
+                    },
+                });
+            }
+            // Another rotation of this session won the race: look again.
+        }
+        Err(AuthError::Unknown(anyhow::anyhow!(
+            "refresh kept losing rotation races"
+        )))
+    }
+
+    /// Seed 002's refresh: a bearer token and no body. Records activity and
+    /// issues a fresh access token for the same session.
+    pub fn refresh_bearer(
+        &self,
+        principal: &Principal,
+        meta: &RequestMeta,
+    ) -> Result<Refreshed, AuthError> {
+        let now = self.now();
+        let p = principal;
+        self.ports
+            .sessions
+            .touch_session(p.session.id, p.user.id, now, Duration::ZERO)?;
+        self.audit(
+            AuditAction::Refresh,
+            AuditOutcome::Success,
+            Some(p.user.id),
+            Some(p.session.id),
+            meta,
+        )?;
+        let (access_token, _) = self.codec.issue(&grant(&p.user, &p.session), now);
+        let user = User {
+            last_activity: Some(now),
+            ..p.user.clone()
+        };
+        Ok(Refreshed {
+            access_token,
+            refresh_token: None,
+            expires_in: self.codec.ttl().whole_seconds(),
+            user: UserProfile {
+                user,
+                is_online: true,
+            },
+        })
+    }
+
+    /// Ends the caller's session.
+    pub fn logout(&self, principal: &Principal, meta: &RequestMeta) -> Result<(), AuthError> {
+        let (uid, sid) = (principal.user.id, principal.session.id);
+        self.ports
+            .sessions
+            .end_session(sid, SessionState::LoggedOut, self.now())?;
+        self.audit(
+            AuditAction::Logout,
+            AuditOutcome::Success,
+            Some(uid),
+            Some(sid),
+            meta,
+        )
+    }
+
+    /// Ends every session of the caller, the current one included; the
+    /// number of sessions ended.
+    pub fn logout_all(&self, principal: &Principal, meta: &RequestMeta) -> Result<u64, AuthError> {
+        let (uid, sid) = (principal.user.id, principal.session.id);
+        let n = self.ports.sessions.end_user_sessions(
+            uid,
+            None,
+            SessionState::LoggedOut,
+            self.now(),
+        )?;
+        self.audit(
+            AuditAction::LogoutAll,
+            AuditOutcome::Success,
+            Some(uid),
+            Some(sid),
+            meta,
+        )?;
+        Ok(n)
+    }
+
+    /// The profile of any account (admin views).
+    pub fn profile(&self, user: User) -> Result<UserProfile, AuthError> {
+        let now = self.now();
+        let last = self.ports.sessions.latest_live_activity(user.id, now)?;
+        Ok(UserProfile {
+            is_online: accounts::is_online(last, now),
+            user,
+        })
+    }
+
+    /// An administrator changes an account's status or role. Suspension
+    /// also revokes every session of the account, so that reinstating it
+    /// does not bring old tokens back to life.
+    pub fn update_user(
+        &self,
+        admin: &Principal,
+        user_id: Uuid,
+        status: Option<&str>,
+        role: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Result<UserProfile, AuthError> {
+        if !admin.is_admin() {
+            return Err(AuthError::Forbidden("Admin role required"));
+        }
+        let mut v = Violations::new();
+        let patch = UserPatch {
+            status: status.and_then(|s| v.check("status", UserStatus::parse(s))),
+            role: role.and_then(|r| v.check("role", Role::parse(r))),
+        };
+        v.into_result().map_err(AuthError::Invalid)?;
+        let user = self
+            .apply_patch(user_id, &patch)?
+            .ok_or(AuthError::UserNotFound)?;
+        self.audit(
+            AuditAction::UserUpdate,
+            AuditOutcome::Success,
+            Some(user.id),
+            None,
+            meta,
+        )?;
+        self.profile(user)
+    }
+
+    /// Sets an account's status by username (the operator's
+    /// `sessiond user suspend|activate`).
+    pub fn set_status(&self, username: &str, status: UserStatus) -> Result<User, AuthError> {
+        let user = self
+            .ports
+            .users
+            .find_by_username(username)?
+            .ok_or(AuthError::UserNotFound)?;
+        let patch = UserPatch {
+            status: Some(status),
+            role: None,
+        };
+        self.apply_patch(user.id, &patch)?
+            .ok_or(AuthError::UserNotFound)
+    }
+
+    fn apply_patch(&self, user_id: Uuid, patch: &UserPatch) -> Result<Option<User>, AuthError> {
+        let now = self.now();
+        let user = self
+            .ports
+            .users
+            .update(user_id, patch, now)
+            .map_err(AuthError::from)?;
+        if user.is_some() && patch.status == Some(UserStatus::Suspended) {
+            self.ports
+                .sessions
+                .end_user_sessions(user_id, None, SessionState::Revoked, now)?;
+        }
+        Ok(user)
+    }
+
+    /// Looks an account up by id.
+    pub fn find_user(&self, user_id: Uuid) -> Result<Option<User>, AuthError> {
+        Ok(self
+            .ports
+            .users
+            .find_by_id(user_id)
+            .map_err(|e: AccountError| AuthError::from(e))?)
+    }
+}
+
+enum Login<'a> {
+    Username(&'a str),
+    Email(&'a str),
+}
+
+fn grant(user: &User, session: &DeviceSession) -> AccessGrant {
+    AccessGrant {
+        user_id: user.id,
+        username: user.username.clone(),
+        session_id: session.id,
+        app: session.app.clone(),
+        role: user.role.as_str().to_owned(),
+    }
+}

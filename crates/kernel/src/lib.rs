@@ -1,0 +1,271 @@
+//! Shared building blocks of sessiond: ids, the [`Clock`] port and the wire
+//! formats for instants and durations that every other crate agrees on.
+//!
+//! ```
+//! use kernel::{format_hms, format_instant, parse_instant, Clock, ManualClock};
+//! let clock = ManualClock::at(parse_instant("2024-04-05T14:00:00+02:00").unwrap());
+//! assert_eq!(format_instant(clock.now()), "2024-04-05T12:00:00.000Z");
+//! assert_eq!(format_hms(112 * 3600 + 15 * 60), "112:15:00");
+//! ```
+
+use std::sync::Mutex;
+
+pub use time::{Duration, OffsetDateTime};
+pub use uuid::Uuid;
+
+/// A source of the current time. Domain rules take a clock instead of reading
+/// the system time so that tests can move time forward deterministically.
+pub trait Clock: Send + Sync {
+    /// The current instant, in UTC.
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// The real clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}
+
+/// A clock that only moves when told to; for tests.
+#[derive(Debug)]
+pub struct ManualClock {
+    unix_nanos: Mutex<i128>,
+}
+
+impl ManualClock {
+    /// A clock standing at `at`.
+    pub fn at(at: OffsetDateTime) -> Self {
+        Self {
+            unix_nanos: Mutex::new(at.unix_timestamp_nanos()),
+        }
+    }
+
+    /// Moves the clock forward (or backward for a negative duration).
+    pub fn advance(&self, by: Duration) {
+        let mut n = self.unix_nanos.lock().unwrap_or_else(|e| e.into_inner());
+        *n += by.whole_nanoseconds();
+    }
+
+    /// Puts the clock at `at`.
+    pub fn set(&self, at: OffsetDateTime) {
+        *self.unix_nanos.lock().unwrap_or_else(|e| e.into_inner()) = at.unix_timestamp_nanos();
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> OffsetDateTime {
+        let n = *self.unix_nanos.lock().unwrap_or_else(|e| e.into_inner());
+        OffsetDateTime::from_unix_timestamp_nanos(n).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+}
+
+/// A new time-ordered id (UUID v7): ids sort by creation, which keeps
+/// "newest first" listings and B-tree inserts cheap.
+pub fn new_id() -> Uuid {
+    Uuid::now_v7()
+}
+
+/// Milliseconds since the Unix epoch: how instants are stored, so that both
+/// databases compare and index them as plain integers.
+pub fn to_millis(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// The inverse of [`to_millis`]; out-of-range values saturate.
+pub fn from_millis(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(if ms < 0 {
+        OffsetDateTime::UNIX_EPOCH
+    } else {
+        time::macros::datetime!(9999-12-31 23:59:59.999 UTC)
+    })
+}
+
+/// Truncates an instant to whole milliseconds, the precision of the store.
+pub fn truncate_millis(at: OffsetDateTime) -> OffsetDateTime {
+    from_millis(to_millis(at))
+}
+
+/// Formats an instant the way every response does: RFC 3339, UTC,
+/// milliseconds, `Z` (`2024-04-05T12:00:00.000Z`).
+pub fn format_instant(at: OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        at.millisecond()
+    )
+}
+
+/// Why a timestamp in a request was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstantError {
+    /// Not RFC 3339 at all.
+    Malformed,
+    /// A date and time without an offset: ambiguous, so refused.
+    MissingOffset,
+}
+
+impl std::fmt::Display for InstantError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Malformed => f.write_str("must be an RFC 3339 timestamp with an offset"),
+            Self::MissingOffset => f.write_str("timestamp has no offset (add Z or +hh:mm)"),
+        }
+    }
+}
+
+impl std::error::Error for InstantError {}
+
+/// Parses a request timestamp: any RFC 3339 timestamp with an offset.
+pub fn parse_instant(s: &str) -> Result<OffsetDateTime, InstantError> {
+    match OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+        Ok(at) => Ok(at.to_offset(time::UtcOffset::UTC)),
+        Err(_) => {
+            let naive = time::PrimitiveDateTime::parse(
+                s,
+                time::macros::format_description!(
+                    version = 2,
+                    "[year]-[month]-[day][first [T][t][ ]][hour]:[minute]:[second][optional [.[subsecond]]]"
+                ),
+            );
+            Err(if naive.is_ok() {
+                InstantError::MissingOffset
+            } else {
+                InstantError::Malformed
+            })
+        }
+    }
+}
+
+/// Formats whole seconds as `HH:MM:SS` with at least two, and unbounded,
+/// hour digits (`112:15:00`). Negative input is treated as zero.
+pub fn format_hms(total_seconds: i64) -> String {
+    let s = total_seconds.max(0);
+    format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+}
+
+/// Field-by-field reasons why a request was refused, in a stable order; the
+/// HTTP edge answers 422 with this map as `details`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Violations(std::collections::BTreeMap<String, String>);
+
+impl Violations {
+    /// No violations yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records that `field` is wrong because of `problem` (the first problem
+    /// of a field wins).
+    pub fn add(&mut self, field: impl Into<String>, problem: impl Into<String>) {
+        self.0.entry(field.into()).or_insert_with(|| problem.into());
+    }
+
+    /// A single violation.
+    pub fn one(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        let mut v = Self::new();
+        v.add(field, problem);
+        v
+    }
+
+    /// Keeps the value of `r` or records its error under `field`.
+    pub fn check<T, E: std::fmt::Display>(&mut self, field: &str, r: Result<T, E>) -> Option<T> {
+        r.map_err(|e| self.add(field, e.to_string())).ok()
+    }
+
+    /// True when nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Ok(())` when empty, else `Err(self)`.
+    pub fn into_result(self) -> Result<(), Self> {
+        if self.is_empty() { Ok(()) } else { Err(self) }
+    }
+
+    /// The fields and their problems.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
+impl std::fmt::Display for Violations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut first = true;
+        for (k, v) in self.iter() {
+            if !first {
+                f.write_str("; ")?;
+            }
+            first = false;
+            write!(f, "{k}: {v}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Violations {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn instants_format_in_utc_with_millis() {
+        assert_eq!(
+            format_instant(datetime!(2024-04-05 14:00:00.1234 +02:00)),
+            "2024-04-05T12:00:00.123Z"
+        );
+    }
+
+    #[test]
+    fn parse_requires_an_offset() {
+        assert_eq!(
+            parse_instant("2024-01-01T12:00:00"),
+            Err(InstantError::MissingOffset)
+        );
+        assert_eq!(
+            parse_instant("2024-01-01T12:00:00.000"),
+            Err(InstantError::MissingOffset)
+        );
+        assert_eq!(parse_instant("yesterday"), Err(InstantError::Malformed));
+        assert_eq!(
+            parse_instant("2024-01-01T12:00:00+05:30").map(format_instant),
+            Ok("2024-01-01T06:30:00.000Z".into())
+        );
+    }
+
+    #[test]
+    fn hms_has_unbounded_hours() {
+        assert_eq!(format_hms(0), "00:00:00");
+        assert_eq!(format_hms(59), "00:00:59");
+        assert_eq!(format_hms(100 * 3600 + 1), "100:00:01");
+        assert_eq!(format_hms(-5), "00:00:00");
+    }
+
+    #[test]
+    fn millis_round_trip() {
+        let at = datetime!(2024-04-05 12:00:00.123 UTC);
+        assert_eq!(from_millis(to_millis(at)), at);
+        assert_eq!(
+            truncate_millis(datetime!(2024-04-05 12:00:00.123999 UTC)),
+            at
+        );
+    }
+
+    #[test]
+    fn manual_clock_moves_only_when_told() {
+        let c = ManualClock::at(datetime!(2024-01-01 0:00 UTC));
+        c.advance(Duration::seconds(90));
+        assert_eq!(c.now(), datetime!(2024-01-01 0:01:30 UTC));
+    }
+}

@@ -1,0 +1,272 @@
+//! Device-sessions domain of sessiond: every login opens a [`DeviceSession`]
+//! that lives until it is logged out, revoked, deactivated or expires.
+//!
+//! ```
+//! use sessions::{DeviceSession, Lifetimes, SessionState};
+//! use kernel::{Duration, OffsetDateTime, Uuid};
+//! let now = OffsetDateTime::now_utc();
+//! let lifetimes = Lifetimes { absolute: Duration::hours(24), idle: Some(Duration::minutes(30)) };
+//! let s = DeviceSession {
+//!     id: Uuid::now_v7(), user_id: Uuid::now_v7(), app: "web".into(),
+//!     ip_address: None, user_agent: None, login_method: "password".into(),
+//!     created_at: now, expires_at: now + lifetimes.absolute, last_activity: now,
+//!     state: SessionState::Active, ended_at: None,
+//! };
+//! assert!(s.is_live(now, &lifetimes));
+//! assert!(!s.is_live(now + Duration::minutes(31), &lifetimes));
+//! ```
+
+use kernel::{Duration, OffsetDateTime, Uuid};
+
+/// Where a session is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SessionState {
+    /// Usable (unless it has expired by time).
+    Active,
+    /// Ended by its own user's logout or logout-all.
+    LoggedOut,
+    /// Ended by someone else: deletion of all sessions, an admin, a detected
+    /// refresh-token reuse.
+    Revoked,
+    /// Deactivated: kept but can never be used again.
+    Deactivated,
+}
+
+impl SessionState {
+    /// The storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::LoggedOut => "logged_out",
+            Self::Revoked => "revoked",
+            Self::Deactivated => "deactivated",
+        }
+    }
+
+    /// Parses the storage name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "active" => Self::Active,
+            "logged_out" => Self::LoggedOut,
+            "revoked" => Self::Revoked,
+            "deactivated" => Self::Deactivated,
+            _ => return None,
+        })
+    }
+}
+
+/// How long sessions live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetimes {
+    /// From login to expiry, whatever the activity.
+    pub absolute: Duration,
+    /// Without activity for this long a session expires; `None`: never.
+    pub idle: Option<Duration>,
+}
+
+impl Lifetimes {
+    /// How often `last_activity` is written: at most once a minute, and often
+    /// enough that a session in use never looks idle.
+    pub fn activity_write_interval(&self) -> Duration {
+        let minute = Duration::minutes(1);
+        match self.idle {
+            Some(idle) if idle / 2 < minute => std::cmp::max(idle / 2, Duration::seconds(1)),
+            _ => minute,
+        }
+    }
+}
+
+/// A device session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceSession {
+    /// Session id (UUID v7), the `sid` of its access tokens.
+    pub id: Uuid,
+    /// Owner.
+    pub user_id: Uuid,
+    /// The application it was opened for.
+    pub app: String,
+    /// Client address at login.
+    pub ip_address: Option<String>,
+    /// User agent at login.
+    pub user_agent: Option<String>,
+    /// How the user logged in (`password`).
+    pub login_method: String,
+    /// Login time.
+    pub created_at: OffsetDateTime,
+    /// Absolute expiry.
+    pub expires_at: OffsetDateTime,
+    /// Last authenticated request (written at most once a minute).
+    pub last_activity: OffsetDateTime,
+    /// Where it is in its life.
+    pub state: SessionState,
+    /// When it left the active state.
+    pub ended_at: Option<OffsetDateTime>,
+}
+
+impl DeviceSession {
+    /// Whether the session may be used at `now`: active, not past its
+    /// absolute expiry, not idle for longer than allowed.
+    pub fn is_live(&self, now: OffsetDateTime, lifetimes: &Lifetimes) -> bool {
+        self.state == SessionState::Active
+            && now < self.expires_at
+            && lifetimes
+                .idle
+                .is_none_or(|idle| now - self.last_activity < idle)
+    }
+}
+
+/// What a login hands to the store.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    /// The session as it starts.
+    pub session: DeviceSession,
+    /// Hash of its first refresh token.
+    pub refresh_hash: String,
+}
+
+/// Storage of device sessions.
+pub trait SessionStore: Send + Sync {
+    /// Stores a new session with its first refresh token.
+    fn create_session(&self, new: &NewSession) -> anyhow::Result<()>;
+
+    /// The session with this id, whatever its state.
+    fn get_session(&self, id: Uuid) -> anyhow::Result<Option<DeviceSession>>;
+
+    /// The user's sessions, newest first. Without `include_inactive` only
+    /// those in the active state whose absolute expiry is after `now`.
+    fn list_sessions(
+        &self,
+        user_id: Uuid,
+        include_inactive: bool,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<Vec<DeviceSession>>;
+
+    /// Ends an active session: moves it to `state` (never back to active).
+    /// `false` when it was not active.
+    fn end_session(
+        &self,
+        id: Uuid,
+        state: SessionState,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<bool>;
+
+    /// Ends every active session of the user but `except`, moving them to
+    /// `state`; the number ended.
+    fn end_user_sessions(
+        &self,
+        user_id: Uuid,
+        except: Option<Uuid>,
+        state: SessionState,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<u64>;
+
+    /// Deletes a session and its refresh tokens; `false` when there was none.
+    fn delete_session(&self, id: Uuid) -> anyhow::Result<bool>;
+
+    /// Records activity at `now` on the session and its user, unless it was
+    /// recorded less than `min_interval` ago. `true` when it wrote.
+    fn touch_session(
+        &self,
+        id: Uuid,
+        user_id: Uuid,
+        now: OffsetDateTime,
+        min_interval: Duration,
+    ) -> anyhow::Result<bool>;
+
+    /// The latest `last_activity` among the user's sessions that are active
+    /// and not past their absolute expiry at `now`.
+    fn latest_live_activity(
+        &self,
+        user_id: Uuid,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<Option<OffsetDateTime>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn session(now: OffsetDateTime) -> DeviceSession {
+        DeviceSession {
+            id: Uuid::now_v7(),
+            user_id: Uuid::now_v7(),
+            app: "default".into(),
+            ip_address: Some("127.0.0.1".into()),
+            user_agent: None,
+            login_method: "password".into(),
+            created_at: now,
+            expires_at: now + Duration::hours(24),
+            last_activity: now,
+            state: SessionState::Active,
+            ended_at: None,
+        }
+    }
+
+    #[test]
+    fn absolute_expiry() {
+        let t0 = datetime!(2024-01-01 12:00 UTC);
+        let l = Lifetimes {
+            absolute: Duration::hours(24),
+            idle: None,
+        };
+        let s = session(t0);
+        assert!(s.is_live(t0 + Duration::hours(24) - Duration::milliseconds(1), &l));
+        assert!(!s.is_live(t0 + Duration::hours(24), &l));
+    }
+
+    #[test]
+    fn idle_expiry_counts_from_last_activity() {
+        let t0 = datetime!(2024-01-01 12:00 UTC);
+        let l = Lifetimes {
+            absolute: Duration::hours(24),
+            idle: Some(Duration::minutes(10)),
+        };
+        let mut s = session(t0);
+        assert!(!s.is_live(t0 + Duration::minutes(10), &l));
+        s.last_activity = t0 + Duration::minutes(8);
+        assert!(s.is_live(t0 + Duration::minutes(17), &l));
+    }
+
+    #[test]
+    fn ended_sessions_are_never_live() {
+        let t0 = datetime!(2024-01-01 12:00 UTC);
+        let l = Lifetimes {
+            absolute: Duration::hours(24),
+            idle: None,
+        };
+        for state in [
+            SessionState::LoggedOut,
+            SessionState::Revoked,
+            SessionState::Deactivated,
+        ] {
+            let s = DeviceSession {
+                state,
+                ..session(t0)
+            };
+            assert!(!s.is_live(t0, &l));
+            assert_eq!(SessionState::parse(state.as_str()), Some(state));
+        }
+    }
+
+    #[test]
+    fn activity_is_written_often_enough_for_the_idle_timeout() {
+        let l = |idle| Lifetimes {
+            absolute: Duration::hours(24),
+            idle,
+        };
+        assert_eq!(l(None).activity_write_interval(), Duration::minutes(1));
+        assert_eq!(
+            l(Some(Duration::hours(1))).activity_write_interval(),
+            Duration::minutes(1)
+        );
+        assert_eq!(
+            l(Some(Duration::seconds(20))).activity_write_interval(),
+            Duration::seconds(10)
+        );
+        assert_eq!(
+            l(Some(Duration::seconds(1))).activity_write_interval(),
+            Duration::seconds(1)
+        );
+    }
+}
