@@ -143,10 +143,7 @@ mod tests {
     fn online_means_active_in_the_last_five_minutes() {
         let now = datetime!(2024-01-01 12:00 UTC);
         assert!(is_online(Some(now - Duration::minutes(5)), now));
-        assert!(!is_online(
-            Some(now - Duration::minutes(5) - Duration::seconds(1)),
-            now
-        ));
+        assert!(!is_online(Some(now - Duration::minutes(5) - Duration::seconds(1)), now));
         assert!(!is_online(None, now));
     }
 }

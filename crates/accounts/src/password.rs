@@ -18,9 +18,7 @@ pub struct PasswordHasher {
 
 impl std::fmt::Debug for PasswordHasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PasswordHasher")
-            .field("params", self.argon.params())
-            .finish()
+        f.debug_struct("PasswordHasher").field("params", self.argon.params()).finish()
     }
 }
 
@@ -35,10 +33,7 @@ impl PasswordHasher {
     /// Argon2id with the given parameters.
     pub fn with_params(params: Params) -> Self {
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-        let mut hasher = Self {
-            argon,
-            decoy: String::new(),
-        };
+        let mut hasher = Self { argon, decoy: String::new() };
         hasher.decoy = hasher.hash_str(&uuid_like_random());
         hasher
     }
@@ -66,10 +61,7 @@ impl PasswordHasher {
     /// never matches.
     pub fn verify(&self, password: &str, hash: &str) -> bool {
         match PasswordHash::new(hash) {
-            Ok(parsed) => self
-                .argon
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok(),
+            Ok(parsed) => self.argon.verify_password(password.as_bytes(), &parsed).is_ok(),
             Err(_) => false,
         }
     }

@@ -43,10 +43,7 @@ impl Username {
         if !(3..=64).contains(&len) {
             return Err("must be 3 to 64 characters long");
         }
-        if !s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-        {
+        if !s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')) {
             return Err("may contain only letters, digits, '_', '.' and '-'");
         }
         if s.eq_ignore_ascii_case("all") {
@@ -82,9 +79,7 @@ impl Email {
         }
         let labels: Vec<&str> = domain.split('.').collect();
         if labels.len() < 2
-            || labels
-                .iter()
-                .any(|l| l.is_empty() || l.starts_with('-') || l.ends_with('-'))
+            || labels.iter().any(|l| l.is_empty() || l.starts_with('-') || l.ends_with('-'))
         {
             return Err(BAD);
         }
@@ -252,10 +247,7 @@ mod tests {
         assert!(Password::parse(&"é".repeat(1024)).is_ok());
         assert!(Password::parse(&"é".repeat(1025)).is_err());
         assert_eq!(
-            format!(
-                "{:?}",
-                Password::parse("secret123").unwrap_or_else(|_| unreachable!())
-            ),
+            format!("{:?}", Password::parse("secret123").unwrap_or_else(|_| unreachable!())),
             "Password(***)"
         );
     }

@@ -7,12 +7,14 @@
 //! executor. The service only knows ports; `store` implements them.
 
 mod audit;
+mod cache;
 mod service;
 
 pub use audit::{AuditAction, AuditEvent, AuditLog, AuditOutcome};
+pub use cache::SessionCache;
 pub use service::{
-    AuthService, LoginInput, LoginOk, Ports, Principal, Refreshed, RegisterInput, Settings,
-    UserProfile,
+    AuthService, CACHE_TTL, LoginInput, LoginOk, Ports, Principal, Refreshed, RegisterInput,
+    Settings, UserProfile,
 };
 
 use kernel::{Uuid, Violations};
@@ -82,10 +84,7 @@ pub fn parse_app(s: &str) -> Result<String, &'static str> {
     if s.is_empty() || s.len() > 64 {
         return Err("must be 1 to 64 characters long");
     }
-    if !s
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
-    {
+    if !s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-')) {
         return Err("may contain only letters, digits, '_', '.', ':' and '-'");
     }
     Ok(s.to_owned())

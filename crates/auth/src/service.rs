@@ -3,14 +3,15 @@
 use std::sync::Arc;
 
 use accounts::{
-    AccountError, DisplayName, Email, NewUser, Password, PasswordHasher, Role, User, UserPatch,
-    UserStatus, UserStore, Username,
+    DisplayName, Email, NewUser, Password, PasswordHasher, Role, User, UserPatch, UserStatus,
+    UserStore, Username,
 };
 use kernel::{Clock, Duration, OffsetDateTime, Uuid, Violations};
 use sessions::{DeviceSession, Lifetimes, NewSession, SessionState, SessionStore};
 use tokens::refresh::{self, Presented};
 use tokens::{AccessGrant, Claims, RefreshToken, RefreshTokenStore, TokenCodec, TokenError};
 
+use crate::cache::SessionCache;
 use crate::{
     AuditAction, AuditEvent, AuditLog, AuditOutcome, AuthError, DEFAULT_APP, PrincipalStore,
     RequestMeta, parse_app,
@@ -133,11 +134,21 @@ pub struct AuthService {
     codec: TokenCodec,
     hasher: PasswordHasher,
     settings: Settings,
+    cache: SessionCache,
 }
+
+/// How long a cached session state is trusted: the bound on how late a
+/// change made by another process sharing the database is seen here.
+pub const CACHE_TTL: Duration = Duration::seconds(1);
+
+/// At most this many sessions are cached (about 1 KiB each).
+const CACHE_CAPACITY: usize = 200_000;
 
 /// How often a refresh retries after losing a compare-and-swap race before
 /// giving up; each loss means another rotation of the same session won.
-const ROTATION_ATTEMPTS: usize = 8;
+/// Each loss costs two indexed reads and one write, and N parallel
+/// refreshes of one token need at most N rounds.
+const ROTATION_ATTEMPTS: usize = 64;
 
 impl AuthService {
     /// Wires the use cases.
@@ -147,12 +158,7 @@ impl AuthService {
         hasher: PasswordHasher,
         settings: Settings,
     ) -> Self {
-        Self {
-            ports,
-            codec,
-            hasher,
-            settings,
-        }
+        Self { ports, codec, hasher, settings, cache: SessionCache::new(CACHE_TTL, CACHE_CAPACITY) }
     }
 
     /// The policy in force.
@@ -201,17 +207,8 @@ impl AuthService {
             return Err(AuthError::RegistrationClosed);
         }
         let user = self.create_user(input, Role::user())?;
-        self.audit(
-            AuditAction::Register,
-            AuditOutcome::Success,
-            Some(user.id),
-            None,
-            meta,
-        )?;
-        Ok(UserProfile {
-            user,
-            is_online: false,
-        })
+        self.audit(AuditAction::Register, AuditOutcome::Success, Some(user.id), None, meta)?;
+        Ok(UserProfile { user, is_online: false })
     }
 
     /// Creates an account with `role`, whatever the registration setting
@@ -278,33 +275,15 @@ impl AuthService {
         };
         let Some(user) = found else {
             self.hasher.verify_decoy(&input.password);
-            self.audit(
-                AuditAction::LoginFailed,
-                AuditOutcome::Failure,
-                None,
-                None,
-                meta,
-            )?;
+            self.audit(AuditAction::LoginFailed, AuditOutcome::Failure, None, None, meta)?;
             return Err(AuthError::InvalidCredentials);
         };
         if !self.hasher.verify(&input.password, &user.password_hash) {
-            self.audit(
-                AuditAction::LoginFailed,
-                AuditOutcome::Failure,
-                Some(user.id),
-                None,
-                meta,
-            )?;
+            self.audit(AuditAction::LoginFailed, AuditOutcome::Failure, Some(user.id), None, meta)?;
             return Err(AuthError::InvalidCredentials);
         }
         if user.status != UserStatus::Active {
-            self.audit(
-                AuditAction::LoginFailed,
-                AuditOutcome::Failure,
-                Some(user.id),
-                None,
-                meta,
-            )?;
+            self.audit(AuditAction::LoginFailed, AuditOutcome::Failure, Some(user.id), None, meta)?;
             return Err(AuthError::Suspended);
         }
 
@@ -323,10 +302,9 @@ impl AuthService {
             state: SessionState::Active,
             ended_at: None,
         };
-        self.ports.sessions.create_session(&NewSession {
-            session: session.clone(),
-            refresh_hash: refresh.hash,
-        })?;
+        self.ports
+            .sessions
+            .create_session(&NewSession { session: session.clone(), refresh_hash: refresh.hash })?;
         self.audit(
             AuditAction::Login,
             AuditOutcome::Success,
@@ -335,19 +313,13 @@ impl AuthService {
             meta,
         )?;
         let (access_token, _) = self.codec.issue(&grant(&user, &session), now);
-        let user = User {
-            last_activity: Some(now),
-            ..user
-        };
+        let user = User { last_activity: Some(now), ..user };
         Ok(LoginOk {
             access_token,
             refresh_token: refresh.secret,
             expires_in: self.codec.ttl().whole_seconds(),
             session,
-            user: UserProfile {
-                user,
-                is_online: true,
-            },
+            user: UserProfile { user, is_online: true },
         })
     }
 
@@ -356,59 +328,103 @@ impl AuthService {
     /// most once per write interval.
     pub fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
         let now = self.now();
-        let claims = self.codec.verify(token, now).map_err(|e| {
+        let claims = self.verify(token, now)?;
+        let (session, mut user) = self.live_session(claims_ids(&claims)?.0, now)?;
+        check_owner(&claims, &session)?;
+        let interval = self.settings.lifetimes.activity_write_interval();
+        if now - session.last_activity >= interval {
+            self.ports.sessions.touch_session(session.id, user.id, now, interval)?;
+            self.cache.note_activity(session.id, now);
+            user.last_activity = Some(now);
+        }
+        Ok(Principal { user, session, claims })
+    }
+
+    /// Authentication without blocking: answers from the signature and the
+    /// session cache alone. `None` when that is not enough (cache miss, or
+    /// activity is due to be written): then call [`Self::authenticate`] on
+    /// a blocking thread. Meant for the async request path.
+    pub fn authenticate_cached(&self, token: &str) -> Option<Result<Principal, AuthError>> {
+        let now = self.now();
+        let claims = match self.verify(token, now) {
+            Ok(c) => c,
+            Err(e) => return Some(Err(e)),
+        };
+        let session_id = match claims_ids(&claims) {
+            Ok((sid, _)) => sid,
+            Err(e) => return Some(Err(e)),
+        };
+        let (session, user) = self.cache.get(session_id, now)?;
+        if let Err(e) =
+            self.check_live(&session, &user, now).and_then(|()| check_owner(&claims, &session))
+        {
+            return Some(Err(e));
+        }
+        if now - session.last_activity >= self.settings.lifetimes.activity_write_interval() {
+            return None;
+        }
+        Some(Ok(Principal { user, session, claims }))
+    }
+
+    fn verify(&self, token: &str, now: OffsetDateTime) -> Result<Claims, AuthError> {
+        self.codec.verify(token, now).map_err(|e| {
             AuthError::Unauthenticated(match e {
                 TokenError::Expired => "Token has expired",
                 TokenError::BadSignature => "Token signature is invalid",
                 TokenError::WrongIssuer => "Token issuer is not accepted",
                 TokenError::Malformed => "Token is malformed",
             })
-        })?;
-        let (Some(session_id), Some(user_id)) = (claims.session_id(), claims.user_id()) else {
-            return Err(AuthError::Unauthenticated("Token is malformed"));
-        };
-        let (session, user) = self.live_session(session_id, now)?;
-        if session.user_id != user_id {
-            return Err(AuthError::Unauthenticated("Session is no longer active"));
-        }
-        let interval = self.settings.lifetimes.activity_write_interval();
-        if now - session.last_activity >= interval {
-            self.ports
-                .sessions
-                .touch_session(session.id, user.id, now, interval)?;
-        }
-        Ok(Principal {
-            user,
-            session,
-            claims,
         })
     }
 
-    /// The session and its user when both are usable at `now`.
+    /// The session and its user when both are usable at `now`; from the
+    /// cache when it is fresh.
     fn live_session(
         &self,
         session_id: Uuid,
         now: OffsetDateTime,
     ) -> Result<(DeviceSession, User), AuthError> {
-        const ENDED: AuthError = AuthError::Unauthenticated("Session is no longer active");
-        let (session, user) = self
-            .ports
-            .principals
-            .session_with_user(session_id)?
-            .ok_or(ENDED)?;
-        if !session.is_live(now, &self.settings.lifetimes) || user.status != UserStatus::Active {
-            return Err(ENDED);
-        }
+        let (session, user) = match self.cache.get(session_id, now) {
+            Some(hit) => hit,
+            None => {
+                let epoch = self.cache.epoch();
+                let (session, user) =
+                    self.ports.principals.session_with_user(session_id)?.ok_or(SESSION_ENDED)?;
+                self.cache.put(epoch, session.clone(), user.clone(), now);
+                (session, user)
+            }
+        };
+        self.check_live(&session, &user, now)?;
         Ok((session, user))
+    }
+
+    fn check_live(
+        &self,
+        session: &DeviceSession,
+        user: &User,
+        now: OffsetDateTime,
+    ) -> Result<(), AuthError> {
+        if !session.is_live(now, &self.settings.lifetimes) || user.status != UserStatus::Active {
+            return Err(SESSION_ENDED);
+        }
+        Ok(())
+    }
+
+    /// Forgets what the cache knows of a session; call after changing it.
+    pub fn forget_session(&self, session_id: Uuid) {
+        self.cache.invalidate_session(session_id);
+    }
+
+    /// Forgets what the cache knows of a user's sessions; call after
+    /// changing the user or several of its sessions.
+    pub fn forget_user(&self, user_id: Uuid) {
+        self.cache.invalidate_user(user_id);
     }
 
     /// The caller's account.
     pub fn me(&self, principal: &Principal) -> UserProfile {
         // The caller's own session is live and in use right now.
-        UserProfile {
-            user: principal.user.clone(),
-            is_online: true,
-        }
+        UserProfile { user: principal.user.clone(), is_online: true }
     }
 
     /// Rotates a refresh token: a new access and refresh token for its
@@ -420,47 +436,46 @@ impl AuthService {
         let presented_hash = refresh::hash(refresh_token);
         let fresh = RefreshToken::generate();
         for _ in 0..ROTATION_ATTEMPTS {
+            let record = self.ports.refresh.find_refresh(&presented_hash)?.ok_or(INVALID)?;
+            // Read after the lookup, so that a supersession seen by the
+            // lookup is never in this clock reading's future.
             let now = self.now();
-            let record = self
-                .ports
-                .refresh
-                .find_refresh(&presented_hash)?
-                .ok_or(INVALID)?;
-            let (session, user) =
-                self.live_session(record.session_id, now)
-                    .map_err(|e| match e {
-                        AuthError::Unauthenticated(_) => INVALID,
-                        other => other,
-                    })?;
-            let expected = match refresh::classify(&record, now, self.settings.refresh_grace) {
-                Presented::Current => presented_hash.clone(),
+            let presented = refresh::classify(&record, now, self.settings.refresh_grace);
+            if presented == Presented::Reused {
+                return Err(self.refresh_reused(record.session_id, now, meta)?);
+            }
+            let (session, user) = match self.live_session(record.session_id, now) {
+                Ok(live) => live,
+                Err(AuthError::Unauthenticated(_)) => {
+                    // Ended since the lookup, maybe by a concurrent reuse
+                    // detection: if this token has been superseded meanwhile,
+                    // it is a reuse too, and says so.
+                    let again = self.ports.refresh.find_refresh(&presented_hash)?;
+                    let now = self.now();
+                    return Err(match again {
+                        Some(r)
+                            if refresh::classify(&r, now, self.settings.refresh_grace)
+                                == Presented::Reused =>
+                        {
+                            self.refresh_reused(r.session_id, now, meta)?
+                        }
+                        _ => INVALID,
+                    });
+                }
+                Err(other) => return Err(other),
+            };
+            let expected = match presented {
                 Presented::WithinGrace => match self.ports.refresh.current_refresh(session.id)? {
                     Some(current) => current,
                     None => return Err(INVALID),
                 },
-                Presented::Reused => {
-                    self.ports
-                        .sessions
-                        .end_session(session.id, SessionState::Revoked, now)?;
-                    self.audit(
-                        AuditAction::RefreshReuse,
-                        AuditOutcome::Failure,
-                        Some(user.id),
-                        Some(session.id),
-                        meta,
-                    )?;
-                    return Err(AuthError::RefreshReused);
-                }
+                _ => presented_hash.clone(),
             };
-            if self
-                .ports
-                .refresh
-                .replace_refresh(session.id, &expected, &fresh.hash, now)?
-            {
+            if self.ports.refresh.replace_refresh(session.id, &expected, &fresh.hash, now)? {
                 let interval = self.settings.lifetimes.activity_write_interval();
-                self.ports
-                    .sessions
-                    .touch_session(session.id, user.id, now, interval)?;
+                if self.ports.sessions.touch_session(session.id, user.id, now, interval)? {
+                    self.cache.note_activity(session.id, now);
+                }
                 self.audit(
                     AuditAction::Refresh,
                     AuditOutcome::Success,
@@ -473,17 +488,35 @@ impl AuthService {
                     access_token,
                     refresh_token: Some(fresh.secret),
                     expires_in: self.codec.ttl().whole_seconds(),
-                    user: UserProfile {
-                        user,
-                        is_online: true,
-                    },
+                    user: UserProfile { user, is_online: true },
                 });
             }
             // Another rotation of this session won the race: look again.
         }
-        Err(AuthError::Unknown(anyhow::anyhow!(
-            "refresh kept losing rotation races"
-        )))
+        Err(AuthError::Unknown(anyhow::anyhow!("refresh kept losing rotation races")))
+    }
+
+    /// A superseded refresh token came back after the grace window: theft.
+    /// Revokes the session (if it is still active) and records the attempt;
+    /// the answer is always [`AuthError::RefreshReused`], also when the
+    /// session had already ended, so the client learns why it is out.
+    fn refresh_reused(
+        &self,
+        session_id: Uuid,
+        now: OffsetDateTime,
+        meta: &RequestMeta,
+    ) -> Result<AuthError, AuthError> {
+        self.ports.sessions.end_session(session_id, SessionState::Revoked, now)?;
+        self.forget_session(session_id);
+        let user_id = self.ports.sessions.get_session(session_id)?.map(|s| s.user_id);
+        self.audit(
+            AuditAction::RefreshReuse,
+            AuditOutcome::Failure,
+            user_id,
+            Some(session_id),
+            meta,
+        )?;
+        Ok(AuthError::RefreshReused)
     }
 
     /// Seed 002's refresh: a bearer token and no body. Records activity and
@@ -495,9 +528,8 @@ impl AuthService {
     ) -> Result<Refreshed, AuthError> {
         let now = self.now();
         let p = principal;
-        self.ports
-            .sessions
-            .touch_session(p.session.id, p.user.id, now, Duration::ZERO)?;
+        self.ports.sessions.touch_session(p.session.id, p.user.id, now, Duration::ZERO)?;
+        self.cache.note_activity(p.session.id, now);
         self.audit(
             AuditAction::Refresh,
             AuditOutcome::Success,
@@ -506,34 +538,21 @@ impl AuthService {
             meta,
         )?;
         let (access_token, _) = self.codec.issue(&grant(&p.user, &p.session), now);
-        let user = User {
-            last_activity: Some(now),
-            ..p.user.clone()
-        };
+        let user = User { last_activity: Some(now), ..p.user.clone() };
         Ok(Refreshed {
             access_token,
             refresh_token: None,
             expires_in: self.codec.ttl().whole_seconds(),
-            user: UserProfile {
-                user,
-                is_online: true,
-            },
+            user: UserProfile { user, is_online: true },
         })
     }
 
     /// Ends the caller's session.
     pub fn logout(&self, principal: &Principal, meta: &RequestMeta) -> Result<(), AuthError> {
         let (uid, sid) = (principal.user.id, principal.session.id);
-        self.ports
-            .sessions
-            .end_session(sid, SessionState::LoggedOut, self.now())?;
-        self.audit(
-            AuditAction::Logout,
-            AuditOutcome::Success,
-            Some(uid),
-            Some(sid),
-            meta,
-        )
+        self.ports.sessions.end_session(sid, SessionState::LoggedOut, self.now())?;
+        self.forget_session(sid);
+        self.audit(AuditAction::Logout, AuditOutcome::Success, Some(uid), Some(sid), meta)
     }
 
     /// Ends every session of the caller, the current one included; the
@@ -546,13 +565,8 @@ impl AuthService {
             SessionState::LoggedOut,
             self.now(),
         )?;
-        self.audit(
-            AuditAction::LogoutAll,
-            AuditOutcome::Success,
-            Some(uid),
-            Some(sid),
-            meta,
-        )?;
+        self.forget_user(uid);
+        self.audit(AuditAction::LogoutAll, AuditOutcome::Success, Some(uid), Some(sid), meta)?;
         Ok(n)
     }
 
@@ -560,10 +574,7 @@ impl AuthService {
     pub fn profile(&self, user: User) -> Result<UserProfile, AuthError> {
         let now = self.now();
         let last = self.ports.sessions.latest_live_activity(user.id, now)?;
-        Ok(UserProfile {
-            is_online: accounts::is_online(last, now),
-            user,
-        })
+        Ok(UserProfile { is_online: accounts::is_online(last, now), user })
     }
 
     /// An administrator changes an account's status or role. Suspension
@@ -586,57 +597,49 @@ impl AuthService {
             role: role.and_then(|r| v.check("role", Role::parse(r))),
         };
         v.into_result().map_err(AuthError::Invalid)?;
-        let user = self
-            .apply_patch(user_id, &patch)?
-            .ok_or(AuthError::UserNotFound)?;
-        self.audit(
-            AuditAction::UserUpdate,
-            AuditOutcome::Success,
-            Some(user.id),
-            None,
-            meta,
-        )?;
+        let user = self.apply_patch(user_id, &patch)?.ok_or(AuthError::UserNotFound)?;
+        self.audit(AuditAction::UserUpdate, AuditOutcome::Success, Some(user.id), None, meta)?;
         self.profile(user)
     }
 
     /// Sets an account's status by username (the operator's
     /// `sessiond user suspend|activate`).
     pub fn set_status(&self, username: &str, status: UserStatus) -> Result<User, AuthError> {
-        let user = self
-            .ports
-            .users
-            .find_by_username(username)?
-            .ok_or(AuthError::UserNotFound)?;
-        let patch = UserPatch {
-            status: Some(status),
-            role: None,
-        };
-        self.apply_patch(user.id, &patch)?
-            .ok_or(AuthError::UserNotFound)
+        let user = self.ports.users.find_by_username(username)?.ok_or(AuthError::UserNotFound)?;
+        let patch = UserPatch { status: Some(status), role: None };
+        self.apply_patch(user.id, &patch)?.ok_or(AuthError::UserNotFound)
     }
 
     fn apply_patch(&self, user_id: Uuid, patch: &UserPatch) -> Result<Option<User>, AuthError> {
         let now = self.now();
-        let user = self
-            .ports
-            .users
-            .update(user_id, patch, now)
-            .map_err(AuthError::from)?;
+        let user = self.ports.users.update(user_id, patch, now).map_err(AuthError::from)?;
         if user.is_some() && patch.status == Some(UserStatus::Suspended) {
-            self.ports
-                .sessions
-                .end_user_sessions(user_id, None, SessionState::Revoked, now)?;
+            self.ports.sessions.end_user_sessions(user_id, None, SessionState::Revoked, now)?;
         }
+        self.forget_user(user_id);
         Ok(user)
     }
 
     /// Looks an account up by id.
     pub fn find_user(&self, user_id: Uuid) -> Result<Option<User>, AuthError> {
-        Ok(self
-            .ports
-            .users
-            .find_by_id(user_id)
-            .map_err(|e: AccountError| AuthError::from(e))?)
+        self.ports.users.find_by_id(user_id).map_err(AuthError::from)
+    }
+}
+
+const SESSION_ENDED: AuthError = AuthError::Unauthenticated("Session is no longer active");
+
+fn claims_ids(claims: &Claims) -> Result<(Uuid, Uuid), AuthError> {
+    match (claims.session_id(), claims.user_id()) {
+        (Some(sid), Some(uid)) => Ok((sid, uid)),
+        _ => Err(AuthError::Unauthenticated("Token is malformed")),
+    }
+}
+
+/// A token names both its session and its user; they must belong together.
+fn check_owner(claims: &Claims, session: &DeviceSession) -> Result<(), AuthError> {
+    match claims.user_id() {
+        Some(uid) if uid == session.user_id => Ok(()),
+        _ => Err(SESSION_ENDED),
     }
 }
 

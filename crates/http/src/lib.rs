@@ -1,1 +1,119 @@
-//! HTTP adapter (in progress).
+//! HTTP adapter of sessiond: the REST API on actix-web.
+//!
+//! Handlers are thin: parse the request, run a use case of [`auth`] on the
+//! blocking pool, wrap the result in the envelope of SPEC §1. Every answer,
+//! errors from actix itself included, is an envelope carrying the request id
+//! that `X-Request-Id` repeats. The crate knows the use cases and ports,
+//! never the database adapter.
+//!
+//! ```no_run
+//! # fn wire(state: http::ApiState) -> std::io::Result<()> {
+//! let listener = std::net::TcpListener::bind("127.0.0.1:8000")?;
+//! let server = http::server(state, listener, 2)?;
+//! # drop(server); Ok(()) }
+//! ```
+
+mod authn;
+mod body;
+mod envelope;
+pub mod error;
+mod openapi;
+mod request_id;
+mod routes;
+mod views;
+
+use std::future::{Ready, ready};
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::{NormalizePath, from_fn};
+use actix_web::{App, FromRequest, HttpRequest, HttpServer, web};
+
+use crate::error::ApiError;
+
+/// Whether the service can do its work; `/health/ready` asks it (on the
+/// blocking pool) and answers 503 when it fails.
+pub trait Readiness: Send + Sync {
+    /// `Ok` when the database answers.
+    fn check(&self) -> anyhow::Result<()>;
+}
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The authentication use cases.
+    pub auth: Arc<auth::AuthService>,
+    /// The readiness probe.
+    pub readiness: Arc<dyn Readiness>,
+}
+
+impl FromRequest for ApiState {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authn::state(req).map(|data| data.get_ref().clone()))
+    }
+}
+
+/// The application: routes, envelopes for every error, request ids and
+/// trailing-slash normalisation.
+pub(crate) fn app(
+    state: web::Data<ApiState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(state)
+        .app_data(
+            web::PathConfig::default().error_handler(|_, _| ApiError::route_not_found().into()),
+        )
+        .app_data(
+            web::QueryConfig::default()
+                .error_handler(|e, _| ApiError::invalid_field("query", e.to_string()).into()),
+        )
+        .configure(routes::configure)
+        .default_service(web::to(routes::not_found))
+        // Outermost last: the request id scope covers everything, and paths
+        // are normalised before routing.
+        .wrap(NormalizePath::trim())
+        .wrap(from_fn(request_id::middleware))
+}
+
+/// The HTTP server, serving on `listener` with `workers` workers; it binds
+/// nothing itself. Await the returned [`actix_web::dev::Server`] to run it.
+pub fn server(
+    state: ApiState,
+    listener: std::net::TcpListener,
+    workers: usize,
+) -> std::io::Result<actix_web::dev::Server> {
+    let state = web::Data::new(state);
+    let server =
+        HttpServer::new(move || app(state.clone())).workers(workers.max(1)).listen(listener)?.run();
+    Ok(server)
+}
+
+/// The OpenAPI 3.1 document of the API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    openapi::document()
+}
+
+/// The OpenAPI document as pretty-printed JSON, the same bytes on every
+/// call (the committed `openapi/openapi.json` is this).
+pub fn openapi_json() -> String {
+    let mut json = openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }).to_string());
+    json.push('\n');
+    json
+}
+
+#[cfg(test)]
+mod tests;

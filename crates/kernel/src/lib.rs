@@ -39,9 +39,7 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock standing at `at`.
     pub fn at(at: OffsetDateTime) -> Self {
-        Self {
-            unix_nanos: Mutex::new(at.unix_timestamp_nanos()),
-        }
+        Self { unix_nanos: Mutex::new(at.unix_timestamp_nanos()) }
     }
 
     /// Moves the clock forward (or backward for a negative duration).
@@ -137,11 +135,7 @@ pub fn parse_instant(s: &str) -> Result<OffsetDateTime, InstantError> {
                     "[year]-[month]-[day][first [T][t][ ]][hour]:[minute]:[second][optional [.[subsecond]]]"
                 ),
             );
-            Err(if naive.is_ok() {
-                InstantError::MissingOffset
-            } else {
-                InstantError::Malformed
-            })
+            Err(if naive.is_ok() { InstantError::MissingOffset } else { InstantError::Malformed })
         }
     }
 }
@@ -151,6 +145,33 @@ pub fn parse_instant(s: &str) -> Result<OffsetDateTime, InstantError> {
 pub fn format_hms(total_seconds: i64) -> String {
     let s = total_seconds.max(0);
     format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+}
+
+/// A dependency (the database) could not be reached in time. Adapters put
+/// it into the chain of an `anyhow` error so that the HTTP edge can answer
+/// 503 instead of 500 without knowing the adapter.
+#[derive(Debug)]
+pub struct Unavailable(pub Box<dyn std::error::Error + Send + Sync>);
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("database unavailable")
+    }
+}
+
+impl std::error::Error for Unavailable {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+impl Unavailable {
+    /// Whether any error in `chain` is an [`Unavailable`].
+    pub fn in_chain<'a>(
+        mut chain: impl Iterator<Item = &'a (dyn std::error::Error + 'static)>,
+    ) -> bool {
+        chain.any(|e| e.is::<Self>())
+    }
 }
 
 /// Field-by-field reasons why a request was refused, in a stable order; the
@@ -229,14 +250,8 @@ mod tests {
 
     #[test]
     fn parse_requires_an_offset() {
-        assert_eq!(
-            parse_instant("2024-01-01T12:00:00"),
-            Err(InstantError::MissingOffset)
-        );
-        assert_eq!(
-            parse_instant("2024-01-01T12:00:00.000"),
-            Err(InstantError::MissingOffset)
-        );
+        assert_eq!(parse_instant("2024-01-01T12:00:00"), Err(InstantError::MissingOffset));
+        assert_eq!(parse_instant("2024-01-01T12:00:00.000"), Err(InstantError::MissingOffset));
         assert_eq!(parse_instant("yesterday"), Err(InstantError::Malformed));
         assert_eq!(
             parse_instant("2024-01-01T12:00:00+05:30").map(format_instant),
@@ -256,10 +271,7 @@ mod tests {
     fn millis_round_trip() {
         let at = datetime!(2024-04-05 12:00:00.123 UTC);
         assert_eq!(from_millis(to_millis(at)), at);
-        assert_eq!(
-            truncate_millis(datetime!(2024-04-05 12:00:00.123999 UTC)),
-            at
-        );
+        assert_eq!(truncate_millis(datetime!(2024-04-05 12:00:00.123999 UTC)), at);
     }
 
     #[test]

@@ -1,1 +1,261 @@
-fn main() {}
+//! `sessiond`: the session and token server. Reads its configuration,
+//! migrates the database, wires the stores into the use cases and serves the
+//! HTTP API. Also the operator's command line (`migrate`, `openapi`, `user`).
+
+mod config;
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::sync::Arc;
+
+use accounts::{PasswordHasher, Role, UserStatus};
+use anyhow::Context as _;
+use auth::{AuthError, AuthService, Ports, RegisterInput, Settings};
+use clap::{Parser, Subcommand};
+use config::{Config, LogFormat, Registration};
+use kernel::{Duration, SystemClock};
+use sessions::Lifetimes;
+use store::{Store, StoreOptions};
+use tokens::{KeyStore as _, TokenCodec};
+
+/// The issuer written into and required from every access token.
+const ISSUER: &str = "sessiond";
+
+#[derive(Parser)]
+#[command(name = "sessiond", version, about = "Session and token server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Migrate the database, then serve the API (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document to standard output.
+    Openapi,
+    /// Manage accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account (the way to make the first admin).
+    Create {
+        /// Username.
+        #[arg(long)]
+        username: String,
+        /// Password (prefer --password-stdin: arguments show up in `ps`).
+        #[arg(long, required_unless_present = "password_stdin", conflicts_with = "password_stdin")]
+        password: Option<String>,
+        /// Read the password from standard input (trailing newline stripped).
+        #[arg(long)]
+        password_stdin: bool,
+        /// Email address.
+        #[arg(long)]
+        email: Option<String>,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Role (`user` or `admin`, or any role name).
+        #[arg(long, default_value = "user")]
+        role: String,
+    },
+    /// Suspend an account: it cannot log in and its sessions end.
+    Suspend {
+        /// Username.
+        #[arg(long)]
+        username: String,
+    },
+    /// Reinstate a suspended account.
+    Activate {
+        /// Username.
+        #[arg(long)]
+        username: String,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Openapi) = cli.command {
+        print!("{}", http::openapi_json());
+        return std::process::ExitCode::SUCCESS;
+    }
+    // A missing .env is normal; a broken one is worth saying.
+    if let Err(e) = dotenvy::dotenv()
+        && !e.not_found()
+    {
+        eprintln!("sessiond: cannot read .env: {e}");
+        return std::process::ExitCode::from(2);
+    }
+    let vars: BTreeMap<String, String> = std::env::vars().collect();
+    let config = match Config::from_vars(&vars) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sessiond: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    init_logging(config.log_format);
+    for var in Config::unknown_vars(&vars) {
+        tracing::warn!("unknown configuration variable {var} is ignored");
+    }
+    match run(cli.command.unwrap_or(Command::Serve), config) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sessiond: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    let store = open_store(&config)?;
+    match command {
+        // Handled in `main` before configuration is read, so that it needs
+        // no database; kept here for completeness.
+        Command::Openapi => {
+            print!("{}", http::openapi_json());
+            Ok(())
+        }
+        Command::Migrate => {
+            println!("sessiond: database is migrated");
+            Ok(())
+        }
+        Command::Serve => serve(config, store),
+        Command::User { command } => user_command(command, &config, store),
+    }
+}
+
+fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let options = StoreOptions {
+        max_connections: config.db_max_connections,
+        timeout: std::time::Duration::from_secs(config.db_timeout_secs),
+    };
+    let store =
+        Store::connect(&config.database_url, &options).context("cannot open the database")?;
+    store.migrate().context("cannot migrate the database")?;
+    Ok(store)
+}
+
+fn auth_service(config: &Config, store: &Store) -> anyhow::Result<AuthService> {
+    let secret = match &config.jwt_secret {
+        Some(s) => s.clone(),
+        None => store
+            .secret_or_insert("jwt_secret", &random_secret())
+            .context("cannot load the generated JWT secret")?,
+    };
+    let secs = |s: u64| Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX));
+    let codec = TokenCodec::new(secret.as_bytes(), ISSUER, secs(config.access_token_ttl_secs));
+    let shared = Arc::new(store.clone());
+    let ports = Ports {
+        users: shared.clone(),
+        sessions: shared.clone(),
+        refresh: shared.clone(),
+        principals: shared.clone(),
+        audit: shared,
+        clock: Arc::new(SystemClock),
+    };
+    let settings = Settings {
+        lifetimes: Lifetimes {
+            absolute: secs(config.session_lifetime_secs),
+            idle: (config.session_idle_timeout_secs > 0)
+                .then(|| secs(config.session_idle_timeout_secs)),
+        },
+        refresh_grace: secs(config.refresh_grace_secs),
+        registration_open: config.registration == Registration::Open,
+    };
+    Ok(AuthService::new(ports, codec, PasswordHasher::default(), settings))
+}
+
+/// 64 random bytes, hex: the generated signing secret.
+fn random_secret() -> String {
+    // Two refresh-token-grade random strings: 2 × 256 bits.
+    let a = tokens::RefreshToken::generate();
+    let b = tokens::RefreshToken::generate();
+    format!("{}{}", a.hash, b.hash)
+}
+
+struct StoreReadiness(Store);
+
+impl http::Readiness for StoreReadiness {
+    fn check(&self) -> anyhow::Result<()> {
+        self.0.ping()
+    }
+}
+
+fn serve(config: Config, store: Store) -> anyhow::Result<()> {
+    let auth = Arc::new(auth_service(&config, &store)?);
+    let listener = std::net::TcpListener::bind(config.bind)
+        .with_context(|| format!("cannot listen on {} (SESSIOND_BIND)", config.bind))?;
+    let addr = listener.local_addr()?;
+    let state = http::ApiState { auth, readiness: Arc::new(StoreReadiness(store.clone())) };
+    let workers = config.workers;
+    actix_web::rt::System::new().block_on(async move {
+        let server = http::server(state, listener, workers)?;
+        // Tests and scripts wait for this exact line (port 0 picks a free port).
+        println!("sessiond listening on http://{addr}");
+        tracing::info!(%addr, backend = ?store.backend(), "sessiond listening");
+        server.await
+    })?;
+    Ok(())
+}
+
+fn user_command(command: UserCommand, config: &Config, store: Store) -> anyhow::Result<()> {
+    let auth = auth_service(config, &store)?;
+    let describe = |e: AuthError| match e {
+        AuthError::Invalid(v) => anyhow::anyhow!("invalid input: {v}"),
+        AuthError::UserNotFound => anyhow::anyhow!("no such user"),
+        other => anyhow::anyhow!(other),
+    };
+    match command {
+        UserCommand::Create { username, password, password_stdin, email, name, role } => {
+            let password = match (password, password_stdin) {
+                (_, true) => read_password_stdin()?,
+                (Some(p), false) => p,
+                (None, false) => anyhow::bail!("--password or --password-stdin is required"),
+            };
+            let role = Role::parse(&role).map_err(|e| anyhow::anyhow!("invalid --role: {e}"))?;
+            let user = auth
+                .create_user(RegisterInput { username, password, email, name }, role)
+                .map_err(describe)?;
+            println!(
+                "created user {} ({}, {}) with role {}",
+                user.username, user.id, user.user_code, user.role
+            );
+        }
+        UserCommand::Suspend { username } => {
+            let user = auth.set_status(&username, UserStatus::Suspended).map_err(describe)?;
+            println!("suspended user {}", user.username);
+        }
+        UserCommand::Activate { username } => {
+            let user = auth.set_status(&username, UserStatus::Active).map_err(describe)?;
+            println!("activated user {}", user.username);
+        }
+    }
+    Ok(())
+}
+
+fn read_password_stdin() -> anyhow::Result<String> {
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .context("cannot read the password from standard input")?;
+    let s = s.strip_suffix('\n').map(|s| s.strip_suffix('\r').unwrap_or(s)).unwrap_or(&s);
+    Ok(s.to_owned())
+}

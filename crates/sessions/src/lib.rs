@@ -16,6 +16,10 @@
 //! assert!(!s.is_live(now + Duration::minutes(31), &lifetimes));
 //! ```
 
+mod device;
+
+pub use device::DeviceInfo;
+
 use kernel::{Duration, OffsetDateTime, Uuid};
 
 /// Where a session is in its life.
@@ -109,9 +113,7 @@ impl DeviceSession {
     pub fn is_live(&self, now: OffsetDateTime, lifetimes: &Lifetimes) -> bool {
         self.state == SessionState::Active
             && now < self.expires_at
-            && lifetimes
-                .idle
-                .is_none_or(|idle| now - self.last_activity < idle)
+            && lifetimes.idle.is_none_or(|idle| now - self.last_activity < idle)
     }
 }
 
@@ -126,7 +128,8 @@ pub struct NewSession {
 
 /// Storage of device sessions.
 pub trait SessionStore: Send + Sync {
-    /// Stores a new session with its first refresh token.
+    /// Stores a new session with its first refresh token, and records its
+    /// `last_activity` as the user's latest activity.
     fn create_session(&self, new: &NewSession) -> anyhow::Result<()>;
 
     /// The session with this id, whatever its state.
@@ -206,10 +209,7 @@ mod tests {
     #[test]
     fn absolute_expiry() {
         let t0 = datetime!(2024-01-01 12:00 UTC);
-        let l = Lifetimes {
-            absolute: Duration::hours(24),
-            idle: None,
-        };
+        let l = Lifetimes { absolute: Duration::hours(24), idle: None };
         let s = session(t0);
         assert!(s.is_live(t0 + Duration::hours(24) - Duration::milliseconds(1), &l));
         assert!(!s.is_live(t0 + Duration::hours(24), &l));
@@ -218,10 +218,7 @@ mod tests {
     #[test]
     fn idle_expiry_counts_from_last_activity() {
         let t0 = datetime!(2024-01-01 12:00 UTC);
-        let l = Lifetimes {
-            absolute: Duration::hours(24),
-            idle: Some(Duration::minutes(10)),
-        };
+        let l = Lifetimes { absolute: Duration::hours(24), idle: Some(Duration::minutes(10)) };
         let mut s = session(t0);
         assert!(!s.is_live(t0 + Duration::minutes(10), &l));
         s.last_activity = t0 + Duration::minutes(8);
@@ -231,19 +228,9 @@ mod tests {
     #[test]
     fn ended_sessions_are_never_live() {
         let t0 = datetime!(2024-01-01 12:00 UTC);
-        let l = Lifetimes {
-            absolute: Duration::hours(24),
-            idle: None,
-        };
-        for state in [
-            SessionState::LoggedOut,
-            SessionState::Revoked,
-            SessionState::Deactivated,
-        ] {
-            let s = DeviceSession {
-                state,
-                ..session(t0)
-            };
+        let l = Lifetimes { absolute: Duration::hours(24), idle: None };
+        for state in [SessionState::LoggedOut, SessionState::Revoked, SessionState::Deactivated] {
+            let s = DeviceSession { state, ..session(t0) };
             assert!(!s.is_live(t0, &l));
             assert_eq!(SessionState::parse(state.as_str()), Some(state));
         }
@@ -251,22 +238,10 @@ mod tests {
 
     #[test]
     fn activity_is_written_often_enough_for_the_idle_timeout() {
-        let l = |idle| Lifetimes {
-            absolute: Duration::hours(24),
-            idle,
-        };
+        let l = |idle| Lifetimes { absolute: Duration::hours(24), idle };
         assert_eq!(l(None).activity_write_interval(), Duration::minutes(1));
-        assert_eq!(
-            l(Some(Duration::hours(1))).activity_write_interval(),
-            Duration::minutes(1)
-        );
-        assert_eq!(
-            l(Some(Duration::seconds(20))).activity_write_interval(),
-            Duration::seconds(10)
-        );
-        assert_eq!(
-            l(Some(Duration::seconds(1))).activity_write_interval(),
-            Duration::seconds(1)
-        );
+        assert_eq!(l(Some(Duration::hours(1))).activity_write_interval(), Duration::minutes(1));
+        assert_eq!(l(Some(Duration::seconds(20))).activity_write_interval(), Duration::seconds(10));
+        assert_eq!(l(Some(Duration::seconds(1))).activity_write_interval(), Duration::seconds(1));
     }
 }

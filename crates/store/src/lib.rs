@@ -1,1 +1,283 @@
-//! Storage adapter (in progress).
+//! Storage adapter of sessiond: one [`Store`] implements every store port
+//! (`accounts::UserStore`, `sessions::SessionStore`,
+//! `tokens::RefreshTokenStore`, `tokens::KeyStore`, `auth::PrincipalStore`,
+//! `auth::AuditLog`) over PostgreSQL and SQLite from one set of diesel
+//! queries.
+//!
+//! The queries are written once against a `#[derive(MultiConnection)]` enum
+//! over `PgConnection` and `SqliteConnection`; the few that need a dialect
+//! feature the common backend lacks (`ON CONFLICT`) are compiled once per
+//! backend by a macro. Ids are UUID strings, instants are milliseconds since
+//! the epoch and enums are their storage names, so both schemas
+//! (`migrations/postgres` and `migrations/sqlite`, same migration names) have
+//! the same shape.
+//!
+//! Every method is synchronous and blocks on the pool and the database: call
+//! it from a blocking thread pool, never from an async executor.
+//!
+//! ```no_run
+//! let store = store::Store::connect("sqlite://sessiond.db", &store::StoreOptions::default())?;
+//! store.migrate()?;
+//! store.ping()?;
+//! # anyhow::Ok(())
+//! ```
+
+mod accounts_store;
+mod auth_store;
+mod conn;
+mod schema;
+mod sessions_store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+mod tokens_store;
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use diesel::connection::{AnsiTransactionManager, SimpleConnection as _, TransactionManager};
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness as _, embed_migrations};
+
+use conn::{DbConn, Manager, Target};
+
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+
+/// Key of the PostgreSQL advisory lock that serialises concurrent
+/// migrations (two instances starting at once).
+const MIGRATION_LOCK: i64 = 0x5e55_10d0_0001;
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Most connections the pool opens.
+    pub max_connections: u32,
+    /// How long to wait for a connection (and, on PostgreSQL, the longest a
+    /// statement may run) before failing: a dead database fails fast
+    /// instead of hanging requests.
+    pub timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self { max_connections: 16, timeout: Duration::from_secs(2) }
+    }
+}
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL.
+    Postgres,
+    /// SQLite.
+    Sqlite,
+}
+
+/// The database could not be reached in time: no connection within the
+/// timeout, a lost connection, a statement timeout, a database locked for
+/// too long. Store errors carry it in their chain (see [`is_unavailable`])
+/// so that the HTTP edge can answer 503 rather than 500.
+pub use kernel::Unavailable;
+
+/// Whether `error` (from any store method) means the database is
+/// unavailable rather than a bug.
+pub fn is_unavailable(error: &anyhow::Error) -> bool {
+    Unavailable::in_chain(error.chain())
+}
+
+/// The storage adapter: a pool of connections to one database. Cheap to
+/// clone; clones share the pool.
+#[derive(Clone)]
+pub struct Store {
+    pool: r2d2::Pool<Manager>,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .field("state", &self.pool.state())
+            .finish()
+    }
+}
+
+type Pooled = r2d2::PooledConnection<Manager>;
+
+impl Store {
+    /// Opens a pool to `url`: `sqlite://path` or `sqlite:path` (the file and
+    /// its directory are created when missing; `sqlite::memory:` gives a
+    /// private in-memory database on a single connection), or `postgres://`
+    /// / `postgresql://` (a libpq URI). Fails when no connection can be
+    /// made within the timeout. Does not migrate.
+    pub fn connect(url: &str, options: &StoreOptions) -> anyhow::Result<Store> {
+        let target = Target::parse(url)?;
+        let backend = target.backend();
+        let memory = target.is_memory();
+        if let Target::Sqlite(path) = &target
+            && !memory
+            && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).context("creating the SQLite database directory")?;
+        }
+        let timeout = options.timeout.max(Duration::from_millis(1));
+        let mut builder = r2d2::Pool::builder()
+            .max_size(options.max_connections.max(1))
+            .min_idle(Some(1))
+            .connection_timeout(timeout)
+            .error_handler(Box::new(conn::LogErrors));
+        if memory {
+            // Every connection to `:memory:` is its own database: keep one,
+            // forever.
+            builder = builder.max_size(1).idle_timeout(None).max_lifetime(None);
+        }
+        let pool = builder
+            .build(Manager { target, timeout })
+            .map_err(|e| anyhow::Error::new(Unavailable(Box::new(e))))
+            .context("connecting to the database")?;
+        Ok(Store { pool, backend })
+    }
+
+    /// Applies the pending embedded migrations of the backend. Safe when
+    /// several instances start at once: PostgreSQL serialises them with an
+    /// advisory lock, SQLite with an immediate transaction.
+    pub fn migrate(&self) -> anyhow::Result<()> {
+        let mut conn = self.conn()?;
+        let applied = match &mut *conn {
+            DbConn::Pg(c) => c.transaction(|c| {
+                // Waiting for another instance's migration, or building an
+                // index on a big table, may take longer than a request may.
+                c.batch_execute("SET LOCAL statement_timeout = 0")?;
+                diesel::sql_query(format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+                    .execute(c)?;
+                c.run_pending_migrations(PG_MIGRATIONS).map(|v| v.len())
+            }),
+            DbConn::Sqlite(c) => c.immediate_transaction(|c| {
+                c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len())
+            }),
+        }
+        .map_err(|e| anyhow::anyhow!(e))
+        .context("migrating the database")?;
+        if applied > 0 {
+            tracing::info!(applied, backend = ?self.backend, "database migrated");
+        }
+        Ok(())
+    }
+
+    /// Checks that the database answers (`SELECT 1`), for readiness probes.
+    pub fn ping(&self) -> anyhow::Result<()> {
+        let mut conn = self.conn()?;
+        diesel::sql_query("SELECT 1")
+            .execute(&mut *conn)
+            .map_err(|e| db_err(e, "pinging the database"))?;
+        Ok(())
+    }
+
+    /// The database behind this store.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A pooled connection, or [`Unavailable`] after the timeout.
+    fn conn(&self) -> anyhow::Result<Pooled> {
+        self.pool
+            .get()
+            .map_err(|e| anyhow::Error::new(Unavailable(Box::new(e))))
+            .context("getting a database connection")
+    }
+
+    /// Runs `f` in a transaction on a pooled connection. On SQLite the
+    /// transaction is `BEGIN IMMEDIATE`: it takes the write lock up front, so
+    /// a transaction that reads before it writes can never fail with
+    /// `SQLITE_BUSY_SNAPSHOT` (busy_timeout only helps when waiting for the
+    /// lock, not for a stale snapshot).
+    fn write_tx<T>(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&mut DbConn) -> QueryResult<T>,
+    ) -> anyhow::Result<T> {
+        let mut conn = self.conn()?;
+        write_tx(&mut conn, f).map_err(|e| db_err(e, what))
+    }
+
+    /// Runs `f` on a pooled connection, outside of any explicit transaction.
+    fn run<T>(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&mut DbConn) -> QueryResult<T>,
+    ) -> anyhow::Result<T> {
+        let mut conn = self.conn()?;
+        f(&mut conn).map_err(|e| db_err(e, what))
+    }
+}
+
+/// See [`Store::write_tx`].
+fn write_tx<T>(conn: &mut DbConn, f: impl FnOnce(&mut DbConn) -> QueryResult<T>) -> QueryResult<T> {
+    if let DbConn::Sqlite(c) = conn {
+        AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
+        match f(conn) {
+            Ok(value) => {
+                <DbConn as Connection>::TransactionManager::commit_transaction(conn)?;
+                Ok(value)
+            }
+            Err(e) => {
+                // The first error is the one worth reporting; a failed
+                // rollback leaves the connection broken and r2d2 drops it.
+                let _ = <DbConn as Connection>::TransactionManager::rollback_transaction(conn);
+                Err(e)
+            }
+        }
+    } else {
+        conn.transaction(f)
+    }
+}
+
+/// Wraps a query error with what was being done, marking outages as
+/// [`Unavailable`]. Database messages are kept for the logs; they never name
+/// SQL text, and the HTTP edge shows a generic 500 anyway.
+fn db_err(e: DieselError, what: &'static str) -> anyhow::Error {
+    let unavailable = match &e {
+        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => true,
+        DieselError::DatabaseError(_, info) => {
+            let m = info.message();
+            // PostgreSQL statement_timeout / lost server; SQLite busy past
+            // busy_timeout.
+            m.contains("canceling statement due to statement timeout")
+                || m.contains("server closed the connection")
+                || m.contains("database is locked")
+                || m.contains("database table is locked")
+        }
+        DieselError::BrokenTransactionManager => true,
+        _ => false,
+    };
+    let e = if unavailable {
+        anyhow::Error::new(Unavailable(Box::new(e)))
+    } else {
+        anyhow::Error::new(e)
+    };
+    e.context(what)
+}
+
+/// Runs `$body` with `$c` bound to the concrete connection of either
+/// backend, for the queries the common `MultiBackend` cannot express (it
+/// has no `ON CONFLICT`). The body is compiled once per backend.
+macro_rules! per_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::conn::DbConn::Pg($c) => $body,
+            $crate::conn::DbConn::Sqlite($c) => $body,
+        }
+    };
+}
+pub(crate) use per_backend;
+
+/// Parses a stored id.
+fn parse_id(s: &str) -> anyhow::Result<kernel::Uuid> {
+    kernel::Uuid::parse_str(s).with_context(|| format!("stored id {s:?} is not a UUID"))
+}
+
+/// Milliseconds of a duration, saturating, never negative.
+fn duration_ms(d: kernel::Duration) -> i64 {
+    i64::try_from(d.whole_milliseconds()).unwrap_or(i64::MAX).max(0)
+}

@@ -85,10 +85,7 @@ pub struct TokenCodec {
 
 impl std::fmt::Debug for TokenCodec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenCodec")
-            .field("issuer", &self.issuer)
-            .field("ttl", &self.ttl)
-            .finish()
+        f.debug_struct("TokenCodec").field("issuer", &self.issuer).field("ttl", &self.ttl).finish()
     }
 }
 
@@ -199,10 +196,7 @@ mod tests {
         let c = codec(b"k");
         let (t, _) = c.issue(&grant(), now);
         assert!(c.verify(&t, now + Duration::seconds(899)).is_ok());
-        assert_eq!(
-            c.verify(&t, now + Duration::seconds(900)),
-            Err(TokenError::Expired)
-        );
+        assert_eq!(c.verify(&t, now + Duration::seconds(900)), Err(TokenError::Expired));
     }
 
     #[test]
@@ -212,10 +206,7 @@ mod tests {
         assert_eq!(codec(b"two").verify(&t, now), Err(TokenError::BadSignature));
         let other = TokenCodec::new(b"one", "someone-else", Duration::minutes(15));
         assert_eq!(other.verify(&t, now), Err(TokenError::WrongIssuer));
-        assert_eq!(
-            codec(b"one").verify("not.a.jwt", now),
-            Err(TokenError::Malformed)
-        );
+        assert_eq!(codec(b"one").verify("not.a.jwt", now), Err(TokenError::Malformed));
         assert_eq!(codec(b"one").verify("", now), Err(TokenError::Malformed));
     }
 

@@ -17,9 +17,7 @@ pub struct RefreshToken {
 
 impl std::fmt::Debug for RefreshToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RefreshToken")
-            .field("hash", &self.hash)
-            .finish_non_exhaustive()
+        f.debug_struct("RefreshToken").field("hash", &self.hash).finish_non_exhaustive()
     }
 }
 
@@ -69,7 +67,9 @@ pub enum Presented {
 pub fn classify(record: &RefreshRecord, now: OffsetDateTime, grace: Duration) -> Presented {
     match record.superseded_at {
         None => Presented::Current,
-        Some(at) if now - at < grace => Presented::WithinGrace,
+        // Clamped at zero: a clock read just before a concurrent rotation
+        // stamped the supersession must not widen the window.
+        Some(at) if std::cmp::max(now - at, Duration::ZERO) < grace => Presented::WithinGrace,
         Some(_) => Presented::Reused,
     }
 }
@@ -94,29 +94,19 @@ mod tests {
         let t0 = datetime!(2024-01-01 12:00 UTC);
         let grace = Duration::seconds(10);
         let sid = Uuid::now_v7();
-        let current = RefreshRecord {
-            session_id: sid,
-            superseded_at: None,
-        };
-        assert_eq!(
-            classify(&current, t0 + Duration::days(3), grace),
-            Presented::Current
-        );
-        let old = RefreshRecord {
-            session_id: sid,
-            superseded_at: Some(t0),
-        };
+        let current = RefreshRecord { session_id: sid, superseded_at: None };
+        assert_eq!(classify(&current, t0 + Duration::days(3), grace), Presented::Current);
+        let old = RefreshRecord { session_id: sid, superseded_at: Some(t0) };
         assert_eq!(classify(&old, t0, grace), Presented::WithinGrace);
         assert_eq!(
             classify(&old, t0 + Duration::milliseconds(9_999), grace),
             Presented::WithinGrace
         );
+        assert_eq!(classify(&old, t0 + Duration::seconds(10), grace), Presented::Reused);
+        assert_eq!(classify(&old, t0 + Duration::seconds(10), Duration::ZERO), Presented::Reused);
+        // A "now" read just before the supersession was stamped is no excuse.
         assert_eq!(
-            classify(&old, t0 + Duration::seconds(10), grace),
-            Presented::Reused
-        );
-        assert_eq!(
-            classify(&old, t0 + Duration::seconds(10), Duration::ZERO),
+            classify(&old, t0 - Duration::milliseconds(5), Duration::ZERO),
             Presented::Reused
         );
     }

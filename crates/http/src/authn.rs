@@ -1,0 +1,127 @@
+//! Who is calling: the bearer token, the [`Authenticated`] extractor, and
+//! the facts about a request the use cases record ([`RequestMeta`]).
+
+use actix_web::dev::Payload;
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::{FromRequest, HttpRequest, web};
+use auth::{AuthError, Principal, RequestMeta};
+use futures_util::future::LocalBoxFuture;
+
+use crate::ApiState;
+use crate::error::ApiError;
+use crate::request_id;
+
+/// What a 401 says when no bearer token came.
+pub(crate) const MISSING_TOKEN: &str = "Invalid or missing authentication token";
+
+/// Runs a use case on the blocking pool: use cases block on the store and
+/// on Argon2, which must never stall an async worker.
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> Result<T, AuthError> + Send + 'static,
+    T: Send + 'static,
+{
+    Ok(web::block(f).await??)
+}
+
+/// The token of an `Authorization: Bearer <token>` header (scheme
+/// case-insensitive); `None` when there is no such header or it is of
+/// another scheme.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once([' ', '\t'])?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The shared state; missing only when the app is wired wrongly.
+pub(crate) fn state(req: &HttpRequest) -> Result<web::Data<ApiState>, ApiError> {
+    req.app_data::<web::Data<ApiState>>().cloned().ok_or_else(|| {
+        tracing::error!("ApiState is not registered as app data");
+        ApiError::internal()
+    })
+}
+
+/// Authenticates the request's bearer token.
+pub(crate) async fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
+    let token = bearer_token(req.headers())
+        .ok_or_else(|| ApiError::unauthorized(MISSING_TOKEN))?
+        .to_owned();
+    let state = state(req)?;
+    // The hot path: signature and the session cache, no thread hop. Only a
+    // cache miss or a due `last_activity` write goes to the blocking pool.
+    if let Some(answer) = state.auth.authenticate_cached(&token) {
+        return answer.map_err(ApiError::from);
+    }
+    blocking(move || state.auth.authenticate(&token)).await
+}
+
+/// The caller of a request that needs a valid bearer token.
+#[derive(Debug, Clone)]
+pub(crate) struct Authenticated(pub(crate) Principal);
+
+impl FromRequest for Authenticated {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { authenticate(&req).await.map(Self) })
+    }
+}
+
+/// The client address: the peer, without its port. (Forwarded headers are
+/// trusted only from configured proxies, which come later.)
+pub(crate) fn client_ip(req: &HttpRequest) -> Option<String> {
+    req.peer_addr().map(|a| a.ip().to_string())
+}
+
+/// Facts about the request for the session record and the audit log.
+pub(crate) fn meta(req: &HttpRequest) -> RequestMeta {
+    RequestMeta {
+        ip: client_ip(req),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(512).collect()),
+        request_id: Some(request_id::current()),
+    }
+}
+
+/// Facts about the request, as an extractor.
+#[derive(Debug, Clone)]
+pub(crate) struct Meta(pub(crate) RequestMeta);
+
+impl FromRequest for Meta {
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(Ok(Self(meta(req))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::HeaderValue;
+
+    fn with(auth: &'static str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static(auth));
+        h
+    }
+
+    #[test]
+    fn bearer_tokens() {
+        assert_eq!(bearer_token(&with("Bearer abc.def")), Some("abc.def"));
+        assert_eq!(bearer_token(&with("bearer   abc ")), Some("abc"));
+        assert_eq!(bearer_token(&with("BEARER abc")), Some("abc"));
+        assert_eq!(bearer_token(&with("Basic dXNlcjpwYXNz")), None);
+        assert_eq!(bearer_token(&with("Bearer")), None);
+        assert_eq!(bearer_token(&with("Bearer ")), None);
+        assert_eq!(bearer_token(&with("abc")), None);
+        assert_eq!(bearer_token(&HeaderMap::new()), None);
+    }
+}

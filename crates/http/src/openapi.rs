@@ -1,0 +1,225 @@
+//! The OpenAPI 3.1 document: every route with its body, its success
+//! envelope and the error envelopes it can answer.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{self as oa, ContentBuilder, ResponseBuilder};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+pub(crate) use crate::envelope::ErrorEnvelope;
+use crate::envelope::{ErrorBody, Null};
+use crate::error::{ErrorCode, ErrorDetails};
+use crate::routes::{admin, auth, docs, health};
+use crate::views::{
+    ClaimsView, DeviceInfoView, LoginData, LogoutAllData, RefreshData, SessionView, UserView,
+    ValidateTokenData,
+};
+
+/// Declares a success-envelope schema whose `data` is `$data`. These types
+/// only describe the wire format (the envelope is written generically), so
+/// they are never built.
+macro_rules! envelope_schema {
+    ($(#[doc = $doc:literal] $name:ident => $data:ty;)+) => {$(
+        #[doc = $doc]
+        #[derive(ToSchema)]
+        #[expect(dead_code, reason = "describes the wire format for OpenAPI only")]
+        pub(crate) struct $name {
+            /// Always `true`.
+            success: bool,
+            /// Always `"success"`.
+            #[schema(example = "success")]
+            status: String,
+            /// What happened, for people.
+            message: String,
+            /// The payload.
+            data: $data,
+            /// When the answer was made (RFC 3339, UTC, milliseconds).
+            #[schema(example = "2024-04-05T12:00:00.000Z")]
+            timestamp: String,
+            /// The request id, as in the `X-Request-Id` header.
+            #[schema(rename = "requestId")]
+            request_id: String,
+        }
+    )+};
+}
+
+envelope_schema! {
+    /// A success envelope without data (`data` is null).
+    EmptyEnvelope => Null;
+    /// A success envelope carrying a user view.
+    UserEnvelope => UserView;
+    /// The answer to a login.
+    LoginEnvelope => LoginData;
+    /// The answer to a refresh.
+    RefreshEnvelope => RefreshData;
+    /// The answer to logout-all.
+    LogoutAllEnvelope => LogoutAllData;
+    /// The answer to validate-token.
+    ValidateTokenEnvelope => ValidateTokenData;
+    /// A success envelope carrying a token's claims.
+    ClaimsEnvelope => ClaimsView;
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "sessiond",
+        version = env!("CARGO_PKG_VERSION"),
+        description = "Authentication, device sessions and usage analytics in one server. \
+            Every response is an envelope: `success`, `status`, `message`, `data` or `error`, \
+            `timestamp` and `requestId` (also in the `X-Request-Id` header).",
+        license(name = "MIT OR Apache-2.0")
+    ),
+    paths(
+        health::root,
+        health::root_post,
+        health::api_health,
+        health::api_health_post,
+        health::live,
+        health::ready,
+        health::auth_health,
+        docs::openapi_json,
+        auth::register,
+        auth::login,
+        auth::me,
+        auth::refresh,
+        auth::logout,
+        auth::logout_all,
+        auth::logout_all_v1,
+        auth::validate_token,
+        auth::token_info,
+        admin::update_user,
+    ),
+    components(schemas(
+        ErrorEnvelope, ErrorBody, ErrorCode, ErrorDetails,
+        EmptyEnvelope, UserEnvelope, LoginEnvelope, RefreshEnvelope, LogoutAllEnvelope,
+        ValidateTokenEnvelope, ClaimsEnvelope,
+        UserView, SessionView, DeviceInfoView, ClaimsView, LoginData, RefreshData,
+        LogoutAllData, ValidateTokenData,
+    )),
+    modifiers(&Security, &CommonErrors, &OptionalBodies),
+    tags(
+        (name = "health", description = "Liveness, readiness and the seeds' health checks"),
+        (name = "auth", description = "Accounts and tokens"),
+        (name = "admin", description = "Administration (admin role)"),
+    )
+)]
+struct ApiDoc;
+
+/// The `bearerAuth` scheme the authenticated operations name.
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, doc: &mut oa::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearerAuth",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("An access token from login or refresh"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Answers every operation can give (a wrong method, a server fault), and
+/// those of every operation that reads a body.
+struct CommonErrors;
+
+impl Modify for CommonErrors {
+    fn modify(&self, doc: &mut oa::OpenApi) {
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(oa::Ref::from_schema_name("ErrorEnvelope")))
+                        .build(),
+                )
+                .build()
+        };
+        const ALWAYS: [(&str, &str); 2] = [
+            ("405", "METHOD_NOT_ALLOWED: the path does not answer this method"),
+            ("500", "INTERNAL_ERROR: an unexpected fault (never with details)"),
+        ];
+        const WITH_BODY: [(&str, &str); 3] = [
+            ("400", "BAD_REQUEST: the body is not JSON, or not declared as JSON"),
+            ("413", "PAYLOAD_TOO_LARGE: the body is larger than 64 KiB"),
+            ("422", "VALIDATION_ERROR: a field is missing, of the wrong type or invalid"),
+        ];
+        for item in doc.paths.paths.values_mut() {
+            for op in operations(item) {
+                let body: &[(&str, &str)] =
+                    if op.request_body.is_some() { &WITH_BODY } else { &[] };
+                let responses = &mut op.responses.responses;
+                for (status, description) in ALWAYS.iter().chain(body) {
+                    responses
+                        .entry((*status).to_owned())
+                        .or_insert_with(|| error(description).into());
+                }
+            }
+        }
+    }
+}
+
+/// `content = Option<T>` documents an optional body as "T or null"; but a
+/// JSON `null` is refused like any non-object. What is optional is the
+/// body itself: show `T`, with the body not required.
+struct OptionalBodies;
+
+impl Modify for OptionalBodies {
+    fn modify(&self, doc: &mut oa::OpenApi) {
+        use oa::schema::{Schema, SchemaType, Type};
+        let is_null = |s: &oa::RefOr<Schema>| matches!(s, oa::RefOr::T(Schema::Object(o)) if o.schema_type == SchemaType::Type(Type::Null));
+        for item in doc.paths.paths.values_mut() {
+            for op in operations(item) {
+                let Some(oa::RefOr::T(body)) = op.request_body.as_mut() else {
+                    continue;
+                };
+                for content in body.content.values_mut() {
+                    let oa::RefOr::T(content) = content else {
+                        continue;
+                    };
+                    let Some(oa::RefOr::T(Schema::OneOf(one_of))) = content.schema.as_ref() else {
+                        continue;
+                    };
+                    if let [a, b] = one_of.items.as_slice() {
+                        let inner = if is_null(b) {
+                            a
+                        } else if is_null(a) {
+                            b
+                        } else {
+                            continue;
+                        };
+                        let inner = inner.clone();
+                        content.schema = Some(inner);
+                        body.required = Some(oa::Required::False);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn operations(item: &mut oa::path::PathItem) -> impl Iterator<Item = &mut oa::path::Operation> {
+    [
+        item.get.as_mut(),
+        item.put.as_mut(),
+        item.post.as_mut(),
+        item.delete.as_mut(),
+        item.options.as_mut(),
+        item.head.as_mut(),
+        item.patch.as_mut(),
+        item.trace.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// The document.
+pub(crate) fn document() -> oa::OpenApi {
+    ApiDoc::openapi()
+}

@@ -1,0 +1,184 @@
+//! Connections: one enum over both backends, and the r2d2 manager that opens
+//! and prepares them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection as _;
+use diesel::r2d2::R2D2Connection as _;
+use diesel::{Connection as _, PgConnection, SqliteConnection};
+
+use crate::Backend;
+
+/// A connection to either database. The derive generates `MultiBackend`, the
+/// backend of the queries that are written once for both.
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    /// PostgreSQL (libpq).
+    Pg(PgConnection),
+    /// SQLite (bundled).
+    Sqlite(SqliteConnection),
+}
+
+/// Where the connections go, parsed from the URL.
+#[derive(Debug, Clone)]
+pub(crate) enum Target {
+    /// A libpq connection URI.
+    Pg(String),
+    /// A database file (or `:memory:`).
+    Sqlite(PathBuf),
+}
+
+impl Target {
+    /// Parses `postgres://…`, `postgresql://…`, `sqlite://path` or `sqlite:path`.
+    pub(crate) fn parse(url: &str) -> anyhow::Result<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Pg(url.to_owned()));
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "unsupported database URL: expected postgres://, postgresql:// or sqlite://"
+                )
+            })?;
+        // `sqlite://db.sqlite3?mode=rwc` (sqlx style): the query is not part
+        // of the file name.
+        let path = path.split_once('?').map_or(path, |(p, _)| p);
+        if path.is_empty() {
+            anyhow::bail!("the SQLite URL names no file");
+        }
+        Ok(Self::Sqlite(PathBuf::from(path)))
+    }
+
+    pub(crate) fn backend(&self) -> Backend {
+        match self {
+            Self::Pg(_) => Backend::Postgres,
+            Self::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    pub(crate) fn is_memory(&self) -> bool {
+        matches!(self, Self::Sqlite(p) if p.as_os_str() == ":memory:")
+    }
+}
+
+/// Adds libpq's `connect_timeout` (whole seconds, at least 2 as libpq wants)
+/// unless the URL sets one, so that an unreachable server fails fast.
+pub(crate) fn with_connect_timeout(url: &str, timeout: Duration) -> String {
+    if url.contains("connect_timeout=") {
+        return url.to_owned();
+    }
+    let secs = (timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0)).max(2);
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}connect_timeout={secs}")
+}
+
+/// Opens and prepares pooled connections.
+#[derive(Debug)]
+pub(crate) struct Manager {
+    pub(crate) target: Target,
+    pub(crate) timeout: Duration,
+}
+
+impl Manager {
+    fn open(&self) -> Result<DbConn, diesel::r2d2::Error> {
+        use diesel::r2d2::Error;
+        let ms = u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX);
+        match &self.target {
+            Target::Pg(url) => {
+                let mut c = PgConnection::establish(&with_connect_timeout(url, self.timeout))
+                    .map_err(Error::ConnectionError)?;
+                // A statement that waits longer than the timeout (a lock, a
+                // stuck server) fails instead of holding a request forever.
+                c.batch_execute(&format!("SET statement_timeout = {ms}"))
+                    .map_err(Error::QueryError)?;
+                Ok(DbConn::Pg(c))
+            }
+            Target::Sqlite(path) => {
+                let path = path.to_str().ok_or_else(|| {
+                    Error::ConnectionError(diesel::ConnectionError::InvalidConnectionUrl(
+                        "the SQLite path is not UTF-8".into(),
+                    ))
+                })?;
+                let mut c = SqliteConnection::establish(path).map_err(Error::ConnectionError)?;
+                // busy_timeout first: switching to WAL needs a lock that a
+                // concurrently opening connection may hold.
+                c.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
+                     PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                    ms.max(5000)
+                ))
+                .map_err(Error::QueryError)?;
+                Ok(DbConn::Sqlite(c))
+            }
+        }
+    }
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = DbConn;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConn, Self::Error> {
+        self.open()
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        conn.is_broken()
+    }
+}
+
+/// Logs failed connection attempts through `tracing` (r2d2 would use `log`).
+#[derive(Debug)]
+pub(crate) struct LogErrors;
+
+impl r2d2::HandleError<diesel::r2d2::Error> for LogErrors {
+    fn handle_error(&self, error: diesel::r2d2::Error) {
+        tracing::warn!(%error, "database connection failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert!(matches!(Target::parse("postgres://u@h/db"), Ok(Target::Pg(_))));
+        assert!(matches!(Target::parse("postgresql://u@h/db"), Ok(Target::Pg(_))));
+        for (url, path) in [
+            ("sqlite://data/s.db", "data/s.db"),
+            ("sqlite:///tmp/s.db", "/tmp/s.db"),
+            ("sqlite:s.db", "s.db"),
+            ("sqlite://s.db?mode=rwc", "s.db"),
+            ("sqlite::memory:", ":memory:"),
+        ] {
+            match Target::parse(url) {
+                Ok(Target::Sqlite(p)) => assert_eq!(p, PathBuf::from(path), "{url}"),
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+        assert!(Target::parse("mysql://x").is_err());
+        assert!(Target::parse("sqlite://").is_err());
+    }
+
+    #[test]
+    fn connect_timeout_is_added_once() {
+        let t = Duration::from_millis(500);
+        assert_eq!(with_connect_timeout("postgres://h/db", t), "postgres://h/db?connect_timeout=2");
+        assert_eq!(
+            with_connect_timeout("postgres://h/db?options=x", Duration::from_secs(3)),
+            "postgres://h/db?options=x&connect_timeout=3"
+        );
+        assert_eq!(
+            with_connect_timeout("postgres://h/db?connect_timeout=9", t),
+            "postgres://h/db?connect_timeout=9"
+        );
+    }
+}

@@ -1,0 +1,237 @@
+//! `sessions::SessionStore`.
+
+use diesel::dsl::max;
+use diesel::prelude::*;
+use kernel::{Duration, OffsetDateTime, Uuid, from_millis, to_millis};
+use sessions::{DeviceSession, NewSession, SessionState, SessionStore};
+
+use crate::schema::{device_sessions as ds, users};
+use crate::{Store, duration_ms, parse_id};
+
+const ACTIVE: &str = "active";
+
+/// A row of `device_sessions` as written at login.
+#[derive(Insertable)]
+#[diesel(table_name = ds)]
+struct NewSessionRow<'a> {
+    id: String,
+    user_id: String,
+    app: &'a str,
+    ip_address: Option<&'a str>,
+    user_agent: Option<&'a str>,
+    login_method: &'a str,
+    created_at_ms: i64,
+    expires_at_ms: i64,
+    last_activity_ms: i64,
+    state: &'static str,
+    ended_at_ms: Option<i64>,
+    refresh_hash: &'a str,
+}
+
+/// A row of `device_sessions` as read (without the refresh hash).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = ds)]
+pub(crate) struct SessionRow {
+    id: String,
+    user_id: String,
+    app: String,
+    ip_address: Option<String>,
+    user_agent: Option<String>,
+    login_method: String,
+    created_at_ms: i64,
+    expires_at_ms: i64,
+    last_activity_ms: i64,
+    state: String,
+    ended_at_ms: Option<i64>,
+}
+
+impl SessionRow {
+    pub(crate) fn into_session(self) -> anyhow::Result<DeviceSession> {
+        Ok(DeviceSession {
+            id: parse_id(&self.id)?,
+            user_id: parse_id(&self.user_id)?,
+            app: self.app,
+            ip_address: self.ip_address,
+            user_agent: self.user_agent,
+            login_method: self.login_method,
+            created_at: from_millis(self.created_at_ms),
+            expires_at: from_millis(self.expires_at_ms),
+            last_activity: from_millis(self.last_activity_ms),
+            state: SessionState::parse(&self.state).ok_or_else(|| {
+                anyhow::anyhow!("stored session state {:?} is unknown", self.state)
+            })?,
+            ended_at: self.ended_at_ms.map(from_millis),
+        })
+    }
+}
+
+fn ended_state(state: SessionState) -> anyhow::Result<&'static str> {
+    if state == SessionState::Active {
+        anyhow::bail!("a session cannot be ended into the active state");
+    }
+    Ok(state.as_str())
+}
+
+impl SessionStore for Store {
+    fn create_session(&self, new: &NewSession) -> anyhow::Result<()> {
+        let s = &new.session;
+        let row = NewSessionRow {
+            id: s.id.to_string(),
+            user_id: s.user_id.to_string(),
+            app: &s.app,
+            ip_address: s.ip_address.as_deref(),
+            user_agent: s.user_agent.as_deref(),
+            login_method: &s.login_method,
+            created_at_ms: to_millis(s.created_at),
+            expires_at_ms: to_millis(s.expires_at),
+            last_activity_ms: to_millis(s.last_activity),
+            state: s.state.as_str(),
+            ended_at_ms: s.ended_at.map(to_millis),
+            refresh_hash: &new.refresh_hash,
+        };
+        let (user_id, at) = (row.user_id.clone(), row.last_activity_ms);
+        // A login is activity: the user's `lastActivity` moves with it.
+        self.write_tx("creating a session", |c| {
+            diesel::insert_into(ds::table).values(&row).execute(c)?;
+            diesel::update(
+                users::table
+                    .find(&user_id)
+                    .filter(users::last_activity_ms.is_null().or(users::last_activity_ms.lt(at))),
+            )
+            .set(users::last_activity_ms.eq(at))
+            .execute(c)
+        })?;
+        Ok(())
+    }
+
+    fn get_session(&self, id: Uuid) -> anyhow::Result<Option<DeviceSession>> {
+        let id = id.to_string();
+        self.run("loading a session", |c| {
+            ds::table.find(&id).select(SessionRow::as_select()).first(c).optional()
+        })?
+        .map(SessionRow::into_session)
+        .transpose()
+    }
+
+    fn list_sessions(
+        &self,
+        user_id: Uuid,
+        include_inactive: bool,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<Vec<DeviceSession>> {
+        let user_id = user_id.to_string();
+        let now = to_millis(now);
+        let rows = self.run("listing sessions", |c| {
+            let mut q = ds::table
+                .filter(ds::user_id.eq(&user_id))
+                .select(SessionRow::as_select())
+                .order((ds::created_at_ms.desc(), ds::id.desc()))
+                .into_boxed();
+            if !include_inactive {
+                q = q.filter(ds::state.eq(ACTIVE)).filter(ds::expires_at_ms.gt(now));
+            }
+            q.load(c)
+        })?;
+        rows.into_iter().map(SessionRow::into_session).collect()
+    }
+
+    fn end_session(
+        &self,
+        id: Uuid,
+        state: SessionState,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<bool> {
+        let state = ended_state(state)?;
+        let id = id.to_string();
+        let n = self.run("ending a session", |c| {
+            diesel::update(ds::table.find(&id).filter(ds::state.eq(ACTIVE)))
+                .set((ds::state.eq(state), ds::ended_at_ms.eq(to_millis(now))))
+                .execute(c)
+        })?;
+        Ok(n == 1)
+    }
+
+    fn end_user_sessions(
+        &self,
+        user_id: Uuid,
+        except: Option<Uuid>,
+        state: SessionState,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<u64> {
+        let state = ended_state(state)?;
+        let user_id = user_id.to_string();
+        let except = except.map(|id| id.to_string());
+        let n = self.run("ending a user's sessions", |c| {
+            let target = ds::table.filter(ds::user_id.eq(&user_id)).filter(ds::state.eq(ACTIVE));
+            let set = (ds::state.eq(state), ds::ended_at_ms.eq(to_millis(now)));
+            match &except {
+                Some(except) => {
+                    diesel::update(target.filter(ds::id.ne(except))).set(set).execute(c)
+                }
+                None => diesel::update(target).set(set).execute(c),
+            }
+        })?;
+        Ok(u64::try_from(n).unwrap_or(u64::MAX))
+    }
+
+    fn delete_session(&self, id: Uuid) -> anyhow::Result<bool> {
+        let id = id.to_string();
+        // Superseded refresh tokens go with it (ON DELETE CASCADE).
+        let n =
+            self.run("deleting a session", |c| diesel::delete(ds::table.find(&id)).execute(c))?;
+        Ok(n == 1)
+    }
+
+    fn touch_session(
+        &self,
+        id: Uuid,
+        user_id: Uuid,
+        now: OffsetDateTime,
+        min_interval: Duration,
+    ) -> anyhow::Result<bool> {
+        let (id, user_id) = (id.to_string(), user_id.to_string());
+        let now = to_millis(now);
+        let due = now.saturating_sub(duration_ms(min_interval));
+        // Conditional writes, so that concurrent requests of one session
+        // write once per interval; the session's write comes first and
+        // decides whether the user's is needed at all.
+        self.write_tx("recording session activity", |c| {
+            let n = diesel::update(
+                ds::table
+                    .find(&id)
+                    .filter(ds::user_id.eq(&user_id))
+                    .filter(ds::last_activity_ms.le(due)),
+            )
+            .set(ds::last_activity_ms.eq(now))
+            .execute(c)?;
+            if n == 0 {
+                return Ok(false);
+            }
+            diesel::update(
+                users::table
+                    .find(&user_id)
+                    .filter(users::last_activity_ms.is_null().or(users::last_activity_ms.lt(now))),
+            )
+            .set(users::last_activity_ms.eq(now))
+            .execute(c)?;
+            Ok(true)
+        })
+    }
+
+    fn latest_live_activity(
+        &self,
+        user_id: Uuid,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<Option<OffsetDateTime>> {
+        let user_id = user_id.to_string();
+        let latest: Option<i64> = self.run("loading the latest activity", |c| {
+            ds::table
+                .filter(ds::user_id.eq(&user_id))
+                .filter(ds::state.eq(ACTIVE))
+                .filter(ds::expires_at_ms.gt(to_millis(now)))
+                .select(max(ds::last_activity_ms))
+                .first(c)
+        })?;
+        Ok(latest.map(from_millis))
+    }
+}

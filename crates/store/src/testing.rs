@@ -1,0 +1,166 @@
+//! Throwaway databases for tests: a fresh PostgreSQL schema or SQLite file
+//! per test, so tests run in parallel without seeing each other's rows.
+//! Behind the `testing` feature.
+
+use std::io::Write as _;
+use std::sync::Once;
+
+use diesel::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+
+use crate::Store;
+use crate::schema::audit_events;
+
+/// The server used when `TEST_DATABASE_URL` is not set.
+pub const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// Schemas of earlier runs older than this are dropped.
+const STALE_AFTER_MS: u64 = 6 * 3600 * 1000;
+
+/// A URL to a fresh, empty (unmigrated) PostgreSQL schema for one test: it
+/// connects to `TEST_DATABASE_URL` (default
+/// [`DEFAULT_TEST_DATABASE_URL`]), creates a schema `t_<uuid>` and returns
+/// the same URL with libpq's `options=-csearch_path%3D<schema>`, so every
+/// connection made from it works in that schema. Schemas left by runs more
+/// than six hours old are dropped on the first call.
+///
+/// `None`, after a loud warning on stderr (once per process), when
+/// PostgreSQL cannot be reached; panics instead when the environment
+/// variable `CI` is `true`, so that CI never silently skips PostgreSQL.
+pub fn fresh_postgres_url() -> Option<String> {
+    let base = std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| DEFAULT_TEST_DATABASE_URL.to_owned());
+    let mut conn = match PgConnection::establish(&crate::conn::with_connect_timeout(
+        &base,
+        std::time::Duration::from_secs(3),
+    )) {
+        Ok(conn) => conn,
+        Err(e) => {
+            let base = redact(&base);
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("PostgreSQL is required on CI but cannot be reached at {base}: {e}");
+            }
+            static WARN: Once = Once::new();
+            WARN.call_once(|| {
+                // Straight to the process's stderr: the test harness captures
+                // `eprintln!` of passing tests, and this must be seen.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\n\
+                     ************************************************************\n\
+                     WARNING: PostgreSQL is unreachable at {base}:\n  {e}\n\
+                     PostgreSQL tests are SKIPPED. Start it or set TEST_DATABASE_URL.\n\
+                     ************************************************************\n"
+                );
+            });
+            return None;
+        }
+    };
+    static SWEEP: Once = Once::new();
+    SWEEP.call_once(|| drop_stale_schemas(&mut conn));
+    let schema = format!("t_{}", kernel::new_id().simple());
+    if let Err(e) = diesel::sql_query(format!("CREATE SCHEMA {schema}")).execute(&mut conn) {
+        panic!("creating test schema {schema}: {e}");
+    }
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Some(format!("{base}{sep}options=-csearch_path%3D{schema}"))
+}
+
+/// The URL without its user and password, for messages.
+fn redact(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((_, host)) => format!("{scheme}://***@{host}"),
+            None => url.to_owned(),
+        },
+        None => "<unparsable URL>".to_owned(),
+    }
+}
+
+#[derive(QueryableByName)]
+struct SchemaName {
+    #[diesel(sql_type = Text)]
+    nspname: String,
+}
+
+/// Drops `t_<uuid v7>` schemas whose uuid is older than [`STALE_AFTER_MS`].
+fn drop_stale_schemas(conn: &mut PgConnection) {
+    let Ok(names) = diesel::sql_query(
+        "SELECT nspname::text AS nspname FROM pg_namespace WHERE nspname LIKE 't\\_%'",
+    )
+    .load::<SchemaName>(conn) else {
+        return;
+    };
+    let now_ms = u64::try_from(kernel::to_millis(kernel::OffsetDateTime::now_utc())).unwrap_or(0);
+    for SchemaName { nspname } in names {
+        let Some(born_ms) = nspname
+            .strip_prefix("t_")
+            .filter(|hex| hex.len() == 32)
+            .and_then(|hex| kernel::Uuid::parse_str(hex).ok())
+            .and_then(|id| id.get_timestamp())
+            .map(|ts| {
+                let (secs, nanos) = ts.to_unix();
+                secs * 1000 + u64::from(nanos / 1_000_000)
+            })
+        else {
+            continue;
+        };
+        if now_ms.saturating_sub(born_ms) > STALE_AFTER_MS {
+            // Another process may be sweeping too; losing that race is fine.
+            let _ =
+                diesel::sql_query(format!("DROP SCHEMA IF EXISTS {nspname} CASCADE")).execute(conn);
+        }
+    }
+}
+
+/// A URL to a new SQLite file in a new directory under the system's temp
+/// directory (left behind for inspection; the OS cleans temp).
+pub fn fresh_sqlite_url() -> String {
+    let dir = std::env::temp_dir().join(format!("sessiond-test-{}", kernel::new_id().simple()));
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        panic!("creating {}: {e}", dir.display());
+    }
+    format!("sqlite://{}", dir.join("sessiond.sqlite3").display())
+}
+
+/// Every audit event, oldest first: to check what a test recorded.
+pub fn audit_events(store: &Store) -> anyhow::Result<Vec<auth::AuditEvent>> {
+    type Row = (
+        String,
+        i64,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        String,
+    );
+    let rows: Vec<Row> = store.run("listing audit events", |c| {
+        audit_events::table.order((audit_events::at_ms.asc(), audit_events::id.asc())).load(c)
+    })?;
+    rows.into_iter()
+        .map(|(id, at, action, user_id, session_id, ip, ua, request_id, outcome)| {
+            let opt_id = |s: Option<String>| s.as_deref().map(crate::parse_id).transpose();
+            Ok(auth::AuditEvent {
+                id: crate::parse_id(&id)?,
+                at: kernel::from_millis(at),
+                action: auth::AuditAction::parse(&action)
+                    .ok_or_else(|| anyhow::anyhow!("unknown audit action {action:?}"))?,
+                user_id: opt_id(user_id)?,
+                session_id: opt_id(session_id)?,
+                ip_address: ip,
+                user_agent: ua,
+                request_id,
+                outcome: match outcome.as_str() {
+                    "success" => auth::AuditOutcome::Success,
+                    "failure" => auth::AuditOutcome::Failure,
+                    other => anyhow::bail!("unknown audit outcome {other:?}"),
+                },
+            })
+        })
+        .collect()
+}

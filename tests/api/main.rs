@@ -1,0 +1,9 @@
+//! End-to-end tests: the real `sessiond` binary over HTTP, on SQLite and on
+//! PostgreSQL (each test gets a fresh database or schema). PostgreSQL tests
+//! are skipped loudly when no server can be reached, and fail under CI.
+
+mod auth_flow;
+mod concurrency;
+mod errors;
+mod openapi;
+mod support;
