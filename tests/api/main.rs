@@ -2,8 +2,12 @@
 //! PostgreSQL (each test gets a fresh database or schema). PostgreSQL tests
 //! are skipped loudly when no server can be reached, and fail under CI.
 
+mod audit;
 mod auth_flow;
 mod concurrency;
 mod errors;
+mod geo;
+mod mmdb;
 mod openapi;
+mod sessions;
 mod support;

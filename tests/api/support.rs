@@ -298,3 +298,48 @@ macro_rules! on_both_databases {
         }
     };
 }
+
+impl Tokens {
+    /// The id of the device session this login created.
+    pub fn session_id(&self) -> String {
+        self.data["session"]["id"].as_str().expect("session.id").to_owned()
+    }
+}
+
+/// Creates an administrator with the command line and logs it in.
+pub fn create_admin(s: &Server, username: &str, password: &str) -> Tokens {
+    let out = s.cli(
+        &["user", "create", "--username", username, "--password-stdin", "--role", "admin"],
+        Some(&format!("{password}\n")),
+    );
+    assert!(out.status.success(), "user create: {}", String::from_utf8_lossy(&out.stderr));
+    s.login(username, password, CHROME_WINDOWS)
+}
+
+/// An answer's body without what differs between two identical requests
+/// (`requestId`, `timestamp`), to compare error bodies.
+pub fn without_volatile(body: &Value) -> Value {
+    let mut body = body.clone();
+    if let Some(o) = body.as_object_mut() {
+        o.remove("requestId");
+        o.remove("timestamp");
+    }
+    body
+}
+
+/// Milliseconds since the epoch of a timestamp in a response.
+#[track_caller]
+pub fn millis(ts: &Value) -> i64 {
+    let s = ts.as_str().unwrap_or_else(|| panic!("not a timestamp: {ts}"));
+    kernel::to_millis(kernel::parse_instant(s).unwrap_or_else(|e| panic!("{s:?}: {e}")))
+}
+
+/// Asserts a response timestamp is RFC 3339 UTC with milliseconds.
+#[track_caller]
+pub fn assert_timestamp(ts: &Value) {
+    let s = ts.as_str().unwrap_or_default();
+    assert!(
+        s.len() == 24 && s.ends_with('Z') && s.as_bytes()[19] == b'.',
+        "timestamp {ts} is not RFC 3339 UTC with millis"
+    );
+}

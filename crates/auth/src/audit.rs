@@ -110,15 +110,76 @@ pub struct AuditEvent {
     pub outcome: AuditOutcome,
 }
 
+/// Which events to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only this user's events.
+    pub user_id: Option<Uuid>,
+    /// Only this action.
+    pub action: Option<AuditAction>,
+    /// Events at or after this instant.
+    pub from: Option<OffsetDateTime>,
+    /// Events before this instant.
+    pub to: Option<OffsetDateTime>,
+    /// Continue after this position (exclusive), newest first.
+    pub after: Option<AuditPosition>,
+    /// At most this many (1–1000).
+    pub limit: u32,
+}
+
+/// A position in the newest-first order of events: `(at, id)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditPosition {
+    /// The event's time.
+    pub at: OffsetDateTime,
+    /// The event's id (ties at one instant are ordered by id).
+    pub id: Uuid,
+}
+
+impl AuditPosition {
+    /// The opaque cursor handed to clients.
+    pub fn to_cursor(self) -> String {
+        format!("{}.{}", kernel::to_millis(self.at), self.id.simple())
+    }
+
+    /// Parses a cursor made by [`Self::to_cursor`].
+    pub fn from_cursor(s: &str) -> Option<Self> {
+        let (ms, id) = s.split_once('.')?;
+        Some(Self { at: kernel::from_millis(ms.parse().ok()?), id: Uuid::try_parse(id).ok()? })
+    }
+}
+
 /// Storage of the audit trail. Append-only.
 pub trait AuditLog: Send + Sync {
     /// Appends an event.
     fn record(&self, event: &AuditEvent) -> anyhow::Result<()>;
+
+    /// Events matching `query`, newest first (by time, then id), at most
+    /// `query.limit`.
+    fn list_events(&self, query: &AuditQuery) -> anyhow::Result<Vec<AuditEvent>>;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let p = AuditPosition {
+            at: kernel::from_millis(1_712_318_400_123),
+            id: Uuid::parse_str("01a1ffac-8994-757d-9656-dedbb9b318a8").unwrap_or_default(),
+        };
+        assert_eq!(AuditPosition::from_cursor(&p.to_cursor()), Some(p));
+        for bad in [
+            "",
+            "abc",
+            "12.",
+            ".01a1ffac8994757d9656dedbb9b318a8",
+            "x.01a1ffac8994757d9656dedbb9b318a8",
+        ] {
+            assert_eq!(AuditPosition::from_cursor(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn action_names_round_trip() {

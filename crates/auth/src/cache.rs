@@ -147,6 +147,7 @@ mod tests {
             app: "default".into(),
             ip_address: None,
             user_agent: None,
+            location: None,
             login_method: "password".into(),
             created_at: now,
             expires_at: now + Duration::hours(1),

@@ -6,12 +6,16 @@
 //! adapters call it from a blocking thread pool, never from an async
 //! executor. The service only knows ports; `store` implements them.
 
+mod activity;
 mod audit;
 mod cache;
+mod devices;
 mod service;
 
-pub use audit::{AuditAction, AuditEvent, AuditLog, AuditOutcome};
+pub use activity::ActivityBuffer;
+pub use audit::{AuditAction, AuditEvent, AuditLog, AuditOutcome, AuditPosition, AuditQuery};
 pub use cache::SessionCache;
+pub use devices::{AuditPage, AuditRequest, SessionInfo};
 pub use service::{
     AuthService, CACHE_TTL, LoginInput, LoginOk, Ports, Principal, Refreshed, RegisterInput,
     Settings, UserProfile,
@@ -64,6 +68,10 @@ pub enum AuthError {
     /// The addressed user does not exist.
     #[error("user not found")]
     UserNotFound,
+    /// The addressed session does not exist, is not a session id, or
+    /// belongs to someone else (indistinguishably).
+    #[error("session not found")]
+    SessionNotFound,
     /// What the domain cannot name (store failures).
     #[error(transparent)]
     Unknown(#[from] anyhow::Error),

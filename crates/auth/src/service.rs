@@ -11,6 +11,7 @@ use sessions::{DeviceSession, Lifetimes, NewSession, SessionState, SessionStore}
 use tokens::refresh::{self, Presented};
 use tokens::{AccessGrant, Claims, RefreshToken, RefreshTokenStore, TokenCodec, TokenError};
 
+use crate::activity::ActivityBuffer;
 use crate::cache::SessionCache;
 use crate::{
     AuditAction, AuditEvent, AuditLog, AuditOutcome, AuthError, DEFAULT_APP, PrincipalStore,
@@ -30,6 +31,8 @@ pub struct Ports {
     pub principals: Arc<dyn PrincipalStore>,
     /// The audit trail.
     pub audit: Arc<dyn AuditLog>,
+    /// Client address → place, for the session record.
+    pub locator: Arc<dyn sessions::Locator>,
     /// Time.
     pub clock: Arc<dyn Clock>,
 }
@@ -135,6 +138,7 @@ pub struct AuthService {
     hasher: PasswordHasher,
     settings: Settings,
     cache: SessionCache,
+    activity: ActivityBuffer,
 }
 
 /// How long a cached session state is trusted: the bound on how late a
@@ -158,7 +162,14 @@ impl AuthService {
         hasher: PasswordHasher,
         settings: Settings,
     ) -> Self {
-        Self { ports, codec, hasher, settings, cache: SessionCache::new(CACHE_TTL, CACHE_CAPACITY) }
+        Self {
+            ports,
+            codec,
+            hasher,
+            settings,
+            cache: SessionCache::new(CACHE_TTL, CACHE_CAPACITY),
+            activity: ActivityBuffer::new(),
+        }
     }
 
     /// The policy in force.
@@ -175,7 +186,17 @@ impl AuthService {
         kernel::truncate_millis(self.ports.clock.now())
     }
 
-    fn audit(
+    /// The current time at the store's precision.
+    pub(crate) fn clock_now(&self) -> OffsetDateTime {
+        self.now()
+    }
+
+    /// The ports, for the use cases in sibling modules.
+    pub(crate) fn ports(&self) -> &Ports {
+        &self.ports
+    }
+
+    pub(crate) fn audit(
         &self,
         action: AuditAction,
         outcome: AuditOutcome,
@@ -295,6 +316,7 @@ impl AuthService {
             app,
             ip_address: meta.ip.clone(),
             user_agent: meta.user_agent.clone(),
+            location: meta.ip.as_deref().and_then(|ip| self.ports.locator.locate(ip)),
             login_method: "password".into(),
             created_at: now,
             expires_at: now + self.settings.lifetimes.absolute,
@@ -324,26 +346,53 @@ impl AuthService {
     }
 
     /// Authenticates a bearer token: valid signature, issuer and expiry, and
-    /// a session that is still live for an active user. Records activity at
-    /// most once per write interval.
+    /// a session that is still live for an active user. Marks the session
+    /// as used (written behind, at most once per write interval).
     pub fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
         let now = self.now();
         let claims = self.verify(token, now)?;
-        let (session, mut user) = self.live_session(claims_ids(&claims)?.0, now)?;
+        let (mut session, mut user) = self.live_session(claims_ids(&claims)?.0, now)?;
         check_owner(&claims, &session)?;
-        let interval = self.settings.lifetimes.activity_write_interval();
-        if now - session.last_activity >= interval {
-            self.ports.sessions.touch_session(session.id, user.id, now, interval)?;
-            self.cache.note_activity(session.id, now);
-            user.last_activity = Some(now);
-        }
+        self.mark_used(&mut session, &mut user, now, false);
         Ok(Principal { user, session, claims })
     }
 
+    /// Records that a session was used at `now`: in the write-behind buffer
+    /// and the cache, when the last recorded use is older than the write
+    /// interval (or always, when `force`).
+    fn mark_used(
+        &self,
+        session: &mut DeviceSession,
+        user: &mut User,
+        now: OffsetDateTime,
+        force: bool,
+    ) {
+        if force || now - session.last_activity >= self.settings.lifetimes.activity_write_interval()
+        {
+            self.activity.mark(session.id, user.id, now);
+            self.cache.note_activity(session.id, now);
+            session.last_activity = now;
+            user.last_activity = Some(now);
+        }
+    }
+
+    /// Writes the pending activity marks (the write-behind flush). Marks
+    /// stay pending when the write fails, so nothing is lost; returns how
+    /// many sessions were written.
+    pub fn flush_activity(&self) -> Result<u64, AuthError> {
+        let marks = self.activity.snapshot();
+        if marks.is_empty() {
+            return Ok(0);
+        }
+        let n = self.ports.sessions.record_activity(&marks)?;
+        self.activity.written(&marks);
+        Ok(n)
+    }
+
     /// Authentication without blocking: answers from the signature and the
-    /// session cache alone. `None` when that is not enough (cache miss, or
-    /// activity is due to be written): then call [`Self::authenticate`] on
-    /// a blocking thread. Meant for the async request path.
+    /// session cache alone. `None` on a cache miss: then call
+    /// [`Self::authenticate`] on a blocking thread. Meant for the async
+    /// request path.
     pub fn authenticate_cached(&self, token: &str) -> Option<Result<Principal, AuthError>> {
         let now = self.now();
         let claims = match self.verify(token, now) {
@@ -354,15 +403,13 @@ impl AuthService {
             Ok((sid, _)) => sid,
             Err(e) => return Some(Err(e)),
         };
-        let (session, user) = self.cache.get(session_id, now)?;
+        let (mut session, mut user) = self.cache.get(session_id, now)?;
         if let Err(e) =
             self.check_live(&session, &user, now).and_then(|()| check_owner(&claims, &session))
         {
             return Some(Err(e));
         }
-        if now - session.last_activity >= self.settings.lifetimes.activity_write_interval() {
-            return None;
-        }
+        self.mark_used(&mut session, &mut user, now, false);
         Some(Ok(Principal { user, session, claims }))
     }
 
@@ -388,8 +435,13 @@ impl AuthService {
             Some(hit) => hit,
             None => {
                 let epoch = self.cache.epoch();
-                let (session, user) =
+                let (mut session, mut user) =
                     self.ports.principals.session_with_user(session_id)?.ok_or(SESSION_ENDED)?;
+                // Activity not yet written behind still counts.
+                if let Some(at) = self.activity.pending(session_id) {
+                    session.last_activity = session.last_activity.max(at);
+                    user.last_activity = Some(user.last_activity.map_or(at, |l| l.max(at)));
+                }
                 self.cache.put(epoch, session.clone(), user.clone(), now);
                 (session, user)
             }
@@ -413,6 +465,7 @@ impl AuthService {
     /// Forgets what the cache knows of a session; call after changing it.
     pub fn forget_session(&self, session_id: Uuid) {
         self.cache.invalidate_session(session_id);
+        self.activity.forget(session_id);
     }
 
     /// Forgets what the cache knows of a user's sessions; call after
@@ -472,10 +525,8 @@ impl AuthService {
                 _ => presented_hash.clone(),
             };
             if self.ports.refresh.replace_refresh(session.id, &expected, &fresh.hash, now)? {
-                let interval = self.settings.lifetimes.activity_write_interval();
-                if self.ports.sessions.touch_session(session.id, user.id, now, interval)? {
-                    self.cache.note_activity(session.id, now);
-                }
+                let (mut session, mut user) = (session, user);
+                self.mark_used(&mut session, &mut user, now, true);
                 self.audit(
                     AuditAction::Refresh,
                     AuditOutcome::Success,
@@ -527,9 +578,9 @@ impl AuthService {
         meta: &RequestMeta,
     ) -> Result<Refreshed, AuthError> {
         let now = self.now();
-        let p = principal;
-        self.ports.sessions.touch_session(p.session.id, p.user.id, now, Duration::ZERO)?;
-        self.cache.note_activity(p.session.id, now);
+        let (mut session, mut user) = (principal.session.clone(), principal.user.clone());
+        self.mark_used(&mut session, &mut user, now, true);
+        let p = &Principal { user, session, claims: principal.claims.clone() };
         self.audit(
             AuditAction::Refresh,
             AuditOutcome::Success,
@@ -538,7 +589,7 @@ impl AuthService {
             meta,
         )?;
         let (access_token, _) = self.codec.issue(&grant(&p.user, &p.session), now);
-        let user = User { last_activity: Some(now), ..p.user.clone() };
+        let user = p.user.clone();
         Ok(Refreshed {
             access_token,
             refresh_token: None,

@@ -24,7 +24,8 @@
 //! closed loop (every connection sends its next request as soon as the
 //! previous answer is in) over keep-alive HTTP/1.1 connections on
 //! `GET /health/live` (the bare endpoint), `POST /api/auth/token-info` (bearer
-//! authentication alone), `GET /api/auth/me` and `POST /api/auth/login`, and
+//! authentication alone), `GET /api/auth/me`, `GET /api/sessions` for a user
+//! with 20 sessions and `POST /api/auth/login`, and
 //! reports throughput, p50/p99 latency, errors (non-2xx and I/O failures),
 //! each endpoint's throughput relative to the bare one, and login throughput
 //! relative to the Argon2 bound: cores ÷ the time of one
@@ -143,17 +144,22 @@ enum Endpoint {
     Live,
     TokenInfo,
     Me,
+    Sessions,
     Login,
 }
 
+/// Sessions the benchmark user has when `GET /api/sessions` is measured.
+const SESSIONS_PER_USER: usize = 20;
+
 impl Endpoint {
-    const ALL: [Self; 4] = [Self::Live, Self::TokenInfo, Self::Me, Self::Login];
+    const ALL: [Self; 5] = [Self::Live, Self::TokenInfo, Self::Me, Self::Sessions, Self::Login];
 
     fn label(self) -> &'static str {
         match self {
             Self::Live => "GET /health/live",
             Self::TokenInfo => "POST /api/auth/token-info",
             Self::Me => "GET /api/auth/me",
+            Self::Sessions => "GET /api/sessions (20)",
             Self::Login => "POST /api/auth/login",
         }
     }
@@ -165,6 +171,7 @@ impl Endpoint {
                 client::request("POST", "/api/auth/token-info", addr, Some(token), Some("{}"))
             }
             Self::Me => client::request("GET", "/api/auth/me", addr, Some(token), None),
+            Self::Sessions => client::request("GET", "/api/sessions", addr, Some(token), None),
             Self::Login => {
                 client::request("POST", "/api/auth/login", addr, None, Some(&credentials()))
             }
@@ -366,7 +373,8 @@ fn ratio_text(endpoint: Endpoint, o: &Outcome, bare: f64, argon: &Argon2Bound) -
     }
 }
 
-/// Registers the benchmark user and logs in; returns the access token.
+/// Registers the benchmark user and logs in [`SESSIONS_PER_USER`] times
+/// (so that listing sessions lists that many); returns the last access token.
 async fn sign_up(addr: SocketAddr) -> Result<String, String> {
     let mut conn = Conn::connect(addr).await.map_err(|e| format!("connecting to {addr}: {e}"))?;
     let register = client::request("POST", "/api/auth/register", addr, None, Some(&credentials()));
@@ -383,6 +391,13 @@ async fn sign_up(addr: SocketAddr) -> Result<String, String> {
         conn = Conn::connect(addr).await.map_err(|e| format!("connecting to {addr}: {e}"))?;
     }
     let login = client::request("POST", "/api/auth/login", addr, None, Some(&credentials()));
+    for _ in 1..SESSIONS_PER_USER {
+        let resp =
+            conn.roundtrip(&login).await.map_err(|e| format!("POST /api/auth/login: {e}"))?;
+        if resp.close {
+            conn = Conn::connect(addr).await.map_err(|e| format!("connecting to {addr}: {e}"))?;
+        }
+    }
     let resp = conn.roundtrip(&login).await.map_err(|e| format!("POST /api/auth/login: {e}"))?;
     if resp.status != 200 {
         return Err(format!(

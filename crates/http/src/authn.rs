@@ -70,10 +70,19 @@ impl FromRequest for Authenticated {
     }
 }
 
-/// The client address: the peer, without its port. (Forwarded headers are
-/// trusted only from configured proxies, which come later.)
+/// The client address: the peer, or what trusted proxies forwarded (see
+/// [`crate::client_ip`]).
 pub(crate) fn client_ip(req: &HttpRequest) -> Option<String> {
-    req.peer_addr().map(|a| a.ip().to_string())
+    let peer = req.peer_addr().map(|a| a.ip());
+    let state = req.app_data::<web::Data<ApiState>>();
+    let ip = match state {
+        Some(s) if !s.trusted_proxies.is_empty() => {
+            crate::client_ip::resolve(peer, req.headers(), &s.trusted_proxies)
+        }
+        // Nothing trusted: the headers are never even read.
+        _ => peer.map(|p| p.to_canonical()),
+    };
+    ip.map(|ip| ip.to_string())
 }
 
 /// Facts about the request for the session record and the audit log.

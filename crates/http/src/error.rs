@@ -209,6 +209,24 @@ impl ApiError {
         Self::new(ErrorCode::UserNotFound, "User not found", "User not found")
     }
 
+    /// 404 SESSION_NOT_FOUND, seed 000's wording; `verb` is what the caller
+    /// meant to do (`delete`, `deactivate`, …). A missing session, another
+    /// user's and an id that is not a UUID all get exactly this answer.
+    pub fn session_not_found(verb: &str) -> Self {
+        Self::new(
+            ErrorCode::SessionNotFound,
+            "Session not found or unauthorized",
+            format!(
+                "The requested session does not exist or you don't have permission to {verb} it"
+            ),
+        )
+    }
+
+    /// This error, but a SESSION_NOT_FOUND worded for `verb`.
+    pub fn for_session(self, verb: &str) -> Self {
+        if self.code == ErrorCode::SessionNotFound { Self::session_not_found(verb) } else { self }
+    }
+
     /// 405 METHOD_NOT_ALLOWED; `allow` lists the methods the path answers.
     pub fn method_not_allowed(allow: &'static str) -> Self {
         Self {
@@ -305,6 +323,7 @@ impl From<AuthError> for ApiError {
             ),
             AuthError::Forbidden(why) => Self::forbidden(why),
             AuthError::UserNotFound => Self::user_not_found(),
+            AuthError::SessionNotFound => Self::session_not_found("access"),
             AuthError::Unknown(e) if kernel::Unavailable::in_chain(e.chain()) => {
                 tracing::warn!(
                     request_id = %crate::request_id::current(),
@@ -388,6 +407,22 @@ mod tests {
         assert_eq!(
             mapped(AuthError::UserNotFound),
             (404, "USER_NOT_FOUND", "User not found".into())
+        );
+        assert_eq!(
+            mapped(AuthError::SessionNotFound),
+            (404, "SESSION_NOT_FOUND", "Session not found or unauthorized".into())
+        );
+        let e = ApiError::from(AuthError::SessionNotFound).for_session("delete");
+        assert_eq!(
+            e.details,
+            ErrorDetails::Text(
+                "The requested session does not exist or you don't have permission to delete it"
+                    .into()
+            )
+        );
+        assert_eq!(
+            ApiError::from(AuthError::UserNotFound).for_session("delete").code,
+            ErrorCode::UserNotFound
         );
     }
 

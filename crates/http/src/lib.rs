@@ -15,12 +15,16 @@
 
 mod authn;
 mod body;
+mod client_ip;
 mod envelope;
 pub mod error;
 mod openapi;
+mod query;
 mod request_id;
 mod routes;
 mod views;
+
+pub use client_ip::TrustedProxies;
 
 use std::future::{Ready, ready};
 use std::sync::Arc;
@@ -46,6 +50,9 @@ pub struct ApiState {
     pub auth: Arc<auth::AuthService>,
     /// The readiness probe.
     pub readiness: Arc<dyn Readiness>,
+    /// Proxies whose `X-Forwarded-For` / `Forwarded` are believed; with
+    /// none, the client address is always the TCP peer.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl FromRequest for ApiState {
@@ -75,10 +82,7 @@ pub(crate) fn app(
         .app_data(
             web::PathConfig::default().error_handler(|_, _| ApiError::route_not_found().into()),
         )
-        .app_data(
-            web::QueryConfig::default()
-                .error_handler(|e, _| ApiError::invalid_field("query", e.to_string()).into()),
-        )
+        .app_data(web::QueryConfig::default().error_handler(|e, _| query::query_error(&e).into()))
         .configure(routes::configure)
         .default_service(web::to(routes::not_found))
         // Outermost last: the request id scope covers everything, and paths

@@ -8,10 +8,11 @@ use utoipa::{Modify, OpenApi, ToSchema};
 pub(crate) use crate::envelope::ErrorEnvelope;
 use crate::envelope::{ErrorBody, Null};
 use crate::error::{ErrorCode, ErrorDetails};
-use crate::routes::{admin, auth, docs, health};
+use crate::routes::{admin, audit, auth, docs, health, sessions};
 use crate::views::{
-    ClaimsView, DeviceInfoView, LoginData, LogoutAllData, RefreshData, SessionView, UserView,
-    ValidateTokenData,
+    AuditEventView, AuditPageData, ClaimsView, DeviceInfoView, LoginData, LogoutAllData,
+    RefreshData, SessionListV1Data, SessionView, TerminatedCountData, TerminatedSessionData,
+    UserView, ValidateTokenData,
 };
 
 /// Declares a success-envelope schema whose `data` is `$data`. These types
@@ -57,6 +58,18 @@ envelope_schema! {
     ValidateTokenEnvelope => ValidateTokenData;
     /// A success envelope carrying a token's claims.
     ClaimsEnvelope => ClaimsView;
+    /// A success envelope carrying a list of sessions (seed 000).
+    SessionListEnvelope => Vec<SessionView>;
+    /// A success envelope carrying one session.
+    SessionEnvelope => SessionView;
+    /// A success envelope carrying seed 001's session listing.
+    SessionListV1Envelope => SessionListV1Data;
+    /// The answer to deleting (terminating) many sessions.
+    TerminatedCountEnvelope => TerminatedCountData;
+    /// The answer to seed 001's terminating one session.
+    TerminatedSessionEnvelope => TerminatedSessionData;
+    /// A success envelope carrying a page of audit events.
+    AuditPageEnvelope => AuditPageData;
 }
 
 #[derive(OpenApi)]
@@ -88,19 +101,38 @@ envelope_schema! {
         auth::validate_token,
         auth::token_info,
         admin::update_user,
+        admin::list_user_sessions,
+        admin::delete_all_user_sessions,
+        admin::get_user_session,
+        admin::delete_user_session,
+        sessions::list,
+        sessions::delete_all,
+        sessions::delete,
+        sessions::deactivate,
+        sessions::list_v1,
+        sessions::terminate_all_v1,
+        sessions::terminate_all_v1_all,
+        sessions::terminate_v1,
+        audit::mine,
+        audit::everyone,
     ),
     components(schemas(
         ErrorEnvelope, ErrorBody, ErrorCode, ErrorDetails,
         EmptyEnvelope, UserEnvelope, LoginEnvelope, RefreshEnvelope, LogoutAllEnvelope,
         ValidateTokenEnvelope, ClaimsEnvelope,
+        SessionListEnvelope, SessionEnvelope, SessionListV1Envelope, TerminatedCountEnvelope,
+        TerminatedSessionEnvelope, AuditPageEnvelope,
         UserView, SessionView, DeviceInfoView, ClaimsView, LoginData, RefreshData,
-        LogoutAllData, ValidateTokenData,
+        LogoutAllData, ValidateTokenData, SessionListV1Data, TerminatedCountData,
+        TerminatedSessionData, AuditEventView, AuditPageData,
     )),
     modifiers(&Security, &CommonErrors, &OptionalBodies),
     tags(
         (name = "health", description = "Liveness, readiness and the seeds' health checks"),
         (name = "auth", description = "Accounts and tokens"),
+        (name = "sessions", description = "The caller's device sessions (seeds 000 and 001)"),
         (name = "admin", description = "Administration (admin role)"),
+        (name = "audit", description = "The audit trail of security events"),
     )
 )]
 struct ApiDoc;

@@ -1,7 +1,7 @@
 //! What the API shows of the domain: the user view, the session view, the
 //! claims, and the `data` of each answer. Wire names are the seeds'.
 
-use auth::UserProfile;
+use auth::{AuditEvent, AuditPage, SessionInfo, UserProfile};
 use kernel::{OffsetDateTime, format_instant};
 use serde::Serialize;
 use sessions::{DeviceInfo, DeviceSession, Lifetimes};
@@ -84,6 +84,7 @@ pub struct DeviceInfoView {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SessionView {
     /// Session id (UUID).
+    #[schema(example = "0190f1c2-7e3a-7b4c-9d2e-1f2a3b4c5d6e")]
     pub id: String,
     /// Client address at login.
     #[schema(required = true, example = "192.0.2.10")]
@@ -106,12 +107,16 @@ pub struct SessionView {
     #[schema(example = "default")]
     pub app: String,
     /// Login time.
+    #[schema(example = "2024-04-05T12:00:00.000Z")]
     pub created_at: String,
     /// Absolute expiry.
+    #[schema(example = "2024-04-06T12:00:00.000Z")]
     pub expires_at: String,
     /// Last authenticated request (written at most once a minute).
+    #[schema(example = "2024-04-05T12:30:00.000Z")]
     pub last_activity: String,
-    /// Whether the session can still be used.
+    /// Whether the session can still be used (active, not expired, not
+    /// idle too long).
     pub is_active: bool,
     /// Whether this is the session of the calling token.
     pub is_current: bool,
@@ -125,6 +130,15 @@ impl SessionView {
         lifetimes: &Lifetimes,
         is_current: bool,
     ) -> Self {
+        Self::with_flags(s, s.is_live(now, lifetimes), is_current)
+    }
+
+    /// The view of a session as a use case judged it.
+    pub fn from_info(info: &SessionInfo) -> Self {
+        Self::with_flags(&info.session, info.is_active, info.is_current)
+    }
+
+    fn with_flags(s: &DeviceSession, is_active: bool, is_current: bool) -> Self {
         let device = DeviceInfo::parse(s.user_agent.as_deref());
         Self {
             id: s.id.to_string(),
@@ -136,13 +150,13 @@ impl SessionView {
                 os: device.os,
                 device: device.device,
             },
-            location: None,
+            location: s.location.clone(),
             login_method: s.login_method.clone(),
             app: s.app.clone(),
             created_at: format_instant(s.created_at),
             expires_at: format_instant(s.expires_at),
             last_activity: format_instant(s.last_activity),
-            is_active: s.is_live(now, lifetimes),
+            is_active,
             is_current,
         }
     }
@@ -253,6 +267,123 @@ pub struct ValidateTokenData {
     pub token_info: ClaimsView,
 }
 
+/// `data` of seed 001's session listing.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SessionListV1Data {
+    /// The sessions, newest first.
+    pub sessions: Vec<SessionView>,
+    /// How many there are.
+    #[schema(example = 1)]
+    pub total_count: usize,
+}
+
+impl SessionListV1Data {
+    /// The listing of `infos`.
+    pub fn new(infos: &[SessionInfo]) -> Self {
+        Self {
+            sessions: infos.iter().map(SessionView::from_info).collect(),
+            total_count: infos.len(),
+        }
+    }
+}
+
+/// `data` of deleting (terminating) many sessions.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TerminatedCountData {
+    /// How many live sessions this ended.
+    #[schema(example = 3)]
+    pub terminated_count: u64,
+}
+
+/// `data` of seed 001's terminating one session.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TerminatedSessionData {
+    /// The session's id (UUID).
+    #[schema(example = "0190f1c2-7e3a-7b4c-9d2e-1f2a3b4c5d6e")]
+    pub session_id: String,
+    /// Its name for people.
+    #[schema(example = "Chrome on Windows")]
+    pub device_name: String,
+}
+
+impl From<&SessionInfo> for TerminatedSessionData {
+    fn from(info: &SessionInfo) -> Self {
+        let s = &info.session;
+        Self {
+            session_id: s.id.to_string(),
+            device_name: DeviceInfo::parse(s.user_agent.as_deref()).name(),
+        }
+    }
+}
+
+/// One security event of the audit trail.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AuditEventView {
+    /// Event id (UUID).
+    pub id: String,
+    /// When it happened.
+    #[schema(example = "2024-04-05T12:00:00.000Z")]
+    pub at: String,
+    /// `register`, `login`, `login_failed`, `refresh`, `refresh_reuse`,
+    /// `logout`, `logout_all`, `session_delete`, `session_deactivate`,
+    /// `lockout` or `user_update`.
+    #[schema(example = "login")]
+    pub action: String,
+    /// Whose account (UUID), when known.
+    #[schema(required = true)]
+    pub user_id: Option<String>,
+    /// Which session (UUID), when one is involved.
+    #[schema(required = true)]
+    pub session_id: Option<String>,
+    /// Client address.
+    #[schema(required = true, example = "192.0.2.10")]
+    pub ip_address: Option<String>,
+    /// Client user agent.
+    #[schema(required = true)]
+    pub user_agent: Option<String>,
+    /// The `X-Request-Id` of the request that caused it.
+    #[schema(required = true)]
+    pub request_id: Option<String>,
+    /// `success` or `failure`.
+    #[schema(example = "success")]
+    pub outcome: String,
+}
+
+impl From<&AuditEvent> for AuditEventView {
+    fn from(e: &AuditEvent) -> Self {
+        Self {
+            id: e.id.to_string(),
+            at: format_instant(e.at),
+            action: e.action.as_str().to_owned(),
+            user_id: e.user_id.map(|u| u.to_string()),
+            session_id: e.session_id.map(|s| s.to_string()),
+            ip_address: e.ip_address.clone(),
+            user_agent: e.user_agent.clone(),
+            request_id: e.request_id.clone(),
+            outcome: e.outcome.as_str().to_owned(),
+        }
+    }
+}
+
+/// `data` of an audit listing: a page of events, newest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AuditPageData {
+    /// The events, newest first.
+    pub events: Vec<AuditEventView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+impl From<&AuditPage> for AuditPageData {
+    fn from(p: &AuditPage) -> Self {
+        Self {
+            events: p.events.iter().map(AuditEventView::from).collect(),
+            next_cursor: p.next_cursor.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,6 +451,7 @@ mod tests {
             app: "web".into(),
             ip_address: Some("127.0.0.1".into()),
             user_agent: None,
+            location: None,
             login_method: "password".into(),
             created_at: t0,
             expires_at: t0 + Duration::hours(24),
@@ -355,5 +487,69 @@ mod tests {
         assert_eq!(v["expires_at"], "2024-04-06T12:00:00.000Z");
         let later = SessionView::new(&s, t0 + Duration::hours(25), &l, false);
         assert!(!later.is_active && !later.is_current);
+    }
+
+    #[test]
+    fn views_from_use_case_results() {
+        let t0 = datetime!(2024-04-05 12:00 UTC);
+        let s = DeviceSession {
+            id: Uuid::nil(),
+            user_id: Uuid::nil(),
+            app: "web".into(),
+            ip_address: None,
+            user_agent: Some(
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) \
+                 Chrome/124.0.0.0 Safari/537.36"
+                    .into(),
+            ),
+            location: Some("New York, US".into()),
+            login_method: "password".into(),
+            created_at: t0,
+            expires_at: t0 + Duration::hours(24),
+            last_activity: t0,
+            state: SessionState::Deactivated,
+            ended_at: Some(t0),
+        };
+        // The use case's judgement is shown as it is.
+        let info = SessionInfo { session: s, is_active: false, is_current: true };
+        let v = serde_json::to_value(SessionView::from_info(&info)).unwrap_or_default();
+        assert_eq!(v["location"], "New York, US");
+        assert_eq!((v["is_active"].clone(), v["is_current"].clone()), (json!(false), json!(true)));
+        assert_eq!(v["device_name"], "Chrome on Windows");
+        let list = serde_json::to_value(SessionListV1Data::new(std::slice::from_ref(&info)))
+            .unwrap_or_default();
+        assert_eq!(list["total_count"], 1);
+        assert_eq!(list["sessions"][0]["id"], Uuid::nil().to_string());
+        let done = serde_json::to_value(TerminatedSessionData::from(&info)).unwrap_or_default();
+        assert_eq!(
+            done,
+            json!({"session_id": Uuid::nil().to_string(), "device_name": "Chrome on Windows"})
+        );
+    }
+
+    #[test]
+    fn audit_events_show_ids_as_strings_or_null() {
+        let e = AuditEvent {
+            id: Uuid::nil(),
+            at: datetime!(2024-04-05 12:00:00.25 UTC),
+            action: auth::AuditAction::LoginFailed,
+            user_id: None,
+            session_id: Some(Uuid::nil()),
+            ip_address: Some("192.0.2.1".into()),
+            user_agent: None,
+            request_id: Some("r-1".into()),
+            outcome: auth::AuditOutcome::Failure,
+        };
+        let page = AuditPage { events: vec![e], next_cursor: None };
+        let v = serde_json::to_value(AuditPageData::from(&page)).unwrap_or_default();
+        assert_eq!(
+            v,
+            json!({"events": [{
+                "id": Uuid::nil().to_string(), "at": "2024-04-05T12:00:00.250Z",
+                "action": "login_failed", "user_id": null, "session_id": Uuid::nil().to_string(),
+                "ip_address": "192.0.2.1", "user_agent": null, "request_id": "r-1",
+                "outcome": "failure"
+            }], "next_cursor": null})
+        );
     }
 }

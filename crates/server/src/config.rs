@@ -61,9 +61,12 @@ pub enum LogFormat {
 
 /// The server's configuration.
 #[derive(Debug, Clone)]
-#[expect(
-    dead_code,
-    reason = "rate limits, lockout, tracking, proxies and GeoIP are validated now and used by later features"
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "rate limits, lockout and tracking settings are validated now and used by later features"
+    )
 )]
 pub struct Config {
     /// `sqlite://…` or `postgres://…`.

@@ -2,7 +2,9 @@
 //! migrates the database, wires the stores into the use cases and serves the
 //! HTTP API. Also the operator's command line (`migrate`, `openapi`, `user`).
 
+mod background;
 mod config;
+mod geoip;
 
 use std::collections::BTreeMap;
 use std::io::Read as _;
@@ -169,6 +171,10 @@ fn auth_service(config: &Config, store: &Store) -> anyhow::Result<AuthService> {
         refresh: shared.clone(),
         principals: shared.clone(),
         audit: shared,
+        locator: match &config.geoip_db {
+            Some(path) => Arc::new(geoip::MaxMindLocator::open(std::path::Path::new(path))?),
+            None => Arc::new(sessions::NoLocator),
+        },
         clock: Arc::new(SystemClock),
     };
     let settings = Settings {
@@ -204,15 +210,28 @@ fn serve(config: Config, store: Store) -> anyhow::Result<()> {
     let listener = std::net::TcpListener::bind(config.bind)
         .with_context(|| format!("cannot listen on {} (SESSIOND_BIND)", config.bind))?;
     let addr = listener.local_addr()?;
-    let state = http::ApiState { auth, readiness: Arc::new(StoreReadiness(store.clone())) };
+    let trusted_proxies =
+        http::TrustedProxies::new(config.trusted_proxies.iter().map(|c| (c.addr, c.prefix)));
+    let state = http::ApiState {
+        auth,
+        readiness: Arc::new(StoreReadiness(store.clone())),
+        trusted_proxies,
+    };
     let workers = config.workers;
-    actix_web::rt::System::new().block_on(async move {
+    let retention =
+        Duration::seconds(i64::try_from(config.session_retention_secs).unwrap_or(i64::MAX));
+    let background =
+        background::Background::start(state.auth.clone(), Arc::new(store.clone()), retention);
+    let served = actix_web::rt::System::new().block_on(async move {
         let server = http::server(state, listener, workers)?;
         // Tests and scripts wait for this exact line (port 0 picks a free port).
         println!("sessiond listening on http://{addr}");
         tracing::info!(%addr, backend = ?store.backend(), "sessiond listening");
+        // actix stops gracefully on SIGINT/SIGTERM: in-flight requests finish.
         server.await
-    })?;
+    });
+    background.stop();
+    served?;
     Ok(())
 }
 

@@ -8,7 +8,7 @@
 //! let lifetimes = Lifetimes { absolute: Duration::hours(24), idle: Some(Duration::minutes(30)) };
 //! let s = DeviceSession {
 //!     id: Uuid::now_v7(), user_id: Uuid::now_v7(), app: "web".into(),
-//!     ip_address: None, user_agent: None, login_method: "password".into(),
+//!     ip_address: None, user_agent: None, location: None, login_method: "password".into(),
 //!     created_at: now, expires_at: now + lifetimes.absolute, last_activity: now,
 //!     state: SessionState::Active, ended_at: None,
 //! };
@@ -93,6 +93,9 @@ pub struct DeviceSession {
     pub ip_address: Option<String>,
     /// User agent at login.
     pub user_agent: Option<String>,
+    /// Where the login came from ("New York, US"), when a GeoIP database
+    /// is configured; looked up once, at login.
+    pub location: Option<String>,
     /// How the user logged in (`password`).
     pub login_method: String,
     /// Login time.
@@ -166,16 +169,6 @@ pub trait SessionStore: Send + Sync {
     /// Deletes a session and its refresh tokens; `false` when there was none.
     fn delete_session(&self, id: Uuid) -> anyhow::Result<bool>;
 
-    /// Records activity at `now` on the session and its user, unless it was
-    /// recorded less than `min_interval` ago. `true` when it wrote.
-    fn touch_session(
-        &self,
-        id: Uuid,
-        user_id: Uuid,
-        now: OffsetDateTime,
-        min_interval: Duration,
-    ) -> anyhow::Result<bool>;
-
     /// The latest `last_activity` among the user's sessions that are active
     /// and not past their absolute expiry at `now`.
     fn latest_live_activity(
@@ -183,6 +176,55 @@ pub trait SessionStore: Send + Sync {
         user_id: Uuid,
         now: OffsetDateTime,
     ) -> anyhow::Result<Option<OffsetDateTime>>;
+
+    /// Deletes every session of the user but `except`, with their refresh
+    /// tokens. Returns the ids of the deleted sessions that were in the
+    /// active state with an absolute expiry after `now` (the ones whose
+    /// deletion ended something); inactive rows are deleted too.
+    fn delete_user_sessions(
+        &self,
+        user_id: Uuid,
+        except: Option<Uuid>,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<Vec<Uuid>>;
+
+    /// Records activity of many sessions at once (the write-behind flush):
+    /// for each `(session, user, at)`, `last_activity = at` unless already
+    /// later, and the user's `last_activity` likewise. One transaction.
+    /// Returns how many session rows changed.
+    fn record_activity(&self, batch: &[ActivityMark]) -> anyhow::Result<u64>;
+
+    /// Deletes at most `limit` sessions that ended, or whose absolute
+    /// expiry passed, before `cutoff` (oldest first); the number deleted.
+    /// The sweeper calls it until it returns less than `limit`.
+    fn purge_sessions(&self, cutoff: OffsetDateTime, limit: u32) -> anyhow::Result<u64>;
+}
+
+/// Port for turning a client address into a place people recognise.
+pub trait Locator: Send + Sync {
+    /// "City, CC" (or just the country) for `ip`, when known.
+    fn locate(&self, ip: &str) -> Option<String>;
+}
+
+/// The locator used when no GeoIP database is configured: knows nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoLocator;
+
+impl Locator for NoLocator {
+    fn locate(&self, _ip: &str) -> Option<String> {
+        None
+    }
+}
+
+/// One session's latest activity, to be written behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActivityMark {
+    /// The session.
+    pub session_id: Uuid,
+    /// Its user.
+    pub user_id: Uuid,
+    /// When it was last used.
+    pub at: OffsetDateTime,
 }
 
 #[cfg(test)]
@@ -197,6 +239,7 @@ mod tests {
             app: "default".into(),
             ip_address: Some("127.0.0.1".into()),
             user_agent: None,
+            location: None,
             login_method: "password".into(),
             created_at: now,
             expires_at: now + Duration::hours(24),

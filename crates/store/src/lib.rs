@@ -6,8 +6,8 @@
 //!
 //! The queries are written once against a `#[derive(MultiConnection)]` enum
 //! over `PgConnection` and `SqliteConnection`; the few that need a dialect
-//! feature the common backend lacks (`ON CONFLICT`) are compiled once per
-//! backend by a macro. Ids are UUID strings, instants are milliseconds since
+//! feature the common backend lacks (`ON CONFLICT`, `RETURNING`) are
+//! compiled once per backend by a macro. Ids are UUID strings, instants are milliseconds since
 //! the epoch and enums are their storage names, so both schemas
 //! (`migrations/postgres` and `migrations/sqlite`, same migration names) have
 //! the same shape.
@@ -261,7 +261,7 @@ fn db_err(e: DieselError, what: &'static str) -> anyhow::Error {
 
 /// Runs `$body` with `$c` bound to the concrete connection of either
 /// backend, for the queries the common `MultiBackend` cannot express (it
-/// has no `ON CONFLICT`). The body is compiled once per backend.
+/// has no `ON CONFLICT` and no `RETURNING`). The body is compiled once per backend.
 macro_rules! per_backend {
     ($conn:expr, |$c:ident| $body:expr) => {
         match $conn {
@@ -275,9 +275,4 @@ pub(crate) use per_backend;
 /// Parses a stored id.
 fn parse_id(s: &str) -> anyhow::Result<kernel::Uuid> {
     kernel::Uuid::parse_str(s).with_context(|| format!("stored id {s:?} is not a UUID"))
-}
-
-/// Milliseconds of a duration, saturating, never negative.
-fn duration_ms(d: kernel::Duration) -> i64 {
-    i64::try_from(d.whole_milliseconds()).unwrap_or(i64::MAX).max(0)
 }

@@ -41,6 +41,7 @@ diesel::table! {
         state -> Text,
         ended_at_ms -> Nullable<BigInt>,
         refresh_hash -> Text,
+        location -> Nullable<Text>,
     }
 }
 

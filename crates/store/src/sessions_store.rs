@@ -1,14 +1,24 @@
 //! `sessions::SessionStore`.
 
-use diesel::dsl::max;
+use std::collections::BTreeMap;
+
+use diesel::dsl::{max, sql};
 use diesel::prelude::*;
-use kernel::{Duration, OffsetDateTime, Uuid, from_millis, to_millis};
-use sessions::{DeviceSession, NewSession, SessionState, SessionStore};
+use diesel::sql_types::BigInt;
+use kernel::{OffsetDateTime, Uuid, from_millis, to_millis};
+use sessions::{ActivityMark, DeviceSession, NewSession, SessionState, SessionStore};
 
 use crate::schema::{device_sessions as ds, users};
-use crate::{Store, duration_ms, parse_id};
+use crate::{Store, parse_id, per_backend};
 
 const ACTIVE: &str = "active";
+
+/// When a session died: its end, or its absolute expiry, whichever came
+/// first. Written exactly as in the expression index
+/// `device_sessions_dead_at_idx` (migration `…_session_location`), so that
+/// both databases match it and purging is an index range scan.
+const DEAD_AT: &str =
+    "(CASE WHEN ended_at_ms < expires_at_ms THEN ended_at_ms ELSE expires_at_ms END)";
 
 /// A row of `device_sessions` as written at login.
 #[derive(Insertable)]
@@ -19,6 +29,7 @@ struct NewSessionRow<'a> {
     app: &'a str,
     ip_address: Option<&'a str>,
     user_agent: Option<&'a str>,
+    location: Option<&'a str>,
     login_method: &'a str,
     created_at_ms: i64,
     expires_at_ms: i64,
@@ -37,6 +48,7 @@ pub(crate) struct SessionRow {
     app: String,
     ip_address: Option<String>,
     user_agent: Option<String>,
+    location: Option<String>,
     login_method: String,
     created_at_ms: i64,
     expires_at_ms: i64,
@@ -53,6 +65,7 @@ impl SessionRow {
             app: self.app,
             ip_address: self.ip_address,
             user_agent: self.user_agent,
+            location: self.location,
             login_method: self.login_method,
             created_at: from_millis(self.created_at_ms),
             expires_at: from_millis(self.expires_at_ms),
@@ -81,6 +94,7 @@ impl SessionStore for Store {
             app: &s.app,
             ip_address: s.ip_address.as_deref(),
             user_agent: s.user_agent.as_deref(),
+            location: s.location.as_deref(),
             login_method: &s.login_method,
             created_at_ms: to_millis(s.created_at),
             expires_at_ms: to_millis(s.expires_at),
@@ -182,42 +196,6 @@ impl SessionStore for Store {
         Ok(n == 1)
     }
 
-    fn touch_session(
-        &self,
-        id: Uuid,
-        user_id: Uuid,
-        now: OffsetDateTime,
-        min_interval: Duration,
-    ) -> anyhow::Result<bool> {
-        let (id, user_id) = (id.to_string(), user_id.to_string());
-        let now = to_millis(now);
-        let due = now.saturating_sub(duration_ms(min_interval));
-        // Conditional writes, so that concurrent requests of one session
-        // write once per interval; the session's write comes first and
-        // decides whether the user's is needed at all.
-        self.write_tx("recording session activity", |c| {
-            let n = diesel::update(
-                ds::table
-                    .find(&id)
-                    .filter(ds::user_id.eq(&user_id))
-                    .filter(ds::last_activity_ms.le(due)),
-            )
-            .set(ds::last_activity_ms.eq(now))
-            .execute(c)?;
-            if n == 0 {
-                return Ok(false);
-            }
-            diesel::update(
-                users::table
-                    .find(&user_id)
-                    .filter(users::last_activity_ms.is_null().or(users::last_activity_ms.lt(now))),
-            )
-            .set(users::last_activity_ms.eq(now))
-            .execute(c)?;
-            Ok(true)
-        })
-    }
-
     fn latest_live_activity(
         &self,
         user_id: Uuid,
@@ -233,5 +211,108 @@ impl SessionStore for Store {
                 .first(c)
         })?;
         Ok(latest.map(from_millis))
+    }
+
+    fn delete_user_sessions(
+        &self,
+        user_id: Uuid,
+        except: Option<Uuid>,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<Vec<Uuid>> {
+        let user_id = user_id.to_string();
+        let except = except.map(|id| id.to_string());
+        // One statement (so one transaction): the rows are deleted, their
+        // refresh tokens with them (ON DELETE CASCADE), and RETURNING tells
+        // exactly which of the deleted rows were live, even when a login
+        // races the deletion.
+        let deleted: Vec<(String, String, i64)> =
+            self.run("deleting a user's sessions", |conn| {
+                per_backend!(conn, |c| {
+                    let mine = ds::table.filter(ds::user_id.eq(&user_id));
+                    let returned = (ds::id, ds::state, ds::expires_at_ms);
+                    match &except {
+                        Some(except) => diesel::delete(mine.filter(ds::id.ne(except)))
+                            .returning(returned)
+                            .get_results(c),
+                        None => diesel::delete(mine).returning(returned).get_results(c),
+                    }
+                })
+            })?;
+        let now = to_millis(now);
+        deleted
+            .into_iter()
+            .filter(|(_, state, expires_at)| state == ACTIVE && *expires_at > now)
+            .map(|(id, _, _)| parse_id(&id))
+            .collect()
+    }
+
+    fn record_activity(&self, batch: &[ActivityMark]) -> anyhow::Result<u64> {
+        // The latest mark of each session, in id order: concurrent flushes
+        // (several instances) then lock rows in the same order, sessions
+        // before users, and cannot deadlock on PostgreSQL.
+        let mut latest: BTreeMap<String, (String, i64)> = BTreeMap::new();
+        for mark in batch {
+            let at = to_millis(mark.at);
+            let entry = latest
+                .entry(mark.session_id.to_string())
+                .or_insert_with(|| (mark.user_id.to_string(), at));
+            if at > entry.1 {
+                *entry = (mark.user_id.to_string(), at);
+            }
+        }
+        if latest.is_empty() {
+            return Ok(0);
+        }
+        self.write_tx("recording session activity", |c| {
+            let mut changed = 0_u64;
+            let mut user_latest: BTreeMap<&str, i64> = BTreeMap::new();
+            for (id, (user_id, at)) in &latest {
+                // Forward only; a deleted session (or a mark naming the
+                // wrong user) matches no row and is skipped.
+                let n = diesel::update(
+                    ds::table
+                        .find(id)
+                        .filter(ds::user_id.eq(user_id))
+                        .filter(ds::last_activity_ms.lt(*at)),
+                )
+                .set(ds::last_activity_ms.eq(*at))
+                .execute(c)?;
+                if n > 0 {
+                    changed += 1;
+                    let user_at = user_latest.entry(user_id).or_insert(*at);
+                    *user_at = (*user_at).max(*at);
+                }
+            }
+            // A session row left alone was already at least as late, and
+            // whatever wrote it moved its user too.
+            for (user_id, at) in user_latest {
+                diesel::update(
+                    users::table.find(user_id).filter(
+                        users::last_activity_ms.is_null().or(users::last_activity_ms.lt(at)),
+                    ),
+                )
+                .set(users::last_activity_ms.eq(at))
+                .execute(c)?;
+            }
+            Ok(changed)
+        })
+    }
+
+    fn purge_sessions(&self, cutoff: OffsetDateTime, limit: u32) -> anyhow::Result<u64> {
+        let cutoff = to_millis(cutoff);
+        // Neither database deletes with a LIMIT portably: delete the ids of
+        // a limited subquery. `DEAD_AT < cutoff` is `ended_at_ms < cutoff
+        // OR expires_at_ms < cutoff`, as one indexable expression.
+        let n = self.run("purging dead sessions", |c| {
+            // Aliased: diesel only accepts a subquery over another table.
+            let dead = diesel::alias!(ds as dead);
+            let oldest_dead = dead
+                .select(dead.field(ds::id))
+                .filter(sql::<BigInt>(DEAD_AT).lt(cutoff))
+                .order(sql::<BigInt>(DEAD_AT).asc())
+                .limit(i64::from(limit));
+            diesel::delete(ds::table.filter(ds::id.eq_any(oldest_dead))).execute(c)
+        })?;
+        Ok(u64::try_from(n).unwrap_or(u64::MAX))
     }
 }

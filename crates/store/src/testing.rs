@@ -9,9 +9,6 @@ use diesel::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 
-use crate::Store;
-use crate::schema::audit_events;
-
 /// The server used when `TEST_DATABASE_URL` is not set.
 pub const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -124,43 +121,4 @@ pub fn fresh_sqlite_url() -> String {
         panic!("creating {}: {e}", dir.display());
     }
     format!("sqlite://{}", dir.join("sessiond.sqlite3").display())
-}
-
-/// Every audit event, oldest first: to check what a test recorded.
-pub fn audit_events(store: &Store) -> anyhow::Result<Vec<auth::AuditEvent>> {
-    type Row = (
-        String,
-        i64,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        String,
-    );
-    let rows: Vec<Row> = store.run("listing audit events", |c| {
-        audit_events::table.order((audit_events::at_ms.asc(), audit_events::id.asc())).load(c)
-    })?;
-    rows.into_iter()
-        .map(|(id, at, action, user_id, session_id, ip, ua, request_id, outcome)| {
-            let opt_id = |s: Option<String>| s.as_deref().map(crate::parse_id).transpose();
-            Ok(auth::AuditEvent {
-                id: crate::parse_id(&id)?,
-                at: kernel::from_millis(at),
-                action: auth::AuditAction::parse(&action)
-                    .ok_or_else(|| anyhow::anyhow!("unknown audit action {action:?}"))?,
-                user_id: opt_id(user_id)?,
-                session_id: opt_id(session_id)?,
-                ip_address: ip,
-                user_agent: ua,
-                request_id,
-                outcome: match outcome.as_str() {
-                    "success" => auth::AuditOutcome::Success,
-                    "failure" => auth::AuditOutcome::Failure,
-                    other => anyhow::bail!("unknown audit outcome {other:?}"),
-                },
-            })
-        })
-        .collect()
 }

@@ -5,15 +5,17 @@
 
 #![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration as StdDuration, Instant};
 
 use accounts::{AccountError, Email, NewUser, Role, User, UserPatch, UserStatus, UserStore};
-use auth::{AuditAction, AuditEvent, AuditLog, AuditOutcome, PrincipalStore};
+use auth::{
+    AuditAction, AuditEvent, AuditLog, AuditOutcome, AuditPosition, AuditQuery, PrincipalStore,
+};
 use kernel::{Duration, OffsetDateTime, Uuid};
-use sessions::{DeviceSession, NewSession, SessionState, SessionStore};
+use sessions::{ActivityMark, DeviceSession, NewSession, SessionState, SessionStore};
 use store::{Backend, Store, StoreOptions, testing};
 use time::macros::datetime;
 use tokens::{KeyStore, RefreshRecord, RefreshTokenStore};
@@ -69,17 +71,25 @@ contract!(
     concurrent_registrations_of_one_name,
     users_are_updated,
     sessions_are_listed_newest_first,
+    expired_sessions_leave_the_active_listing,
+    locations_round_trip,
     end_session_only_leaves_the_active_state,
+    deactivated_sessions_stay_listed_and_never_refresh,
     end_user_sessions_spares_the_exception,
     delete_session_cascades_to_refresh_tokens,
-    touch_session_respects_the_interval,
+    delete_user_sessions_reports_the_live_ones,
+    record_activity_only_moves_forward,
+    concurrent_activity_flushes_do_not_deadlock,
     latest_live_activity_ignores_dead_sessions,
+    purge_deletes_dead_sessions_oldest_first_in_batches,
     refresh_tokens_rotate_by_compare_and_swap,
     refresh_rotation_stops_with_the_session,
     concurrent_rotations_have_one_winner,
     secret_or_insert_keeps_the_first_value,
     session_with_user_joins,
     audit_events_round_trip,
+    audit_events_are_filtered,
+    audit_events_page_by_keyset_through_ties,
 );
 
 const T0: OffsetDateTime = datetime!(2024-04-05 12:00 UTC);
@@ -107,6 +117,7 @@ fn session_at(user_id: Uuid, at: OffsetDateTime) -> DeviceSession {
         app: "default".into(),
         ip_address: Some("203.0.113.7".into()),
         user_agent: Some("Mozilla/5.0".into()),
+        location: None,
         login_method: "password".into(),
         created_at: at,
         expires_at: at + Duration::hours(24),
@@ -414,41 +425,109 @@ fn delete_session_cascades_to_refresh_tokens(store: &Store) {
     open_session(store, alice.id, T0, &h1);
 }
 
-fn touch_session_respects_the_interval(store: &Store) {
+fn mark(session: &DeviceSession, at: OffsetDateTime) -> ActivityMark {
+    ActivityMark { session_id: session.id, user_id: session.user_id, at }
+}
+
+fn last_activity(store: &Store, session: &DeviceSession) -> OffsetDateTime {
+    store.get_session(session.id).unwrap().unwrap().last_activity
+}
+
+fn user_activity(store: &Store, user: &User) -> Option<OffsetDateTime> {
+    store.find_by_id(user.id).unwrap().unwrap().last_activity
+}
+
+fn record_activity_only_moves_forward(store: &Store) {
     let alice = user(store, "alice");
-    let s = open_session(store, alice.id, T0, &fresh_hash());
-    let minute = Duration::minutes(1);
-
-    // Opening the session was the user's latest activity.
-    assert_eq!(store.find_by_id(alice.id).unwrap().unwrap().last_activity, Some(T0));
-    assert!(!store.touch_session(s.id, alice.id, T0 + Duration::seconds(59), minute).unwrap());
-    assert_eq!(store.get_session(s.id).unwrap().unwrap().last_activity, T0);
-    assert_eq!(store.find_by_id(alice.id).unwrap().unwrap().last_activity, Some(T0));
-
-    let t1 = T0 + minute;
-    assert!(store.touch_session(s.id, alice.id, t1, minute).unwrap());
-    assert_eq!(store.get_session(s.id).unwrap().unwrap().last_activity, t1);
-    assert_eq!(store.find_by_id(alice.id).unwrap().unwrap().last_activity, Some(t1));
-    assert!(!store.touch_session(s.id, alice.id, t1 + Duration::seconds(30), minute).unwrap());
-
-    // A zero interval always writes.
-    let t2 = t1 + Duration::seconds(1);
-    assert!(store.touch_session(s.id, alice.id, t2, Duration::ZERO).unwrap());
-    assert_eq!(store.get_session(s.id).unwrap().unwrap().last_activity, t2);
-
-    // The user's activity only moves forward: another session touched with
-    // an older instant leaves it alone.
-    let other = open_session(store, alice.id, T0, &fresh_hash());
-    let earlier = T0 + Duration::seconds(10);
-    assert!(store.touch_session(other.id, alice.id, earlier, Duration::ZERO).unwrap());
-    assert_eq!(store.get_session(other.id).unwrap().unwrap().last_activity, earlier);
-    assert_eq!(store.find_by_id(alice.id).unwrap().unwrap().last_activity, Some(t2));
-
-    // Wrong owner or unknown session: nothing is written.
     let bob = user(store, "bob");
-    assert!(!store.touch_session(s.id, bob.id, t2 + minute, Duration::ZERO).unwrap());
-    assert!(!store.touch_session(kernel::new_id(), bob.id, t2, Duration::ZERO).unwrap());
-    assert_eq!(store.find_by_id(bob.id).unwrap().unwrap().last_activity, None);
+    let s1 = open_session(store, alice.id, T0, &fresh_hash());
+    let s2 = open_session(store, alice.id, T0, &fresh_hash());
+    let b1 = open_session(store, bob.id, T0, &fresh_hash());
+    // Opening a session was the user's latest activity.
+    assert_eq!(user_activity(store, &alice), Some(T0));
+    assert_eq!(store.record_activity(&[]).unwrap(), 0);
+
+    let (m1, m2) = (T0 + Duration::minutes(1), T0 + Duration::minutes(2));
+    let gone = session_at(alice.id, T0);
+    let batch = [
+        mark(&s1, m1),
+        mark(&s2, T0 + Duration::seconds(30)),
+        mark(&b1, m2),
+        // Unknown (deleted) session: skipped, no error.
+        mark(&gone, T0 + Duration::minutes(5)),
+        // An older mark of the same session in the same batch.
+        mark(&s1, T0 + Duration::seconds(10)),
+    ];
+    assert_eq!(store.record_activity(&batch).unwrap(), 3);
+    assert_eq!(last_activity(store, &s1), m1);
+    assert_eq!(last_activity(store, &s2), T0 + Duration::seconds(30));
+    assert_eq!(last_activity(store, &b1), m2);
+    assert_eq!(user_activity(store, &alice), Some(m1));
+    assert_eq!(user_activity(store, &bob), Some(m2));
+
+    // Backwards or equal: nothing changes.
+    assert_eq!(store.record_activity(&[mark(&s1, T0 + Duration::seconds(30))]).unwrap(), 0);
+    assert_eq!(store.record_activity(&[mark(&s1, m1)]).unwrap(), 0);
+    assert_eq!(last_activity(store, &s1), m1);
+
+    // The session moves forward, its user does not move back.
+    let s2_at = T0 + Duration::seconds(45);
+    assert_eq!(store.record_activity(&[mark(&s2, s2_at)]).unwrap(), 1);
+    assert_eq!(last_activity(store, &s2), s2_at);
+    assert_eq!(user_activity(store, &alice), Some(m1));
+
+    // A mark naming another user changes nothing.
+    let wrong = ActivityMark { user_id: bob.id, ..mark(&s1, T0 + Duration::hours(1)) };
+    assert_eq!(store.record_activity(&[wrong]).unwrap(), 0);
+    assert_eq!(last_activity(store, &s1), m1);
+    assert_eq!(user_activity(store, &bob), Some(m2));
+
+    // Ended sessions still record (the request was authenticated before).
+    assert!(store.end_session(s1.id, SessionState::LoggedOut, m2).unwrap());
+    let m3 = m2 + Duration::minutes(1);
+    assert_eq!(store.record_activity(&[mark(&s1, m3)]).unwrap(), 1);
+    assert_eq!(user_activity(store, &alice), Some(m3));
+}
+
+fn concurrent_activity_flushes_do_not_deadlock(store: &Store) {
+    const THREADS: usize = 4;
+    let alice = user(store, "alice");
+    let bob = user(store, "bob");
+    let sessions: Vec<DeviceSession> = (0..20)
+        .map(|i| open_session(store, if i % 2 == 0 { alice.id } else { bob.id }, T0, &fresh_hash()))
+        .collect();
+    let barrier = Arc::new(Barrier::new(THREADS));
+    thread::scope(|scope| {
+        for t in 0..THREADS {
+            let barrier = Arc::clone(&barrier);
+            let sessions = &sessions;
+            scope.spawn(move || {
+                // Each flush names the rows in another order.
+                let mut batch: Vec<ActivityMark> = sessions
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| mark(s, T0 + Duration::seconds((i * THREADS + t + 1) as i64)))
+                    .collect();
+                batch.rotate_left(t * 5);
+                if t % 2 == 1 {
+                    batch.reverse();
+                }
+                barrier.wait();
+                for _ in 0..5 {
+                    store.record_activity(&batch).unwrap();
+                }
+            });
+        }
+    });
+    for (i, s) in sessions.iter().enumerate() {
+        let latest = T0 + Duration::seconds((i * THREADS + THREADS) as i64);
+        assert_eq!(last_activity(store, s), latest, "session {i}");
+    }
+    let last = |parity: usize| {
+        T0 + Duration::seconds(((sessions.len() - 2 + parity) * THREADS + THREADS) as i64)
+    };
+    assert_eq!(user_activity(store, &alice), Some(last(0)));
+    assert_eq!(user_activity(store, &bob), Some(last(1)));
 }
 
 fn latest_live_activity_ignores_dead_sessions(store: &Store) {
@@ -460,14 +539,13 @@ fn latest_live_activity_ignores_dead_sessions(store: &Store) {
     let b = open_session(store, alice.id, T0, &fresh_hash());
     let ended = open_session(store, alice.id, T0, &fresh_hash());
     let expired = open_session(store, alice.id, T0 - Duration::hours(24), &fresh_hash());
-    for (s, at) in [
-        (&a, T0 + Duration::minutes(10)),
-        (&b, T0 + Duration::minutes(20)),
-        (&ended, T0 + Duration::minutes(30)),
-        (&expired, T0 - Duration::minutes(1)),
-    ] {
-        assert!(store.touch_session(s.id, alice.id, at, Duration::ZERO).unwrap());
-    }
+    let batch = [
+        mark(&a, T0 + Duration::minutes(10)),
+        mark(&b, T0 + Duration::minutes(20)),
+        mark(&ended, T0 + Duration::minutes(30)),
+        mark(&expired, T0 - Duration::hours(23)),
+    ];
+    assert_eq!(store.record_activity(&batch).unwrap(), 4);
     assert!(store.end_session(ended.id, SessionState::LoggedOut, now).unwrap());
     assert_eq!(
         store.latest_live_activity(alice.id, now).unwrap(),
@@ -475,6 +553,167 @@ fn latest_live_activity_ignores_dead_sessions(store: &Store) {
     );
     // Past every absolute expiry: nothing is live.
     assert_eq!(store.latest_live_activity(alice.id, T0 + Duration::hours(24)).unwrap(), None);
+}
+
+fn expired_sessions_leave_the_active_listing(store: &Store) {
+    let alice = user(store, "alice");
+    let s = open_session(store, alice.id, T0, &fresh_hash());
+    let expiry = s.expires_at;
+    let before = expiry - Duration::milliseconds(1);
+    assert_eq!(ids(&store.list_sessions(alice.id, false, before).unwrap()), vec![s.id]);
+    // Expired at its expiry instant: gone from the active listing, still in
+    // the full one, still active by state.
+    for now in [expiry, expiry + Duration::days(3)] {
+        assert_eq!(store.list_sessions(alice.id, false, now).unwrap(), vec![]);
+        assert_eq!(store.list_sessions(alice.id, true, now).unwrap(), vec![s.clone()]);
+    }
+}
+
+fn locations_round_trip(store: &Store) {
+    let alice = user(store, "alice");
+    let located = DeviceSession {
+        location: Some("New York, US".into()),
+        ..session_at(alice.id, T0 + Duration::minutes(1))
+    };
+    store
+        .create_session(&NewSession { session: located.clone(), refresh_hash: fresh_hash() })
+        .unwrap();
+    let unlocated = open_session(store, alice.id, T0, &fresh_hash());
+    assert_eq!(store.get_session(located.id).unwrap(), Some(located.clone()));
+    assert_eq!(store.get_session(unlocated.id).unwrap().unwrap().location, None);
+    assert_eq!(store.list_sessions(alice.id, true, T0).unwrap(), vec![located.clone(), unlocated]);
+    let (s, _) = store.session_with_user(located.id).unwrap().unwrap();
+    assert_eq!(s.location.as_deref(), Some("New York, US"));
+}
+
+fn deactivated_sessions_stay_listed_and_never_refresh(store: &Store) {
+    let alice = user(store, "alice");
+    let (h1, h2) = (fresh_hash(), fresh_hash());
+    let s = open_session(store, alice.id, T0, &h1);
+    let live = open_session(store, alice.id, T0 + Duration::minutes(1), &fresh_hash());
+    let t1 = T0 + Duration::minutes(5);
+    assert!(store.end_session(s.id, SessionState::Deactivated, t1).unwrap());
+    // Repeating it changes nothing (and reports so).
+    assert!(
+        !store.end_session(s.id, SessionState::Deactivated, t1 + Duration::minutes(1)).unwrap()
+    );
+
+    let now = t1 + Duration::minutes(2);
+    assert_eq!(ids(&store.list_sessions(alice.id, false, now).unwrap()), vec![live.id]);
+    let all = store.list_sessions(alice.id, true, now).unwrap();
+    assert_eq!(ids(&all), vec![live.id, s.id]);
+    assert_eq!((all[1].state, all[1].ended_at), (SessionState::Deactivated, Some(t1)));
+
+    assert!(!store.replace_refresh(s.id, &h1, &h2, now).unwrap());
+    assert_eq!(store.current_refresh(s.id).unwrap(), Some(h1));
+    // It can still be deleted.
+    assert!(store.delete_session(s.id).unwrap());
+    assert_eq!(ids(&store.list_sessions(alice.id, true, now).unwrap()), vec![live.id]);
+}
+
+fn delete_user_sessions_reports_the_live_ones(store: &Store) {
+    let alice = user(store, "alice");
+    let bob = user(store, "bob");
+    let now = T0 + Duration::hours(1);
+    let (h1, h2) = (fresh_hash(), fresh_hash());
+    let live = open_session(store, alice.id, T0, &h1);
+    let current = open_session(store, alice.id, T0, &fresh_hash());
+    let logged_out = open_session(store, alice.id, T0, &fresh_hash());
+    let deactivated = open_session(store, alice.id, T0, &fresh_hash());
+    let expired = open_session(store, alice.id, T0 - Duration::hours(25), &fresh_hash());
+    let bobs = open_session(store, bob.id, T0, &fresh_hash());
+    assert!(store.replace_refresh(live.id, &h1, &h2, T0 + Duration::minutes(1)).unwrap());
+    assert!(store.end_session(logged_out.id, SessionState::LoggedOut, T0).unwrap());
+    assert!(store.end_session(deactivated.id, SessionState::Deactivated, T0).unwrap());
+
+    // Only the live ones are reported; every other row of alice's but the
+    // exception is deleted too.
+    assert_eq!(store.delete_user_sessions(alice.id, Some(current.id), now).unwrap(), vec![live.id]);
+    assert_eq!(ids(&store.list_sessions(alice.id, true, now).unwrap()), vec![current.id]);
+    for gone in [&live, &logged_out, &deactivated, &expired] {
+        assert_eq!(store.get_session(gone.id).unwrap(), None);
+    }
+    assert_eq!(store.find_refresh(&h1).unwrap(), None);
+    assert_eq!(store.find_refresh(&h2).unwrap(), None);
+    assert_eq!(ids(&store.list_sessions(bob.id, true, now).unwrap()), vec![bobs.id]);
+
+    // Several live ones, without an exception.
+    let another = open_session(store, alice.id, T0, &fresh_hash());
+    let reported: BTreeSet<Uuid> =
+        store.delete_user_sessions(alice.id, None, now).unwrap().into_iter().collect();
+    assert_eq!(reported, BTreeSet::from([current.id, another.id]));
+    assert_eq!(store.list_sessions(alice.id, true, now).unwrap(), vec![]);
+    assert!(store.delete_user_sessions(alice.id, None, now).unwrap().is_empty());
+    // An exception that is not one of hers spares nothing.
+    let last = open_session(store, alice.id, T0, &fresh_hash());
+    assert_eq!(store.delete_user_sessions(alice.id, Some(bobs.id), now).unwrap(), vec![last.id]);
+    assert_eq!(ids(&store.list_sessions(bob.id, true, now).unwrap()), vec![bobs.id]);
+}
+
+fn purge_deletes_dead_sessions_oldest_first_in_batches(store: &Store) {
+    let alice = user(store, "alice");
+    let cutoff = T0 + Duration::days(30);
+    // 25 dead before the cutoff, dying one minute apart, in a shuffled
+    // creation order: ended ones (by their end) and expired ones (by their
+    // expiry, ended or not).
+    let mut dead: Vec<(OffsetDateTime, DeviceSession)> = Vec::new();
+    for i in 0..25_i64 {
+        let died = T0 + Duration::days(2) + Duration::minutes((i * 7) % 25);
+        let s = match i % 3 {
+            // Ended (well before expiry).
+            0 => {
+                let s = open_session(store, alice.id, died - Duration::hours(1), &fresh_hash());
+                assert!(store.end_session(s.id, SessionState::LoggedOut, died).unwrap());
+                s
+            }
+            // Expired while active.
+            1 => open_session(store, alice.id, died - Duration::hours(24), &fresh_hash()),
+            // Expired, then ended long after.
+            _ => {
+                let s = open_session(store, alice.id, died - Duration::hours(24), &fresh_hash());
+                let later = died + Duration::days(1);
+                assert!(store.end_session(s.id, SessionState::Revoked, later).unwrap());
+                s
+            }
+        };
+        dead.push((died, s));
+    }
+    // Rotated tokens go with their session.
+    let (h1, h2) = (fresh_hash(), fresh_hash());
+    let oldest = open_session(store, alice.id, T0, &h1);
+    assert!(store.replace_refresh(oldest.id, &h1, &h2, T0 + Duration::minutes(1)).unwrap());
+    dead.push((T0 + Duration::hours(24), oldest.clone()));
+    dead.sort_by_key(|(died, _)| *died);
+
+    // Survivors: live, ended at or after the cutoff, expiring at or after it.
+    let live = open_session(store, alice.id, cutoff - Duration::hours(1), &fresh_hash());
+    let ended_at_cutoff = open_session(store, alice.id, cutoff - Duration::hours(1), &fresh_hash());
+    assert!(store.end_session(ended_at_cutoff.id, SessionState::LoggedOut, cutoff).unwrap());
+    let ended_later = open_session(store, alice.id, cutoff - Duration::hours(2), &fresh_hash());
+    let after = cutoff + Duration::minutes(1);
+    assert!(store.end_session(ended_later.id, SessionState::Revoked, after).unwrap());
+    let expiring_at_cutoff =
+        open_session(store, alice.id, cutoff - Duration::hours(24), &fresh_hash());
+    let survivors =
+        BTreeSet::from([live.id, ended_at_cutoff.id, ended_later.id, expiring_at_cutoff.id]);
+
+    let remaining = |store: &Store| -> BTreeSet<Uuid> {
+        ids(&store.list_sessions(alice.id, true, T0).unwrap()).into_iter().collect()
+    };
+    assert_eq!(store.purge_sessions(cutoff, 0).unwrap(), 0);
+    let mut left = dead.len();
+    for expected in [10, 10, 6] {
+        assert_eq!(store.purge_sessions(cutoff, 10).unwrap(), expected);
+        left -= expected as usize;
+        // The oldest went first.
+        let mut want = survivors.clone();
+        want.extend(dead[dead.len() - left..].iter().map(|(_, s)| s.id));
+        assert_eq!(remaining(store), want, "{left} left");
+    }
+    assert_eq!(store.purge_sessions(cutoff, 10).unwrap(), 0);
+    assert_eq!(remaining(store), survivors);
+    assert_eq!(store.find_refresh(&h1).unwrap(), None);
+    assert_eq!(store.find_refresh(&h2).unwrap(), None);
 }
 
 // ---------------------------------------------------------------- refresh tokens
@@ -652,7 +891,188 @@ fn audit_events_round_trip(store: &Store) {
     };
     store.record(&full).unwrap();
     store.record(&bare).unwrap();
-    assert_eq!(testing::audit_events(store).unwrap(), vec![full.clone(), bare]);
+    let all = AuditQuery { limit: 1000, ..AuditQuery::default() };
+    assert_eq!(store.list_events(&all).unwrap(), vec![bare, full.clone()]);
     // An id is recorded once.
     assert!(store.record(&full).is_err());
+}
+
+fn audit_event(at: OffsetDateTime, action: AuditAction, user_id: Option<Uuid>) -> AuditEvent {
+    AuditEvent {
+        id: kernel::new_id(),
+        at,
+        action,
+        user_id,
+        session_id: None,
+        ip_address: Some("203.0.113.7".into()),
+        user_agent: None,
+        request_id: None,
+        outcome: AuditOutcome::Success,
+    }
+}
+
+/// `events` as the listing orders them: newest first, then by id.
+fn newest_first(mut events: Vec<AuditEvent>) -> Vec<AuditEvent> {
+    events.sort_by_key(|e| std::cmp::Reverse((e.at, e.id)));
+    events
+}
+
+fn audit_events_are_filtered(store: &Store) {
+    let (alice, bob) = (kernel::new_id(), kernel::new_id());
+    let minute = |m: i64| T0 + Duration::minutes(m);
+    let events = [
+        audit_event(minute(0), AuditAction::Register, Some(alice)),
+        audit_event(minute(1), AuditAction::Login, Some(alice)),
+        audit_event(minute(2), AuditAction::Login, Some(bob)),
+        audit_event(minute(3), AuditAction::LoginFailed, None),
+        audit_event(minute(4), AuditAction::Logout, Some(alice)),
+        audit_event(minute(5), AuditAction::Login, Some(alice)),
+        audit_event(minute(6), AuditAction::Refresh, Some(bob)),
+    ];
+    // Recorded out of order: the listing orders, not the insertion.
+    for e in events.iter().rev() {
+        store.record(e).unwrap();
+    }
+    let list = |q: AuditQuery| store.list_events(&AuditQuery { limit: 1000, ..q }).unwrap();
+    let pick = |idx: &[usize]| -> Vec<AuditEvent> {
+        idx.iter().rev().map(|&i| events[i].clone()).collect()
+    };
+
+    assert_eq!(list(AuditQuery::default()), pick(&[0, 1, 2, 3, 4, 5, 6]));
+    assert_eq!(
+        list(AuditQuery { user_id: Some(alice), ..AuditQuery::default() }),
+        pick(&[0, 1, 4, 5])
+    );
+    assert_eq!(
+        list(AuditQuery { user_id: Some(kernel::new_id()), ..AuditQuery::default() }),
+        vec![]
+    );
+    assert_eq!(
+        list(AuditQuery { action: Some(AuditAction::Login), ..AuditQuery::default() }),
+        pick(&[1, 2, 5])
+    );
+    // `from` is inclusive, `to` exclusive.
+    assert_eq!(
+        list(AuditQuery { from: Some(minute(4)), ..AuditQuery::default() }),
+        pick(&[4, 5, 6])
+    );
+    assert_eq!(list(AuditQuery { to: Some(minute(2)), ..AuditQuery::default() }), pick(&[0, 1]));
+    assert_eq!(
+        list(AuditQuery { from: Some(minute(1)), to: Some(minute(5)), ..AuditQuery::default() }),
+        pick(&[1, 2, 3, 4])
+    );
+    assert_eq!(
+        list(AuditQuery {
+            user_id: Some(alice),
+            action: Some(AuditAction::Login),
+            from: Some(minute(1)),
+            to: Some(minute(6)),
+            ..AuditQuery::default()
+        }),
+        pick(&[1, 5])
+    );
+    // `after` continues strictly after a position, with the other filters.
+    let at = |i: usize| AuditPosition { at: events[i].at, id: events[i].id };
+    assert_eq!(
+        list(AuditQuery { after: Some(at(4)), ..AuditQuery::default() }),
+        pick(&[0, 1, 2, 3])
+    );
+    assert_eq!(
+        list(AuditQuery { user_id: Some(bob), after: Some(at(6)), ..AuditQuery::default() }),
+        pick(&[2])
+    );
+    assert_eq!(list(AuditQuery { after: Some(at(0)), ..AuditQuery::default() }), vec![]);
+    // `limit` keeps the newest.
+    let two = store.list_events(&AuditQuery { limit: 2, ..AuditQuery::default() }).unwrap();
+    assert_eq!(two, pick(&[5, 6]));
+}
+
+fn audit_events_page_by_keyset_through_ties(store: &Store) {
+    let alice = kernel::new_id();
+    // 250 events over 7 milliseconds (about 36 at each, so pages end inside
+    // ties), with v7 ids plus ids chosen to straddle the byte order: digits
+    // against letters, all zeros, all f's, differences in the last digit.
+    let crafted = [
+        0_u128,
+        u128::MAX,
+        0x0000_0000_0000_7000_8000_0000_0000_0009,
+        0x0000_0000_0000_7000_8000_0000_0000_000a,
+        0x9fff_ffff_ffff_7fff_bfff_ffff_ffff_ffff,
+        0xa000_0000_0000_7000_8000_0000_0000_0000,
+        0x0199_0000_0000_7000_8000_0000_0000_0000,
+        0x01a0_0000_0000_7000_8000_0000_0000_0000,
+    ];
+    let mut events = Vec::new();
+    for i in 0..250_usize {
+        let at = T0 + Duration::milliseconds((i % 7) as i64);
+        let mut e = audit_event(at, AuditAction::ALL[i % AuditAction::ALL.len()], Some(alice));
+        if let Some(&raw) = crafted.get(i / 7) {
+            // Each crafted id at every millisecond, told apart in bits 64–66.
+            e.id = Uuid::from_u128(raw ^ (((i % 7) as u128) << 64));
+        }
+        events.push(e);
+    }
+    assert_eq!(events.iter().map(|e| e.id).collect::<HashSet<_>>().len(), 250);
+    for e in &events {
+        store.record(e).unwrap();
+    }
+    let expected = newest_first(events);
+
+    // Someone else's, in the middle of the ties.
+    let others = kernel::new_id();
+    let other = audit_event(T0 + Duration::milliseconds(3), AuditAction::Login, Some(others));
+    store.record(&other).unwrap();
+    for query in
+        [AuditQuery { user_id: Some(alice), ..AuditQuery::default() }, AuditQuery::default()]
+    {
+        let mut seen = Vec::new();
+        let mut sizes = Vec::new();
+        let mut after = None;
+        loop {
+            assert!(sizes.len() < 5, "paging does not end: {sizes:?}");
+            let page =
+                store.list_events(&AuditQuery { after, limit: 100, ..query.clone() }).unwrap();
+            sizes.push(page.len());
+            let Some(last) = page.last() else { break };
+            // Through the cursor, as clients see it.
+            let cursor = AuditPosition { at: last.at, id: last.id }.to_cursor();
+            after = Some(AuditPosition::from_cursor(&cursor).unwrap());
+            seen.extend(page);
+        }
+        if query.user_id.is_some() {
+            // All of alice's exactly once, in order.
+            assert_eq!(sizes, vec![100, 100, 50, 0]);
+            assert_eq!(seen, expected);
+        } else {
+            assert_eq!(sizes, vec![100, 100, 51, 0]);
+            assert_eq!(seen.len(), 251);
+            assert_eq!(seen.iter().filter(|e| e.user_id == Some(others)).count(), 1);
+            let alices: Vec<AuditEvent> =
+                seen.into_iter().filter(|e| e.user_id == Some(alice)).collect();
+            assert_eq!(alices, expected);
+        }
+    }
+}
+
+/// On PostgreSQL audit ids compare bytewise (collation "C"), whatever the
+/// database's default collation, so that both backends page alike.
+#[test]
+fn postgres_audit_ids_use_the_c_collation() {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct Collation {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        collation_name: Option<String>,
+    }
+    let Some(url) = testing::fresh_postgres_url() else { return };
+    open(&url);
+    let mut conn = PgConnection::establish(&url).unwrap();
+    let found: Collation = diesel::sql_query(
+        "SELECT collation_name::text AS collation_name FROM information_schema.columns \
+         WHERE table_schema = current_schema() AND table_name = 'audit_events' \
+         AND column_name = 'id'",
+    )
+    .get_result(&mut conn)
+    .unwrap();
+    assert_eq!(found.collation_name.as_deref(), Some("C"));
 }

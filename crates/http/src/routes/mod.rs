@@ -3,11 +3,13 @@
 //! mistaken for a missing token.
 
 pub(crate) mod admin;
+pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod docs;
 pub(crate) mod health;
+pub(crate) mod sessions;
 
-use actix_web::{HttpResponse, Resource, web};
+use actix_web::{HttpRequest, HttpResponse, Resource, web};
 
 use crate::error::ApiError;
 
@@ -18,16 +20,34 @@ fn resource(path: &str, allow: &'static str) -> Resource {
     }))
 }
 
+/// The path segment `name` as it came (percent-decoding aside), never a
+/// failure: ids are judged by the use cases, so that an id that is not a
+/// UUID answers exactly like one that does not exist.
+pub(crate) fn segment(req: &HttpRequest, name: &str) -> String {
+    req.match_info().get(name).unwrap_or_default().to_owned()
+}
+
 /// The answer for paths that name nothing.
 pub(crate) async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::route_not_found())
 }
 
 /// Registers every route.
+///
+/// Resources are matched in the order they are registered, and a resource
+/// whose pattern matches answers (405 for another method) even when a later
+/// one would have the method. So under a prefix that has `{id}` resources,
+/// static paths must be registered before them: `…/sessions/all` before
+/// `…/sessions/{id}`, and seed 004's `/api/sessions/start`, `/pause`,
+/// `/heatmap`, … (when they come) before `/api/sessions/{id}`, or `POST
+/// /api/sessions/start` would hit the `{id}` resource and answer 405.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     const GET: &str = "GET, HEAD";
+    const GET_DELETE: &str = "GET, HEAD, DELETE";
     const GET_POST: &str = "GET, HEAD, POST";
     const POST: &str = "POST";
+    const DELETE: &str = "DELETE";
+    const PATCH: &str = "PATCH";
     cfg.service(
         resource("/", GET_POST)
             .route(web::get().to(health::root))
@@ -65,7 +85,58 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("/api/auth/validate-token", POST).route(web::post().to(auth::validate_token)))
     .service(resource("/api/auth/token-info", POST).route(web::post().to(auth::token_info)))
     .service(
-        resource("/api/admin/users/{user_id}", "PATCH").route(web::patch().to(admin::update_user)),
+        resource("/api/admin/users/{user_id}", PATCH).route(web::patch().to(admin::update_user)),
+    )
+    .service(
+        resource("/api/admin/users/{user_id}/sessions", GET_DELETE)
+            .route(web::get().to(admin::list_user_sessions))
+            .route(web::head().to(admin::list_user_sessions))
+            .route(web::delete().to(admin::delete_all_user_sessions)),
+    )
+    .service(
+        resource("/api/admin/users/{user_id}/sessions/{id}", GET_DELETE)
+            .route(web::get().to(admin::get_user_session))
+            .route(web::head().to(admin::get_user_session))
+            .route(web::delete().to(admin::delete_user_session)),
+    )
+    // Seed 000. Static paths under /api/sessions/ first (see above); seed
+    // 004's tracking routes go here, before the `{id}` resources.
+    .service(
+        resource("/api/sessions", GET_DELETE)
+            .route(web::get().to(sessions::list))
+            .route(web::head().to(sessions::list))
+            .route(web::delete().to(sessions::delete_all)),
+    )
+    .service(resource("/api/sessions/{id}", DELETE).route(web::delete().to(sessions::delete)))
+    .service(
+        resource("/api/sessions/{id}/deactivate", PATCH)
+            .route(web::patch().to(sessions::deactivate)),
+    )
+    // Seed 001: `…/sessions/all` before `…/sessions/{id}`, so that "all"
+    // is never taken for a session id.
+    .service(
+        resource("/api/v1/auth/users/me/sessions", GET_DELETE)
+            .route(web::get().to(sessions::list_v1))
+            .route(web::head().to(sessions::list_v1))
+            .route(web::delete().to(sessions::terminate_all_v1)),
+    )
+    .service(
+        resource("/api/v1/auth/users/me/sessions/all", DELETE)
+            .route(web::delete().to(sessions::terminate_all_v1_all)),
+    )
+    .service(
+        resource("/api/v1/auth/users/me/sessions/{id}", DELETE)
+            .route(web::delete().to(sessions::terminate_v1)),
+    )
+    .service(
+        resource("/api/audit", GET)
+            .route(web::get().to(audit::everyone))
+            .route(web::head().to(audit::everyone)),
+    )
+    .service(
+        resource("/api/audit/me", GET)
+            .route(web::get().to(audit::mine))
+            .route(web::head().to(audit::mine)),
     )
     .service(
         resource("/api-docs/openapi.json", GET)

@@ -1,0 +1,99 @@
+//! Background work of a serving process: writing session activity behind,
+//! and purging sessions past their retention.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use auth::AuthService;
+use kernel::{Clock as _, SystemClock};
+use sessions::SessionStore;
+
+/// How often pending `last_activity` marks are written. Each session is
+/// marked at most once a minute; this only bounds how stale the database
+/// copy is (and what a crash can lose: activity timestamps, never a
+/// session or token).
+pub const ACTIVITY_FLUSH_EVERY: Duration = Duration::from_secs(2);
+
+/// How often the sweeper looks for sessions past their retention.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Sessions deleted per statement, so a large backlog never holds locks
+/// for long.
+pub const PURGE_BATCH: u32 = 1000;
+
+/// Running background threads; [`Background::stop`] ends them after a last
+/// flush.
+pub struct Background {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    auth: Arc<AuthService>,
+}
+
+impl Background {
+    /// Starts the activity flusher and the retention sweeper.
+    pub fn start(
+        auth: Arc<AuthService>,
+        sessions: Arc<dyn SessionStore>,
+        retention: kernel::Duration,
+    ) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flusher = {
+            let (auth, stop) = (auth.clone(), stop.clone());
+            every(ACTIVITY_FLUSH_EVERY, stop, move || {
+                if let Err(e) = auth.flush_activity() {
+                    tracing::warn!(error = %e, "cannot write session activity yet; will retry");
+                }
+            })
+        };
+        let sweeper = every(SWEEP_EVERY, stop.clone(), move || {
+            match purge(sessions.as_ref(), SystemClock.now() - retention) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(purged = n, "purged sessions past their retention"),
+                Err(e) => tracing::warn!(error = %e, "session purge failed; will retry"),
+            }
+        });
+        Self { stop, threads: vec![flusher, sweeper], auth }
+    }
+
+    /// Stops the threads and writes what is still pending.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Release);
+        for t in self.threads {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+        if let Err(e) = self.auth.flush_activity() {
+            tracing::warn!(error = %e, "could not write the last session activity");
+        }
+    }
+}
+
+/// Deletes sessions that ended or expired before `cutoff`, batch by batch.
+pub fn purge(sessions: &dyn SessionStore, cutoff: kernel::OffsetDateTime) -> anyhow::Result<u64> {
+    let mut total = 0;
+    loop {
+        let n = sessions.purge_sessions(cutoff, PURGE_BATCH)?;
+        total += n;
+        if n < u64::from(PURGE_BATCH) {
+            return Ok(total);
+        }
+    }
+}
+
+fn every(
+    period: Duration,
+    stop: Arc<AtomicBool>,
+    mut work: impl FnMut() + Send + 'static,
+) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Acquire) {
+            std::thread::park_timeout(period);
+            if stop.load(Ordering::Acquire) {
+                break;
+            }
+            work();
+        }
+    })
+}
