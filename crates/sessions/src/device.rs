@@ -1,6 +1,7 @@
 //! What a user agent says about the device behind a session.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{OnceLock, RwLock};
 
 /// Browser, operating system and kind of device, for people to recognise
 /// their sessions ("Chrome on Windows").
@@ -21,10 +22,35 @@ fn parser() -> &'static woothee::parser::Parser {
 
 const UNKNOWN: &str = "Unknown";
 
+/// Distinct user agents remembered; a handful of browsers and versions
+/// cover nearly every session, so this rarely fills (and then restarts).
+const MEMO_CAPACITY: usize = 4096;
+
+fn memo() -> &'static RwLock<HashMap<Box<str>, DeviceInfo>> {
+    static MEMO: OnceLock<RwLock<HashMap<Box<str>, DeviceInfo>>> = OnceLock::new();
+    MEMO.get_or_init(|| RwLock::new(HashMap::new()))
+}
+
 impl DeviceInfo {
     /// Parses a `User-Agent` header with the woothee rule set (a maintained
-    /// parser: no hand-written regex table here).
+    /// parser: no hand-written regex table here). Results are memoised:
+    /// listing sessions parses every session's agent, and regex matching
+    /// would otherwise dominate the listing's cost.
     pub fn parse(user_agent: Option<&str>) -> Self {
+        let Some(ua) = user_agent else { return Self::parse_uncached(None) };
+        if let Some(hit) = memo().read().unwrap_or_else(|e| e.into_inner()).get(ua) {
+            return hit.clone();
+        }
+        let info = Self::parse_uncached(Some(ua));
+        let mut m = memo().write().unwrap_or_else(|e| e.into_inner());
+        if m.len() >= MEMO_CAPACITY {
+            m.clear();
+        }
+        m.insert(ua.into(), info.clone());
+        info
+    }
+
+    fn parse_uncached(user_agent: Option<&str>) -> Self {
         let unknown =
             || Self { browser: UNKNOWN.into(), os: UNKNOWN.into(), device: UNKNOWN.into() };
         let Some(ua) = user_agent.filter(|u| !u.trim().is_empty()) else {
