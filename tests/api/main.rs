@@ -2,6 +2,7 @@
 //! PostgreSQL (each test gets a fresh database or schema). PostgreSQL tests
 //! are skipped loudly when no server can be reached, and fail under CI.
 
+mod analytics;
 mod audit;
 mod auth_flow;
 mod concurrency;
@@ -11,3 +12,4 @@ mod mmdb;
 mod openapi;
 mod sessions;
 mod support;
+mod tracking_sweeper;

@@ -233,6 +233,22 @@ impl Server {
         }
     }
 
+    /// Logs in for `app` (seed 004's tokens carry the app); asserts 200.
+    pub fn login_app(&self, username: &str, password: &str, app: &str) -> Tokens {
+        let req = self
+            .client
+            .post(self.url("/api/auth/login"))
+            .header("User-Agent", CHROME_WINDOWS)
+            .json(&json!({"username": username, "password": password, "app": app}));
+        let r = self.send(req);
+        r.expect(200, None);
+        Tokens {
+            access: r.body["data"]["access_token"].as_str().expect("access_token").to_owned(),
+            refresh: r.body["data"]["refresh_token"].as_str().expect("refresh_token").to_owned(),
+            data: r.body["data"].clone(),
+        }
+    }
+
     /// Runs the binary's command line against this server's database.
     pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> std::process::Output {
         run_cli(&self.database_url, args, stdin)

@@ -4,7 +4,7 @@
 use actix_web::dev::Payload;
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::{FromRequest, HttpRequest, web};
-use auth::{AuthError, Principal, RequestMeta};
+use auth::{Principal, RequestMeta};
 use futures_util::future::LocalBoxFuture;
 
 use crate::ApiState;
@@ -15,11 +15,14 @@ use crate::request_id;
 pub(crate) const MISSING_TOKEN: &str = "Invalid or missing authentication token";
 
 /// Runs a use case on the blocking pool: use cases block on the store and
-/// on Argon2, which must never stall an async worker.
-pub(crate) async fn blocking<T, F>(f: F) -> Result<T, ApiError>
+/// on Argon2, which must never stall an async worker. Its error (of
+/// [`auth`] or [`analytics`]) becomes an [`ApiError`].
+pub(crate) async fn blocking<T, E, F>(f: F) -> Result<T, ApiError>
 where
-    F: FnOnce() -> Result<T, AuthError> + Send + 'static,
+    F: FnOnce() -> Result<T, E> + Send + 'static,
     T: Send + 'static,
+    E: Send + 'static,
+    ApiError: From<E>,
 {
     Ok(web::block(f).await??)
 }

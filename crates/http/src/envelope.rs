@@ -10,13 +10,16 @@ use utoipa::ToSchema;
 use crate::error::{ApiError, ErrorCode, ErrorDetails};
 use crate::request_id;
 
-/// A success envelope as written on the wire.
+/// A success envelope as written on the wire; the fields of `extra` (a
+/// struct) sit beside `data`.
 #[derive(Serialize)]
-struct Success<'a, T: Serialize> {
+struct Success<'a, T: Serialize, X: Serialize> {
     success: bool,
     status: &'static str,
     message: &'a str,
     data: &'a T,
+    #[serde(flatten)]
+    extra: &'a X,
     timestamp: String,
     #[serde(rename = "requestId")]
     request_id: String,
@@ -57,13 +60,29 @@ fn now() -> String {
     kernel::format_instant(kernel::OffsetDateTime::now_utc())
 }
 
+/// Nothing beside `data`.
+#[derive(Serialize)]
+struct NoExtra {}
+
 /// A success answer with `status`.
 pub(crate) fn success<T: Serialize>(status: StatusCode, message: &str, data: &T) -> HttpResponse {
+    success_with(status, message, data, &NoExtra {})
+}
+
+/// A success answer with `status` and, beside `data`, the fields of
+/// `extra` (a struct), for seeds that show a payload at the top level.
+pub(crate) fn success_with<T: Serialize, X: Serialize>(
+    status: StatusCode,
+    message: &str,
+    data: &T,
+    extra: &X,
+) -> HttpResponse {
     let body = Success {
         success: true,
         status: "success",
         message,
         data,
+        extra,
         timestamp: now(),
         request_id: request_id::current(),
     };
@@ -79,6 +98,15 @@ pub(crate) fn success<T: Serialize>(status: StatusCode, message: &str, data: &T)
 /// A 200 success answer.
 pub(crate) fn ok<T: Serialize>(message: &str, data: &T) -> HttpResponse {
     success(StatusCode::OK, message, data)
+}
+
+/// A 200 success answer with the fields of `extra` beside `data`.
+pub(crate) fn ok_with<T: Serialize, X: Serialize>(
+    message: &str,
+    data: &T,
+    extra: &X,
+) -> HttpResponse {
+    success_with(StatusCode::OK, message, data, extra)
 }
 
 /// The error envelope for `e`, with its status (headers beyond the content
@@ -139,6 +167,24 @@ mod tests {
         let ts = v["timestamp"].as_str().unwrap_or_default();
         assert!(kernel::parse_instant(ts).is_ok() && ts.ends_with('Z') && ts.len() == 24);
         assert_eq!(v.as_object().map(|o| o.len()), Some(6));
+    }
+
+    #[actix_web::test]
+    async fn extra_fields_sit_beside_data() {
+        #[derive(Serialize)]
+        struct Top<'a> {
+            heatmap_data: &'a Value,
+        }
+        let data = json!({"total_sessions": 2});
+        let res = request_id::scope("rid-3".into(), async {
+            ok_with("Heatmap", &data, &Top { heatmap_data: &data })
+        })
+        .await;
+        let v = body(res);
+        assert_eq!(v["data"], data);
+        assert_eq!(v["heatmap_data"], data);
+        assert_eq!(v["requestId"], "rid-3");
+        assert_eq!(v.as_object().map(|o| o.len()), Some(7));
     }
 
     #[actix_web::test]

@@ -8,6 +8,7 @@ use std::fmt;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
+use analytics::AnalyticsError;
 use auth::AuthError;
 use kernel::Violations;
 use serde::Serialize;
@@ -324,22 +325,58 @@ impl From<AuthError> for ApiError {
             AuthError::Forbidden(why) => Self::forbidden(why),
             AuthError::UserNotFound => Self::user_not_found(),
             AuthError::SessionNotFound => Self::session_not_found("access"),
-            AuthError::Unknown(e) if kernel::Unavailable::in_chain(e.chain()) => {
-                tracing::warn!(
-                    request_id = %crate::request_id::current(),
-                    error = format!("{e:#}"),
-                    "database unavailable"
-                );
-                Self::unavailable("The database cannot be reached; try again shortly")
+            AuthError::Unknown(e) => Self::unknown(&e),
+        }
+    }
+}
+
+impl ApiError {
+    /// 409 INVALID_STATE_TRANSITION: a tracked session cannot `action`
+    /// from `state`.
+    pub fn invalid_transition(action: &str, state: &str) -> Self {
+        Self::new(
+            ErrorCode::InvalidStateTransition,
+            "Invalid state transition",
+            format!("Cannot {action} a session that is {state}"),
+        )
+    }
+
+    /// What a use case could not name: 503 when the database is
+    /// unreachable, else 500; logged here, never shown.
+    fn unknown(e: &anyhow::Error) -> Self {
+        if kernel::Unavailable::in_chain(e.chain()) {
+            tracing::warn!(
+                request_id = %crate::request_id::current(),
+                error = format!("{e:#}"),
+                "database unavailable"
+            );
+            Self::unavailable("The database cannot be reached; try again shortly")
+        } else {
+            tracing::error!(
+                request_id = %crate::request_id::current(),
+                error = format!("{e:#}"),
+                "use case failed"
+            );
+            Self::internal()
+        }
+    }
+}
+
+impl From<AnalyticsError> for ApiError {
+    fn from(e: AnalyticsError) -> Self {
+        match e {
+            AnalyticsError::Invalid(v) => Self::validation(&v),
+            AnalyticsError::InvalidTransition { action, state } => {
+                Self::invalid_transition(action, state)
             }
-            AuthError::Unknown(e) => {
-                tracing::error!(
-                    request_id = %crate::request_id::current(),
-                    error = format!("{e:#}"),
-                    "use case failed"
-                );
-                Self::internal()
+            AnalyticsError::SessionNotFound => Self::session_not_found("access"),
+            AnalyticsError::Forbidden(why) => Self::forbidden(why),
+            AnalyticsError::Unauthenticated => {
+                Self::unauthorized("A bearer token is required for this endpoint")
             }
+            // Switched off: answered exactly like a path that names nothing.
+            AnalyticsError::Disabled => Self::route_not_found(),
+            AnalyticsError::Unknown(e) => Self::unknown(&e),
         }
     }
 }
@@ -446,6 +483,59 @@ mod tests {
         assert_eq!(e.code.status().as_u16(), 500);
         let text = format!("{} {:?}", e.message, e.details);
         assert!(!text.contains("SELECT") && !text.contains("store.rs"));
+    }
+
+    #[test]
+    fn analytics_errors_map_to_the_contract() {
+        let m = |e: AnalyticsError| {
+            let a = ApiError::from(e);
+            (a.code.status().as_u16(), a.code.as_str(), a.message, a.details)
+        };
+        let v = Violations::one("timespent", "must be a whole number");
+        assert_eq!(
+            m(AnalyticsError::Invalid(v)),
+            (
+                422,
+                "VALIDATION_ERROR",
+                "Validation failed".into(),
+                ErrorDetails::Fields(
+                    [("timespent".into(), "must be a whole number".into())].into()
+                )
+            )
+        );
+        assert_eq!(
+            m(AnalyticsError::InvalidTransition { action: "pause", state: "paused" }),
+            (
+                409,
+                "INVALID_STATE_TRANSITION",
+                "Invalid state transition".into(),
+                ErrorDetails::Text("Cannot pause a session that is paused".into())
+            )
+        );
+        let nf = m(AnalyticsError::SessionNotFound);
+        assert_eq!(
+            (nf.0, nf.1, nf.2.as_str()),
+            (404, "SESSION_NOT_FOUND", "Session not found or unauthorized")
+        );
+        let e = ApiError::from(AnalyticsError::SessionNotFound).for_session("pause");
+        assert_eq!(
+            e.details,
+            ErrorDetails::Text(
+                "The requested session does not exist or you don't have permission to pause it"
+                    .into()
+            )
+        );
+        let f = m(AnalyticsError::Forbidden("not your app"));
+        assert_eq!((f.0, f.1, f.3), (403, "FORBIDDEN", ErrorDetails::Text("not your app".into())));
+        let u = m(AnalyticsError::Unauthenticated);
+        assert_eq!((u.0, u.1), (401, "UNAUTHORIZED"));
+        assert_eq!(ApiError::from(AnalyticsError::Disabled), ApiError::route_not_found());
+        let cause: Box<dyn std::error::Error + Send + Sync> = "connection refused".into();
+        let down = anyhow::Error::new(kernel::Unavailable(cause)).context("recording visits");
+        assert_eq!(m(AnalyticsError::Unknown(down)).0, 503);
+        let bug = m(AnalyticsError::Unknown(anyhow::anyhow!("SELECT 1 failed at /src/x.rs")));
+        assert_eq!((bug.0, bug.1), (500, "INTERNAL_ERROR"));
+        assert!(!format!("{:?}", bug.3).contains("SELECT"));
     }
 
     #[test]

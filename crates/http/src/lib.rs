@@ -1,7 +1,7 @@
 //! HTTP adapter of sessiond: the REST API on actix-web.
 //!
-//! Handlers are thin: parse the request, run a use case of [`auth`] on the
-//! blocking pool, wrap the result in the envelope of SPEC §1. Every answer,
+//! Handlers are thin: parse the request, run a use case of [`auth`] or
+//! [`analytics`] on the blocking pool, wrap the result in the envelope of SPEC §1. Every answer,
 //! errors from actix itself included, is an envelope carrying the request id
 //! that `X-Request-Id` repeats. The crate knows the use cases and ports,
 //! never the database adapter.
@@ -48,6 +48,8 @@ pub trait Readiness: Send + Sync {
 pub struct ApiState {
     /// The authentication use cases.
     pub auth: Arc<auth::AuthService>,
+    /// The usage-analytics use cases (seed 004).
+    pub analytics: Arc<analytics::AnalyticsService>,
     /// The readiness probe.
     pub readiness: Arc<dyn Readiness>,
     /// Proxies whose `X-Forwarded-For` / `Forwarded` are believed; with

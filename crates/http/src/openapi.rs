@@ -8,11 +8,16 @@ use utoipa::{Modify, OpenApi, ToSchema};
 pub(crate) use crate::envelope::ErrorEnvelope;
 use crate::envelope::{ErrorBody, Null};
 use crate::error::{ErrorCode, ErrorDetails};
-use crate::routes::{admin, audit, auth, docs, health, sessions};
+use crate::routes::analytics::{PagedReportBody, ReportBody, StartBody, TransitionBody};
+use crate::routes::pages::TrackBody;
+use crate::routes::{admin, analytics, audit, auth, docs, health, pages, sessions};
 use crate::views::{
-    AuditEventView, AuditPageData, ClaimsView, DeviceInfoView, LoginData, LogoutAllData,
-    RefreshData, SessionListV1Data, SessionView, TerminatedCountData, TerminatedSessionData,
-    UserView, ValidateTokenData,
+    AuditEventView, AuditPageData, ClaimsView, DailyTimeData, DateRangeView, DetailEntryView,
+    DetailTimelineData, DeviceInfoView, HeatmapData, LoginData, LogoutAllData, MostActiveData,
+    PageStatView, PageStatsData, PageTimeData, PageTrackedData, RefreshData, SessionEndedData,
+    SessionEventView, SessionListV1Data, SessionPausedData, SessionResumedData, SessionStartedData,
+    SessionView, StatsData, SummaryData, TerminatedCountData, TerminatedSessionData, TimelineData,
+    TimelineEntryView, UserView, ValidateTokenData,
 };
 
 /// Declares a success-envelope schema whose `data` is `$data`. These types
@@ -70,6 +75,57 @@ envelope_schema! {
     TerminatedSessionEnvelope => TerminatedSessionData;
     /// A success envelope carrying a page of audit events.
     AuditPageEnvelope => AuditPageData;
+    /// The answer to starting a tracked session.
+    SessionStartedEnvelope => SessionStartedData;
+    /// The answer to pausing a tracked session.
+    SessionPausedEnvelope => SessionPausedData;
+    /// The answer to resuming a tracked session.
+    SessionResumedEnvelope => SessionResumedData;
+    /// The answer to ending a tracked session.
+    SessionEndedEnvelope => SessionEndedData;
+    /// The most-active report.
+    MostActiveEnvelope => MostActiveData;
+    /// The stats report.
+    StatsEnvelope => StatsData;
+    /// The summary report (also the public one).
+    SummaryEnvelope => SummaryData;
+    /// A page of the timeline (also the public one).
+    TimelineEnvelope => TimelineData;
+    /// The daily-time-spent report.
+    DailyTimeEnvelope => DailyTimeData;
+    /// The time-by-page report.
+    TimeByPageEnvelope => PageTimeData;
+    /// A page of the detailed session timeline.
+    DetailTimelineEnvelope => DetailTimelineData;
+    /// The answer to tracking a page visit.
+    PageTrackedEnvelope => PageTrackedData;
+    /// The page-stats report.
+    PageStatsEnvelope => PageStatsData;
+}
+
+/// The heatmap answer: seed 004 shows `heatmap_data` at the top level, so
+/// it is there, and `data` holds the same object.
+#[derive(ToSchema)]
+#[expect(dead_code, reason = "describes the wire format for OpenAPI only")]
+pub(crate) struct HeatmapEnvelope {
+    /// Always `true`.
+    success: bool,
+    /// Always `"success"`.
+    #[schema(example = "success")]
+    status: String,
+    /// What happened, for people.
+    #[schema(example = "Heatmap retrieved successfully")]
+    message: String,
+    /// The heatmap.
+    data: HeatmapData,
+    /// The same object as `data` (seed 004's place for it).
+    heatmap_data: HeatmapData,
+    /// When the answer was made (RFC 3339, UTC, milliseconds).
+    #[schema(example = "2024-04-05T12:00:00.000Z")]
+    timestamp: String,
+    /// The request id, as in the `X-Request-Id` header.
+    #[schema(rename = "requestId")]
+    request_id: String,
 }
 
 #[derive(OpenApi)]
@@ -115,6 +171,22 @@ envelope_schema! {
         sessions::terminate_v1,
         audit::mine,
         audit::everyone,
+        analytics::start,
+        analytics::pause,
+        analytics::resume,
+        analytics::end,
+        analytics::heatmap,
+        analytics::most_active,
+        analytics::stats,
+        analytics::summary,
+        analytics::public_summary,
+        analytics::timeline,
+        analytics::public_timeline,
+        analytics::daily_time_spent,
+        analytics::time_by_page,
+        analytics::session_timeline_detail,
+        pages::track,
+        pages::stats,
     ),
     components(schemas(
         ErrorEnvelope, ErrorBody, ErrorCode, ErrorDetails,
@@ -125,6 +197,15 @@ envelope_schema! {
         UserView, SessionView, DeviceInfoView, ClaimsView, LoginData, RefreshData,
         LogoutAllData, ValidateTokenData, SessionListV1Data, TerminatedCountData,
         TerminatedSessionData, AuditEventView, AuditPageData,
+        StartBody, TransitionBody, ReportBody, PagedReportBody, TrackBody,
+        SessionStartedEnvelope, SessionPausedEnvelope, SessionResumedEnvelope,
+        SessionEndedEnvelope, HeatmapEnvelope, MostActiveEnvelope, StatsEnvelope,
+        SummaryEnvelope, TimelineEnvelope, DailyTimeEnvelope, TimeByPageEnvelope,
+        DetailTimelineEnvelope, PageTrackedEnvelope, PageStatsEnvelope,
+        SessionStartedData, SessionPausedData, SessionResumedData, SessionEndedData,
+        HeatmapData, DateRangeView, MostActiveData, StatsData, SummaryData, TimelineData,
+        TimelineEntryView, DailyTimeData, PageTimeData, DetailTimelineData, DetailEntryView,
+        SessionEventView, PageTrackedData, PageStatsData, PageStatView,
     )),
     modifiers(&Security, &CommonErrors, &OptionalBodies),
     tags(
@@ -133,6 +214,8 @@ envelope_schema! {
         (name = "sessions", description = "The caller's device sessions (seeds 000 and 001)"),
         (name = "admin", description = "Administration (admin role)"),
         (name = "audit", description = "The audit trail of security events"),
+        (name = "analytics", description = "Usage tracking: tracked sessions and their reports (seed 004)"),
+        (name = "pages", description = "Page visits and their statistics (seed 004)"),
     )
 )]
 struct ApiDoc;

@@ -18,6 +18,8 @@ use tokens::{AccessGrant, RefreshRecord, RefreshTokenStore, TokenCodec};
 
 use super::*;
 
+mod tracking;
+
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
 /// Known sessions with their users; everything else is unknown. Nothing
@@ -187,10 +189,14 @@ impl Readiness for Probe {
 struct Fixture {
     state: ApiState,
     probe: Arc<Probe>,
+    /// The tracking store under `state.analytics`.
+    tracking: Arc<tracking::MemTracking>,
     /// alice (a user) on her current session.
     user_token: String,
     /// root (an admin).
     admin_token: String,
+    /// john_doe (a user) on a session for the app `my_app`, seed 004's.
+    john_token: String,
     alice: Uuid,
     /// alice's current session and her other one.
     alice_current: Uuid,
@@ -217,10 +223,10 @@ fn fixture() -> Fixture {
         created_at: now,
         updated_at: now,
     };
-    let session = |user: &User, agent: Option<&str>| DeviceSession {
+    let session_for = |user: &User, agent: Option<&str>, app: &str| DeviceSession {
         id: kernel::new_id(),
         user_id: user.id,
-        app: "web".into(),
+        app: app.into(),
         ip_address: None,
         user_agent: agent.map(str::to_owned),
         location: None,
@@ -231,8 +237,11 @@ fn fixture() -> Fixture {
         state: SessionState::Active,
         ended_at: None,
     };
+    let session = |user: &User, agent: Option<&str>| session_for(user, agent, "web");
     let (alice, root, bob) =
         (user("alice", Role::user()), user("root", Role::admin()), user("bob", Role::user()));
+    let john = user("john_doe", Role::user());
+    let john_s = session_for(&john, None, "my_app");
     let (alice_s, alice_old, root_s, bob_s) = (
         session(&alice, None),
         session(&alice, Some(CHROME)),
@@ -251,9 +260,16 @@ fn fixture() -> Fixture {
         codec.issue(&grant, now).0
     };
     let (user_token, admin_token) = (token(&alice, &alice_s), token(&root, &root_s));
+    let john_token = token(&john, &john_s);
     let fx_ids = (alice.id, alice_s.id, alice_old.id, bob_s.id);
     let stub = Arc::new(Stub {
-        pairs: vec![(alice_s, alice.clone()), (alice_old, alice), (root_s, root), (bob_s, bob)],
+        pairs: vec![
+            (alice_s, alice.clone()),
+            (alice_old, alice),
+            (root_s, root),
+            (bob_s, bob),
+            (john_s, john),
+        ],
     });
     let ports = Ports {
         users: stub.clone(),
@@ -271,15 +287,19 @@ fn fixture() -> Fixture {
     };
     let auth = AuthService::new(ports, codec, accounts::PasswordHasher::fast_for_tests(), settings);
     let probe = Arc::new(Probe(AtomicBool::new(true)));
+    let tracking = Arc::new(tracking::MemTracking::default());
     Fixture {
         state: ApiState {
             auth: Arc::new(auth),
+            analytics: tracking::service(tracking.clone(), true),
             readiness: probe.clone(),
             trusted_proxies: TrustedProxies::none(),
         },
         probe,
+        tracking,
         user_token,
         admin_token,
+        john_token,
         alice: fx_ids.0,
         alice_current: fx_ids.1,
         alice_other: fx_ids.2,
@@ -819,6 +839,90 @@ fn the_openapi_document_is_deterministic_and_complete() {
     }
 }
 
+/// Seed 004's operations: path, operation id, tag, security (`None` for
+/// public, `Some(true)` for bearer, `Some(false)` for optional bearer),
+/// and the error statuses documented.
+type AnalyticsOp =
+    (&'static str, &'static str, &'static str, Option<bool>, &'static [&'static str]);
+
+#[test]
+fn the_openapi_document_describes_seed_004() {
+    let doc: Value = serde_json::from_str(&openapi_json()).unwrap_or(Value::Null);
+    const BEARER: &[&str] = &["400", "401", "403", "413", "422"];
+    const STEP: &[&str] = &["400", "401", "403", "404", "409", "413", "422"];
+    const PUBLIC: &[&str] = &["400", "404", "413", "422"];
+    const TRACK: &[&str] = &["400", "401", "403", "404", "413", "422"];
+    let ops: [AnalyticsOp; 16] = [
+        ("/api/sessions/start", "startSession", "analytics", Some(true), BEARER),
+        ("/api/sessions/pause", "pauseSession", "analytics", Some(true), STEP),
+        ("/api/sessions/resume", "resumeSession", "analytics", Some(true), STEP),
+        ("/api/sessions/end", "endSession", "analytics", Some(true), STEP),
+        ("/api/sessions/heatmap", "getHeatmap", "analytics", Some(true), BEARER),
+        ("/api/sessions/most-active", "getMostActive", "analytics", Some(true), BEARER),
+        ("/api/sessions/stats", "getStats", "analytics", Some(true), BEARER),
+        ("/api/sessions/summary", "getSummary", "analytics", Some(true), BEARER),
+        ("/api/sessions/public-summary", "getPublicSummary", "analytics", None, PUBLIC),
+        ("/api/sessions/timeline", "getTimeline", "analytics", Some(true), BEARER),
+        ("/api/sessions/public-timeline", "getPublicTimeline", "analytics", None, PUBLIC),
+        ("/api/sessions/daily-time-spent", "getDailyTimeSpent", "analytics", Some(true), BEARER),
+        ("/api/sessions/time-by-page", "getTimeByPage", "analytics", Some(true), BEARER),
+        (
+            "/api/sessions/session-timeline-detail",
+            "getSessionTimelineDetail",
+            "analytics",
+            Some(true),
+            BEARER,
+        ),
+        ("/api/pages/track", "trackPage", "pages", Some(false), TRACK),
+        ("/api/pages/stats", "getPageStats", "pages", Some(true), BEARER),
+    ];
+    for (path, id, tag, security, errors) in ops {
+        let item = doc["paths"][path].as_object().cloned().unwrap_or_default();
+        assert_eq!(item.keys().collect::<Vec<_>>(), ["post"], "{path}");
+        let op = &doc["paths"][path]["post"];
+        assert_eq!(op["operationId"], id, "{path}");
+        assert_eq!(op["tags"], json!([tag]), "{path}");
+        let bearer = json!({"bearerAuth": []});
+        match security {
+            None => assert!(op["security"].is_null(), "{path}"),
+            Some(true) => assert_eq!(op["security"], json!([bearer]), "{path}"),
+            Some(false) => assert_eq!(op["security"], json!([{}, bearer]), "{path}"),
+        }
+        let body = &op["requestBody"]["content"]["application/json"];
+        assert!(body["schema"]["$ref"].is_string(), "{path}");
+        assert!(body["example"].is_object(), "{path}");
+        assert_eq!(op["requestBody"]["required"], true, "{path}");
+        let ok = &op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"];
+        assert!(ok.as_str().is_some_and(|r| r.ends_with("Envelope")), "{path}");
+        for status in errors.iter().chain(&["405", "500"]) {
+            assert!(op["responses"][status].is_object(), "{path} {status}");
+        }
+        if security.is_none() {
+            assert!(op["responses"]["401"].is_null(), "{path}");
+        }
+    }
+    let schemas = &doc["components"]["schemas"];
+    // The heatmap envelope has `heatmap_data` beside `data`.
+    let heatmap = &schemas["HeatmapEnvelope"];
+    assert_eq!(heatmap["properties"]["data"]["$ref"], "#/components/schemas/HeatmapData");
+    assert_eq!(heatmap["properties"]["heatmap_data"]["$ref"], "#/components/schemas/HeatmapData");
+    assert!(
+        heatmap["required"].as_array().is_some_and(|r| r.contains(&json!("heatmap_data"))),
+        "{heatmap}"
+    );
+    // Seed 004's examples are in the schemas.
+    assert_eq!(schemas["HeatmapData"]["example"]["weekly_hourly"]["1"]["10"], 15);
+    assert_eq!(schemas["SessionEndedData"]["example"]["total_duration"], "01:00:00");
+    assert_eq!(schemas["StatsData"]["example"]["total_time_spent"], "112:15:00");
+    assert_eq!(schemas["TrackBody"]["example"]["timespent"], 120);
+    assert_eq!(schemas["TrackBody"]["properties"]["timespent"]["maximum"], 86_400);
+    let tags: Vec<&str> = doc["tags"]
+        .as_array()
+        .map(|t| t.iter().filter_map(|t| t["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(tags.contains(&"analytics") && tags.contains(&"pages"));
+}
+
 /// Sends raw HTTP/1.1 bytes to `addr` and returns what came back.
 fn raw_exchange(addr: std::net::SocketAddr, head: &str, chunks: &[Vec<u8>]) -> String {
     use std::io::{Read, Write};
@@ -1125,12 +1229,12 @@ async fn routing_of_the_session_paths() {
         assert_eq!(code(&body), "METHOD_NOT_ALLOWED");
         assert_eq!(allow(&headers), allowed, "{method} {path}");
     }
-    // Seed 004's tracking routes do not exist yet: until they are added
-    // (before the `{id}` resources), they are enveloped 404s or 405s.
+    // Seed 004's tracking routes come before the `{id}` resources: a POST
+    // reaches them (and needs a token), never the `{id}` resource's 405.
     for path in ["/api/sessions/start", "/api/sessions/heatmap/", "/api/sessions/most-active"] {
         let (status, _, body) = send(&f.state, post(path)).await;
-        assert!(matches!(status.as_u16(), 404 | 405), "{path}");
-        assert!(matches!(code(&body), "NOT_FOUND" | "METHOD_NOT_ALLOWED"), "{path}");
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(code(&body), "UNAUTHORIZED", "{path}");
         assert_eq!(body["success"], false);
     }
     // Deeper paths name nothing.

@@ -8,6 +8,10 @@ use sessions::{DeviceInfo, DeviceSession, Lifetimes};
 use tokens::Claims;
 use utoipa::ToSchema;
 
+mod tracking;
+
+pub(crate) use tracking::*;
+
 /// An account (seed 002's user, plus `username`).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

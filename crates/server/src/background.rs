@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use analytics::AnalyticsService;
 use auth::AuthService;
 use kernel::{Clock as _, SystemClock};
 use sessions::SessionStore;
@@ -15,9 +16,6 @@ use sessions::SessionStore;
 /// copy is (and what a crash can lose: activity timestamps, never a
 /// session or token).
 pub const ACTIVITY_FLUSH_EVERY: Duration = Duration::from_secs(2);
-
-/// How often the sweeper looks for sessions past their retention.
-pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// Sessions deleted per statement, so a large backlog never holds locks
 /// for long.
@@ -29,14 +27,18 @@ pub struct Background {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     auth: Arc<AuthService>,
+    analytics: Arc<AnalyticsService>,
 }
 
 impl Background {
-    /// Starts the activity flusher and the retention sweeper.
+    /// Starts the activity flusher and the sweepers (session retention,
+    /// abandoned tracked sessions).
     pub fn start(
         auth: Arc<AuthService>,
+        analytics: Arc<AnalyticsService>,
         sessions: Arc<dyn SessionStore>,
         retention: kernel::Duration,
+        sweep_every: Duration,
     ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flusher = {
@@ -47,14 +49,22 @@ impl Background {
                 }
             })
         };
-        let sweeper = every(SWEEP_EVERY, stop.clone(), move || {
+        let tracked = analytics.clone();
+        let sweeper = every(sweep_every, stop.clone(), move || {
             match purge(sessions.as_ref(), SystemClock.now() - retention) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(purged = n, "purged sessions past their retention"),
                 Err(e) => tracing::warn!(error = %e, "session purge failed; will retry"),
             }
+            match tracked.close_idle_sessions() {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(closed = n, "closed abandoned tracked sessions"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "closing idle tracked sessions failed; will retry")
+                }
+            }
         });
-        Self { stop, threads: vec![flusher, sweeper], auth }
+        Self { stop, threads: vec![flusher, sweeper], auth, analytics }
     }
 
     /// Stops the threads and writes what is still pending.
@@ -67,6 +77,8 @@ impl Background {
         if let Err(e) = self.auth.flush_activity() {
             tracing::warn!(error = %e, "could not write the last session activity");
         }
+        // Writes the page visits still queued for a group commit.
+        self.analytics.shutdown();
     }
 }
 

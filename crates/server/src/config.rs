@@ -87,6 +87,8 @@ pub struct Config {
     pub session_retention_secs: u64,
     /// Inactivity after which tracked sessions are closed.
     pub tracking_idle_timeout_secs: u64,
+    /// How often the sweepers run.
+    pub sweep_interval_secs: u64,
     /// Self-registration.
     pub registration: Registration,
     /// Whether `/api/pages/track` works without a token.
@@ -132,6 +134,7 @@ pub const KNOWN: &[&str] = &[
     "SESSIOND_REFRESH_GRACE_SECS",
     "SESSIOND_SESSION_RETENTION_SECS",
     "SESSIOND_TRACKING_IDLE_TIMEOUT_SECS",
+    "SESSIOND_SWEEP_INTERVAL_SECS",
     "SESSIOND_REGISTRATION",
     "SESSIOND_PUBLIC_TRACKING",
     "SESSIOND_PUBLIC_ANALYTICS",
@@ -277,6 +280,7 @@ impl Config {
             refresh_grace_secs: r.secs("SESSIOND_REFRESH_GRACE_SECS", 10, 0)?,
             session_retention_secs: r.secs("SESSIOND_SESSION_RETENTION_SECS", 2_592_000, 0)?,
             tracking_idle_timeout_secs: r.secs("SESSIOND_TRACKING_IDLE_TIMEOUT_SECS", 43_200, 1)?,
+            sweep_interval_secs: r.secs("SESSIOND_SWEEP_INTERVAL_SECS", 60, 1)?,
             registration: r.choice(
                 "SESSIOND_REGISTRATION",
                 Registration::Open,

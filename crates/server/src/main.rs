@@ -212,16 +212,33 @@ fn serve(config: Config, store: Store) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let trusted_proxies =
         http::TrustedProxies::new(config.trusted_proxies.iter().map(|c| (c.addr, c.prefix)));
+    let analytics = Arc::new(analytics::AnalyticsService::new(
+        Arc::new(store.clone()),
+        Arc::new(SystemClock),
+        analytics::AnalyticsSettings {
+            public_tracking: config.public_tracking,
+            public_analytics: config.public_analytics,
+            idle_timeout: Duration::seconds(
+                i64::try_from(config.tracking_idle_timeout_secs).unwrap_or(i64::MAX),
+            ),
+        },
+    ));
     let state = http::ApiState {
         auth,
+        analytics,
         readiness: Arc::new(StoreReadiness(store.clone())),
         trusted_proxies,
     };
     let workers = config.workers;
     let retention =
         Duration::seconds(i64::try_from(config.session_retention_secs).unwrap_or(i64::MAX));
-    let background =
-        background::Background::start(state.auth.clone(), Arc::new(store.clone()), retention);
+    let background = background::Background::start(
+        state.auth.clone(),
+        state.analytics.clone(),
+        Arc::new(store.clone()),
+        retention,
+        std::time::Duration::from_secs(config.sweep_interval_secs),
+    );
     let served = actix_web::rt::System::new().block_on(async move {
         let server = http::server(state, listener, workers)?;
         // Tests and scripts wait for this exact line (port 0 picks a free port).

@@ -1,8 +1,8 @@
 //! Storage adapter of sessiond: one [`Store`] implements every store port
 //! (`accounts::UserStore`, `sessions::SessionStore`,
 //! `tokens::RefreshTokenStore`, `tokens::KeyStore`, `auth::PrincipalStore`,
-//! `auth::AuditLog`) over PostgreSQL and SQLite from one set of diesel
-//! queries.
+//! `auth::AuditLog`, `analytics::TrackingStore`) over PostgreSQL and SQLite
+//! from one set of diesel queries.
 //!
 //! The queries are written once against a `#[derive(MultiConnection)]` enum
 //! over `PgConnection` and `SqliteConnection`; the few that need a dialect
@@ -23,6 +23,7 @@
 //! ```
 
 mod accounts_store;
+mod analytics_store;
 mod auth_store;
 mod conn;
 mod schema;

@@ -74,8 +74,105 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    tracked_sessions (id) {
+        id -> Text,
+        app -> Text,
+        user_name -> Text,
+        state -> Text,
+        started_at_ms -> BigInt,
+                last_event_at_ms -> BigInt,
+        last_seen_at_ms -> BigInt,
+        active_since_ms -> Nullable<BigInt>,
+        active_ms -> BigInt,
+        ended_at_ms -> Nullable<BigInt>,
+        events -> Integer,
+    }
+}
+
+diesel::table! {
+    tracked_events (session_id, seq) {
+        session_id -> Text,
+        seq -> Integer,
+        kind -> Text,
+        at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// No primary key in the database (pieces are not addressed one by
+    /// one); diesel needs one declared.
+    tracked_intervals (session_id, from_ms) {
+        session_id -> Text,
+        app -> Text,
+        user_name -> Text,
+        bucket_ms -> BigInt,
+        from_ms -> BigInt,
+        to_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    track_buckets (app, subject, bucket_ms) {
+        app -> Text,
+        subject -> Text,
+        bucket_ms -> BigInt,
+        starts -> BigInt,
+        ended -> BigInt,
+        dur_sum_ms -> BigInt,
+        dur_min_ms -> Nullable<BigInt>,
+        dur_max_ms -> Nullable<BigInt>,
+        active_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    page_visits (id) {
+        id -> Text,
+        app -> Text,
+        user_name -> Text,
+        page -> Text,
+        timespent -> BigInt,
+        session_id -> Nullable<Text>,
+        at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    page_totals (app, subject, page) {
+        app -> Text,
+        subject -> Text,
+        page -> Text,
+        visits -> BigInt,
+        time_sum -> BigInt,
+    }
+}
+
+diesel::table! {
+    page_days (app, subject, day_ms, page) {
+        app -> Text,
+        subject -> Text,
+        day_ms -> BigInt,
+        page -> Text,
+        visits -> BigInt,
+        time_sum -> BigInt,
+    }
+}
+
+diesel::table! {
+    page_buckets (app, subject, bucket_ms, page) {
+        app -> Text,
+        subject -> Text,
+        bucket_ms -> BigInt,
+        page -> Text,
+        visits -> BigInt,
+        time_sum -> BigInt,
+    }
+}
+
 diesel::joinable!(device_sessions -> users (user_id));
 diesel::joinable!(refresh_tokens -> device_sessions (session_id));
+diesel::joinable!(tracked_events -> tracked_sessions (session_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     counters,
@@ -84,4 +181,12 @@ diesel::allow_tables_to_appear_in_same_query!(
     refresh_tokens,
     settings,
     audit_events,
+    tracked_sessions,
+    tracked_events,
+    tracked_intervals,
+    track_buckets,
+    page_visits,
+    page_totals,
+    page_days,
+    page_buckets,
 );

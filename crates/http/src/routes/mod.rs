@@ -3,10 +3,12 @@
 //! mistaken for a missing token.
 
 pub(crate) mod admin;
+pub(crate) mod analytics;
 pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod docs;
 pub(crate) mod health;
+pub(crate) mod pages;
 pub(crate) mod sessions;
 
 use actix_web::{HttpRequest, HttpResponse, Resource, web};
@@ -39,8 +41,8 @@ pub(crate) async fn not_found() -> Result<HttpResponse, ApiError> {
 /// one would have the method. So under a prefix that has `{id}` resources,
 /// static paths must be registered before them: `…/sessions/all` before
 /// `…/sessions/{id}`, and seed 004's `/api/sessions/start`, `/pause`,
-/// `/heatmap`, … (when they come) before `/api/sessions/{id}`, or `POST
-/// /api/sessions/start` would hit the `{id}` resource and answer 405.
+/// `/heatmap`, … before `/api/sessions/{id}`, or `POST /api/sessions/start`
+/// would hit the `{id}` resource and answer 405.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     const GET: &str = "GET, HEAD";
     const GET_DELETE: &str = "GET, HEAD, DELETE";
@@ -99,14 +101,14 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::head().to(admin::get_user_session))
             .route(web::delete().to(admin::delete_user_session)),
     )
-    // Seed 000. Static paths under /api/sessions/ first (see above); seed
-    // 004's tracking routes go here, before the `{id}` resources.
+    // Seed 000. Static paths under /api/sessions/ first (see above).
     .service(
         resource("/api/sessions", GET_DELETE)
             .route(web::get().to(sessions::list))
             .route(web::head().to(sessions::list))
             .route(web::delete().to(sessions::delete_all)),
     )
+    .configure(analytics_routes)
     .service(resource("/api/sessions/{id}", DELETE).route(web::delete().to(sessions::delete)))
     .service(
         resource("/api/sessions/{id}/deactivate", PATCH)
@@ -143,4 +145,34 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(docs::openapi_json))
             .route(web::head().to(docs::openapi_json)),
     );
+}
+
+/// Seed 004: usage tracking and its reports (all POST). Registered before
+/// `/api/sessions/{id}`, so that `start`, `heatmap`, … are never taken for
+/// session ids.
+fn analytics_routes(cfg: &mut web::ServiceConfig) {
+    const POST: &str = "POST";
+    let post = |path: &str, route: actix_web::Route| resource(path, POST).route(route);
+    cfg.service(post("/api/sessions/start", web::post().to(analytics::start)))
+        .service(post("/api/sessions/pause", web::post().to(analytics::pause)))
+        .service(post("/api/sessions/resume", web::post().to(analytics::resume)))
+        .service(post("/api/sessions/end", web::post().to(analytics::end)))
+        .service(post("/api/sessions/heatmap", web::post().to(analytics::heatmap)))
+        .service(post("/api/sessions/most-active", web::post().to(analytics::most_active)))
+        .service(post("/api/sessions/stats", web::post().to(analytics::stats)))
+        .service(post("/api/sessions/summary", web::post().to(analytics::summary)))
+        .service(post("/api/sessions/public-summary", web::post().to(analytics::public_summary)))
+        .service(post("/api/sessions/timeline", web::post().to(analytics::timeline)))
+        .service(post("/api/sessions/public-timeline", web::post().to(analytics::public_timeline)))
+        .service(post(
+            "/api/sessions/daily-time-spent",
+            web::post().to(analytics::daily_time_spent),
+        ))
+        .service(post("/api/sessions/time-by-page", web::post().to(analytics::time_by_page)))
+        .service(post(
+            "/api/sessions/session-timeline-detail",
+            web::post().to(analytics::session_timeline_detail),
+        ))
+        .service(post("/api/pages/track", web::post().to(pages::track)))
+        .service(post("/api/pages/stats", web::post().to(pages::stats)));
 }

@@ -1,0 +1,191 @@
+//! Storage port of the analytics domain, and the rows it speaks in.
+//!
+//! Reports never scan raw events: the store keeps aggregates per
+//! 15-minute UTC bucket (every real time-zone offset is a multiple of 15
+//! minutes, so any local day or hour is a whole number of buckets), per
+//! `(app, user)` and per `(app, all users)`, updated in the same
+//! transaction as the event. Where a requested range starts or ends inside
+//! a bucket, the store recomputes that partial bucket from raw rows, so
+//! what it returns covers the range exactly.
+
+use kernel::{OffsetDateTime, Uuid};
+
+use crate::{EventKind, PageVisit, Subject, TrackedSession};
+
+/// Length of an aggregation bucket.
+pub const BUCKET_MS: i64 = 15 * 60 * 1000;
+
+/// A half-open range of instants `[from, to)`, in milliseconds since the
+/// epoch; `None` = unbounded on that side.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MsRange {
+    /// Inclusive start.
+    pub from: Option<i64>,
+    /// Exclusive end.
+    pub to: Option<i64>,
+}
+
+/// Aggregates of one 15-minute bucket `[bucket_ms, bucket_ms + BUCKET_MS)`
+/// (or of the part of it inside the requested range).
+///
+/// The session counts and durations are keyed by the bucket in which the
+/// session STARTED; `active_ms` is the active time (closed intervals only)
+/// that FELL in the bucket, whichever session it belongs to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionBucket {
+    /// Bucket start, ms since the epoch, a multiple of [`BUCKET_MS`].
+    pub bucket_ms: i64,
+    /// Sessions started in the bucket.
+    pub starts: i64,
+    /// Of those, how many have ended.
+    pub ended: i64,
+    /// Sum of the durations (active time) of those ended sessions, ms.
+    pub dur_sum_ms: i64,
+    /// Shortest of those durations, ms.
+    pub dur_min_ms: Option<i64>,
+    /// Longest of those durations, ms.
+    pub dur_max_ms: Option<i64>,
+    /// Active time that fell in this bucket, ms.
+    pub active_ms: i64,
+}
+
+/// Totals of one page over a range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageTotal {
+    /// The page path.
+    pub page: String,
+    /// Number of visits.
+    pub visits: i64,
+    /// Sum of `timespent`, seconds.
+    pub time_sum: i64,
+}
+
+/// One recorded event of a tracked session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrackEvent {
+    /// The session.
+    pub session_id: Uuid,
+    /// 0 for the start, then 1, 2, …
+    pub seq: i32,
+    /// What happened.
+    pub kind: EventKind,
+    /// When.
+    pub at: OffsetDateTime,
+}
+
+/// A closed active interval `[from, to)` of a session, produced by a pause
+/// or an end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interval {
+    /// Start (the session's start or last resume).
+    pub from: OffsetDateTime,
+    /// End (the pause or end).
+    pub to: OffsetDateTime,
+}
+
+impl Interval {
+    /// Length in whole milliseconds (the store's precision: both ends
+    /// truncated to milliseconds first), 0 when `to` is not after `from`.
+    pub fn duration_ms(&self) -> i64 {
+        kernel::to_millis(self.to).saturating_sub(kernel::to_millis(self.from)).max(0)
+    }
+
+    /// The interval cut at bucket edges: `(bucket_ms, ms of the interval in
+    /// that bucket)` for every bucket it overlaps, ascending, skipping
+    /// empty pieces. The pieces add up to [`Interval::duration_ms`]. This
+    /// is the split a store applies to `closed` in
+    /// [`TrackingStore::apply_transition`].
+    pub fn split_by_bucket(&self) -> Vec<(i64, i64)> {
+        let (from, to) = (kernel::to_millis(self.from), kernel::to_millis(self.to));
+        let mut out = Vec::new();
+        let mut at = from;
+        while at < to {
+            let bucket = at.div_euclid(BUCKET_MS) * BUCKET_MS;
+            let end = to.min(bucket.saturating_add(BUCKET_MS));
+            out.push((bucket, end - at));
+            at = end;
+        }
+        out
+    }
+}
+
+/// A position in start-time order, for paging timelines: `(started_at, id)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimelinePosition {
+    /// Start of the last session of the previous page.
+    pub started_at: OffsetDateTime,
+    /// Its id (ties at one instant are ordered by id).
+    pub id: Uuid,
+}
+
+/// Storage of tracked sessions, page visits and their aggregates. Every
+/// write updates the aggregates in the same transaction, so reports are
+/// exact and never lag.
+pub trait TrackingStore: Send + Sync {
+    /// Stores a new session (state active) with its start event, and counts
+    /// it in its start bucket.
+    fn insert_session(&self, session: &TrackedSession) -> anyhow::Result<()>;
+
+    /// The session with this id in this app (any user, any state).
+    fn get_session(&self, app: &str, id: Uuid) -> anyhow::Result<Option<TrackedSession>>;
+
+    /// Applies a transition atomically, as a compare-and-swap: when the
+    /// stored session still equals `before` (same state and last event
+    /// time), stores `after`, appends `event`, adds `closed` (if any) to the
+    /// active time of every bucket it overlaps (split at bucket edges), and,
+    /// when `after` has ended, counts it as ended with its duration in its
+    /// start bucket. `false` when the session changed meanwhile (nothing is
+    /// written then).
+    fn apply_transition(
+        &self,
+        before: &TrackedSession,
+        after: &TrackedSession,
+        event: &TrackEvent,
+        closed: Option<Interval>,
+    ) -> anyhow::Result<bool>;
+
+    /// Sessions not ended whose last event ARRIVED (`last_seen_at`) before
+    /// `cutoff`, oldest first, at most `limit` (for the sweeper).
+    fn stale_open_sessions(
+        &self,
+        cutoff: OffsetDateTime,
+        limit: u32,
+    ) -> anyhow::Result<Vec<TrackedSession>>;
+
+    /// Stores page visits and updates their aggregates, all in ONE
+    /// transaction (group commit): when this returns Ok, every visit is
+    /// durable.
+    fn record_pages(&self, visits: &[PageVisit]) -> anyhow::Result<()>;
+
+    /// Session aggregates per bucket over `range` for `subject` in `app`,
+    /// exact at partial buckets, in ascending bucket order; buckets with
+    /// nothing in them may be omitted.
+    fn session_buckets(
+        &self,
+        app: &str,
+        subject: &Subject,
+        range: MsRange,
+    ) -> anyhow::Result<Vec<SessionBucket>>;
+
+    /// Per-page totals of visits in `range` for `subject` in `app`.
+    fn page_totals(
+        &self,
+        app: &str,
+        subject: &Subject,
+        range: MsRange,
+    ) -> anyhow::Result<Vec<PageTotal>>;
+
+    /// Sessions started in `range`, ascending by `(started_at, id)`, after
+    /// `after` (exclusive), at most `limit`.
+    fn timeline(
+        &self,
+        app: &str,
+        subject: &Subject,
+        range: MsRange,
+        after: Option<TimelinePosition>,
+        limit: u32,
+    ) -> anyhow::Result<Vec<TrackedSession>>;
+
+    /// The events of these sessions, by session then `seq`.
+    fn events_of(&self, session_ids: &[Uuid]) -> anyhow::Result<Vec<TrackEvent>>;
+}

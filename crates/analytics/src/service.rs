@@ -1,0 +1,1522 @@
+//! The analytics use cases: validation, authorization, the state machine
+//! applied as a compare-and-swap, group-committed page visits, and the
+//! reports built from the store's bucket aggregates.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, RwLock, mpsc};
+use std::thread::JoinHandle;
+
+use kernel::{Clock, Duration, OffsetDateTime, Uuid, Violations};
+
+use crate::{
+    AnalyticsError, App, DailyTime, DetailEntry, DetailPage, EventKind, Heatmap, MostActive,
+    MsRange, PagePath, PageStats, PageTime, PageVisit, SessionBucket, Stats, Subject, Summary,
+    TimeSpent, TimelineEntry, TimelinePage, TimelinePosition, TrackedSession, TrackingStore, Tz,
+    parse_bound, parse_username,
+};
+
+/// How often a transition is retried when the session changed between
+/// reading it and the compare-and-swap. Each retry re-reads the session
+/// and re-checks the state machine, so a concurrent identical step ends in
+/// 409, not in a loop; the bound only guards against a store that never
+/// confirms.
+const MAX_CAS_ATTEMPTS: usize = 16;
+
+/// Most page visits written in one group commit.
+const MAX_BATCH: usize = 1000;
+
+/// Stale sessions fetched per sweep round.
+const SWEEP_BATCH: u32 = 500;
+
+/// Default and largest timeline page.
+const DEFAULT_LIMIT: i64 = 100;
+const MAX_LIMIT: i64 = 1000;
+
+/// Who is calling, from a verified bearer token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The token's username.
+    pub username: String,
+    /// The token's app.
+    pub app: String,
+    /// Whether the account has the admin role.
+    pub is_admin: bool,
+}
+
+/// Configuration of the analytics use cases.
+#[derive(Debug, Clone)]
+pub struct AnalyticsSettings {
+    /// `/api/pages/track` works without a token.
+    pub public_tracking: bool,
+    /// `public-summary` and `public-timeline` are on.
+    pub public_analytics: bool,
+    /// Open tracked sessions without events for this long are closed.
+    pub idle_timeout: Duration,
+}
+
+/// `POST /api/sessions/start`, fields as received.
+#[derive(Debug, Clone, Default)]
+pub struct StartRequest {
+    /// Username to track.
+    pub user: String,
+    /// Application.
+    pub app: String,
+    /// Event time (RFC 3339 with offset); the server clock when absent.
+    pub time: Option<String>,
+    /// Must be `active` when given.
+    pub status: Option<String>,
+}
+
+/// `POST /api/sessions/pause|resume|end`, fields as received.
+#[derive(Debug, Clone, Default)]
+pub struct TransitionRequest {
+    /// Username.
+    pub user: String,
+    /// Application.
+    pub app: String,
+    /// The tracked session (as received; not a UUID → 404).
+    pub session_id: String,
+    /// Event time (RFC 3339 with offset); the server clock when absent.
+    pub time: Option<String>,
+}
+
+/// `POST /api/pages/track`, fields as received.
+#[derive(Debug, Clone, Default)]
+pub struct TrackPageRequest {
+    /// Username.
+    pub user: String,
+    /// Page path.
+    pub page: String,
+    /// Seconds spent; the HTTP layer passes `None` when the JSON value is
+    /// not a whole number (a 422 names the field).
+    pub timespent: Option<i64>,
+    /// Application.
+    pub app: String,
+    /// Tracked session, optional (must be of this app and user).
+    pub session_id: Option<String>,
+    /// Visit time (RFC 3339 with offset); the server clock when absent.
+    pub time: Option<String>,
+}
+
+/// Any report request, fields as received.
+#[derive(Debug, Clone, Default)]
+pub struct ReportRequest {
+    /// Application.
+    pub app: String,
+    /// Username or `all`.
+    pub user: String,
+    /// Inclusive start (RFC 3339 or `YYYY-MM-DD`).
+    pub from: Option<String>,
+    /// Exclusive end (timestamp) or last day included (date).
+    pub to: Option<String>,
+    /// IANA zone, default `UTC`.
+    pub tz: Option<String>,
+    /// Page size for the timelines (default 100, at most 1000).
+    pub limit: Option<i64>,
+    /// Cursor for the timelines.
+    pub cursor: Option<String>,
+}
+
+/// The analytics use cases.
+pub struct AnalyticsService {
+    store: Arc<dyn TrackingStore>,
+    clock: Arc<dyn Clock>,
+    settings: AnalyticsSettings,
+    pages: Batcher,
+}
+
+impl AnalyticsService {
+    /// Wires the use cases. Page visits are written through a group-commit
+    /// batcher owned by the service (a background thread).
+    pub fn new(
+        store: Arc<dyn TrackingStore>,
+        clock: Arc<dyn Clock>,
+        settings: AnalyticsSettings,
+    ) -> Self {
+        let pages = Batcher::start(store.clone());
+        Self { store, clock, settings, pages }
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &AnalyticsSettings {
+        &self.settings
+    }
+
+    /// Starts a tracked session.
+    pub fn start(
+        &self,
+        caller: &Caller,
+        req: StartRequest,
+    ) -> Result<TrackedSession, AnalyticsError> {
+        let mut v = Violations::new();
+        let user = v.check("user", parse_username(&req.user));
+        let app = v.check("app", App::parse(&req.app));
+        let at = req.time.as_deref().and_then(|t| v.check("time", parse_time(t)));
+        if let Some(status) = req.status.as_deref()
+            && status != "active"
+        {
+            v.add("status", "must be \"active\" when given");
+        }
+        let (Some(user), Some(app), true) = (user, app, v.is_empty()) else {
+            return Err(AnalyticsError::Invalid(v));
+        };
+        authorize(caller, &app, &Subject::User(user.clone()))?;
+        let now = self.now();
+        let at = at.unwrap_or(now);
+        let session = TrackedSession {
+            last_seen_at: now,
+            ..TrackedSession::start(kernel::new_id(), app.0, user, at)
+        };
+        self.store.insert_session(&session)?;
+        Ok(session)
+    }
+
+    /// Pauses an active session.
+    pub fn pause(
+        &self,
+        caller: &Caller,
+        req: TransitionRequest,
+    ) -> Result<TrackedSession, AnalyticsError> {
+        self.transition(caller, req, EventKind::Pause)
+    }
+
+    /// Resumes a paused session.
+    pub fn resume(
+        &self,
+        caller: &Caller,
+        req: TransitionRequest,
+    ) -> Result<TrackedSession, AnalyticsError> {
+        self.transition(caller, req, EventKind::Resume)
+    }
+
+    /// Ends an active or paused session.
+    pub fn end(
+        &self,
+        caller: &Caller,
+        req: TransitionRequest,
+    ) -> Result<TrackedSession, AnalyticsError> {
+        self.transition(caller, req, EventKind::End)
+    }
+
+    /// Validates, authorizes, then applies the step as a compare-and-swap
+    /// on the stored session, re-reading and re-deciding when it changed.
+    fn transition(
+        &self,
+        caller: &Caller,
+        req: TransitionRequest,
+        kind: EventKind,
+    ) -> Result<TrackedSession, AnalyticsError> {
+        let mut v = Violations::new();
+        let user = v.check("user", parse_username(&req.user));
+        let app = v.check("app", App::parse(&req.app));
+        let at = req.time.as_deref().and_then(|t| v.check("time", parse_time(t)));
+        let (Some(user), Some(app), true) = (user, app, v.is_empty()) else {
+            return Err(AnalyticsError::Invalid(v));
+        };
+        authorize(caller, &app, &Subject::User(user.clone()))?;
+        // A malformed id answers like another user's: 404.
+        let id = Uuid::parse_str(&req.session_id).map_err(|_| AnalyticsError::SessionNotFound)?;
+        let at = at.unwrap_or_else(|| self.now());
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let current = self
+                .store
+                .get_session(app.as_str(), id)?
+                .filter(|s| s.app == app.as_str() && (caller.is_admin || s.user == user))
+                .ok_or(AnalyticsError::SessionNotFound)?;
+            let mut t = current.apply(kind, at)?;
+            t.after.last_seen_at = self.now();
+            let closed = t.closed.filter(|i| i.to > i.from);
+            if self.store.apply_transition(&current, &t.after, &t.event(kind), closed)? {
+                return Ok(t.after);
+            }
+        }
+        Err(AnalyticsError::Unknown(anyhow::anyhow!(
+            "tracked session {id} kept changing; gave up after {MAX_CAS_ATTEMPTS} attempts"
+        )))
+    }
+
+    /// Records a page visit; returns once it is durable. `caller` is `None`
+    /// for an anonymous request (allowed only with public tracking).
+    ///
+    /// Visits are group-committed: the batcher thread writes everything
+    /// queued while the previous batch was being committed in one
+    /// transaction, then wakes each submitter with the outcome. There is
+    /// no waiting for a batch to fill, so a lone visit costs one commit and
+    /// a burst costs one commit per batch rather than per visit.
+    pub fn track_page(
+        &self,
+        caller: Option<&Caller>,
+        req: TrackPageRequest,
+    ) -> Result<PageVisit, AnalyticsError> {
+        if caller.is_none() && !self.settings.public_tracking {
+            return Err(AnalyticsError::Unauthenticated);
+        }
+        let mut v = Violations::new();
+        let user = v.check("user", parse_username(&req.user));
+        let page = v.check("page", PagePath::parse(&req.page));
+        let timespent = match req.timespent {
+            Some(t) => v.check("timespent", TimeSpent::parse(t)),
+            None => {
+                v.add("timespent", "must be a whole number of seconds");
+                None
+            }
+        };
+        let app = v.check("app", App::parse(&req.app));
+        let session_id = req.session_id.as_deref().and_then(|s| {
+            v.check("session_id", Uuid::parse_str(s).map_err(|_| "must be a session id (UUID)"))
+        });
+        let at = req.time.as_deref().and_then(|t| v.check("time", parse_time(t)));
+        let (Some(user), Some(page), Some(timespent), Some(app), true) =
+            (user, page, timespent, app, v.is_empty())
+        else {
+            return Err(AnalyticsError::Invalid(v));
+        };
+        if let Some(caller) = caller {
+            authorize(caller, &app, &Subject::User(user.clone()))?;
+        }
+        if let Some(id) = session_id {
+            self.store
+                .get_session(app.as_str(), id)?
+                .filter(|s| s.app == app.as_str() && s.user == user)
+                .ok_or(AnalyticsError::SessionNotFound)?;
+        }
+        let visit = PageVisit {
+            id: kernel::new_id(),
+            app: app.0,
+            user,
+            page: page.0,
+            timespent: timespent.0,
+            session_id,
+            at: at.unwrap_or_else(|| self.now()),
+        };
+        self.pages.write(self.store.as_ref(), &visit)?;
+        Ok(visit)
+    }
+
+    /// Heatmap. `caller` is `None` only for the public endpoints.
+    pub fn heatmap(&self, caller: &Caller, req: ReportRequest) -> Result<Heatmap, AnalyticsError> {
+        let scope = self.scope(Some(caller), &req, false)?;
+        Ok(Heatmap::from_buckets(&self.buckets(&scope)?, &scope.tz))
+    }
+
+    /// Most active day and hour.
+    pub fn most_active(
+        &self,
+        caller: &Caller,
+        req: ReportRequest,
+    ) -> Result<MostActive, AnalyticsError> {
+        let scope = self.scope(Some(caller), &req, false)?;
+        Ok(MostActive::from_buckets(&self.buckets(&scope)?, &scope.tz))
+    }
+
+    /// Stats.
+    pub fn stats(&self, caller: &Caller, req: ReportRequest) -> Result<Stats, AnalyticsError> {
+        let scope = self.scope(Some(caller), &req, false)?;
+        Ok(Stats::from_buckets(&self.buckets(&scope)?, &scope.tz))
+    }
+
+    /// Summary; `caller` `None` = the public endpoint.
+    pub fn summary(
+        &self,
+        caller: Option<&Caller>,
+        req: ReportRequest,
+    ) -> Result<Summary, AnalyticsError> {
+        let scope = self.scope(caller, &req, false)?;
+        Ok(Summary::from_buckets(&self.buckets(&scope)?))
+    }
+
+    /// Timeline; `caller` `None` = the public endpoint.
+    pub fn timeline(
+        &self,
+        caller: Option<&Caller>,
+        req: ReportRequest,
+    ) -> Result<TimelinePage, AnalyticsError> {
+        let scope = self.scope(caller, &req, true)?;
+        let (sessions, next_cursor) = self.sessions_page(&scope)?;
+        Ok(TimelinePage {
+            timeline: sessions.iter().map(TimelineEntry::from_session).collect(),
+            next_cursor,
+        })
+    }
+
+    /// Active time per local day. The range selects the active time that
+    /// falls in `[from, to)`, not sessions by start: see
+    /// [`DailyTime::from_buckets`].
+    pub fn daily_time_spent(
+        &self,
+        caller: &Caller,
+        req: ReportRequest,
+    ) -> Result<DailyTime, AnalyticsError> {
+        let scope = self.scope(Some(caller), &req, false)?;
+        Ok(DailyTime::from_buckets(&self.buckets(&scope)?, &scope.tz))
+    }
+
+    /// Time spent per page.
+    pub fn time_by_page(
+        &self,
+        caller: &Caller,
+        req: ReportRequest,
+    ) -> Result<PageTime, AnalyticsError> {
+        let scope = self.scope(Some(caller), &req, false)?;
+        let totals = self.store.page_totals(scope.app.as_str(), &scope.subject, scope.range)?;
+        Ok(PageTime::from_totals(&totals))
+    }
+
+    /// Sessions with their events.
+    pub fn session_timeline_detail(
+        &self,
+        caller: &Caller,
+        req: ReportRequest,
+    ) -> Result<DetailPage, AnalyticsError> {
+        let scope = self.scope(Some(caller), &req, true)?;
+        let (sessions, next_cursor) = self.sessions_page(&scope)?;
+        let ids: Vec<Uuid> = sessions.iter().map(|s| s.id).collect();
+        let events = if ids.is_empty() { Vec::new() } else { self.store.events_of(&ids)? };
+        Ok(DetailPage {
+            detailed_timeline: DetailEntry::from_sessions(&sessions, &events),
+            next_cursor,
+        })
+    }
+
+    /// Visits, total and average time per page.
+    pub fn page_stats(
+        &self,
+        caller: &Caller,
+        req: ReportRequest,
+    ) -> Result<PageStats, AnalyticsError> {
+        let scope = self.scope(Some(caller), &req, false)?;
+        let totals = self.store.page_totals(scope.app.as_str(), &scope.subject, scope.range)?;
+        Ok(PageStats::from_totals(&totals))
+    }
+
+    /// Closes open sessions without events for the idle timeout, dated at
+    /// their last event; the number closed. Called by the sweeper.
+    ///
+    /// Each close is the state machine's `end` at the last event's time,
+    /// written as a compare-and-swap: a session that received an event
+    /// meanwhile is left alone (it is no longer idle, or the next sweep
+    /// sees it again).
+    pub fn close_idle_sessions(&self) -> Result<u64, AnalyticsError> {
+        let cutoff = self.now() - self.settings.idle_timeout;
+        let mut closed = 0_u64;
+        loop {
+            let batch = self.store.stale_open_sessions(cutoff, SWEEP_BATCH)?;
+            let mut progress = false;
+            for s in &batch {
+                let Ok(mut t) = s.apply(EventKind::End, s.last_event_at) else { continue };
+                t.after.last_seen_at = self.now();
+                let interval = t.closed.filter(|i| i.to > i.from);
+                if self.store.apply_transition(s, &t.after, &t.event(EventKind::End), interval)? {
+                    closed += 1;
+                    progress = true;
+                }
+            }
+            // A short batch was the last; a batch in which nothing could
+            // be closed would come back unchanged, so leave it to the next
+            // sweep instead of spinning.
+            if batch.len() < SWEEP_BATCH as usize || !progress {
+                return Ok(closed);
+            }
+        }
+    }
+
+    /// Stops the group-commit batcher after writing what it holds. Visits
+    /// tracked afterwards are written directly, one transaction each.
+    pub fn shutdown(&self) {
+        self.pages.stop();
+    }
+
+    /// The clock, at the store's precision.
+    fn now(&self) -> OffsetDateTime {
+        kernel::truncate_millis(self.clock.now())
+    }
+
+    /// Validates a report request and authorizes the caller (`None` = a
+    /// public endpoint, which covers any user, `all` included, when public
+    /// analytics are on). `paged` also reads `limit` and `cursor`.
+    fn scope(
+        &self,
+        caller: Option<&Caller>,
+        req: &ReportRequest,
+        paged: bool,
+    ) -> Result<Scope, AnalyticsError> {
+        if caller.is_none() && !self.settings.public_analytics {
+            return Err(AnalyticsError::Disabled);
+        }
+        let mut v = Violations::new();
+        let app = v.check("app", App::parse(&req.app));
+        let subject = v.check("user", Subject::parse(&req.user));
+        let tz = match req.tz.as_deref() {
+            None => Some(Tz::utc()),
+            Some(name) => v.check("tz", Tz::parse(name)),
+        };
+        // Dates are read in the zone asked for; if that zone is invalid the
+        // request fails on `tz` anyway.
+        let date_tz = tz.clone().unwrap_or_default();
+        let from =
+            req.from.as_deref().and_then(|s| v.check("from", parse_bound(s, &date_tz, false)));
+        let to = req.to.as_deref().and_then(|s| v.check("to", parse_bound(s, &date_tz, true)));
+        // (Dates read in a zone that is not valid mean nothing to compare.)
+        if let (Some(from), Some(to), Some(_)) = (from, to, &tz)
+            && from >= to
+        {
+            v.add("to", "must be later than from");
+        }
+        let mut page = Page { limit: DEFAULT_LIMIT as u32, after: None };
+        if paged {
+            match req.limit {
+                None => {}
+                Some(l) if (1..=MAX_LIMIT).contains(&l) => {
+                    page.limit = u32::try_from(l).unwrap_or(DEFAULT_LIMIT as u32);
+                }
+                Some(_) => v.add("limit", format!("must be between 1 and {MAX_LIMIT}")),
+            }
+            if let Some(c) = req.cursor.as_deref() {
+                page.after = v.check("cursor", parse_cursor(c));
+            }
+        }
+        let (Some(app), Some(subject), Some(tz), true) = (app, subject, tz, v.is_empty()) else {
+            return Err(AnalyticsError::Invalid(v));
+        };
+        if let Some(caller) = caller {
+            authorize(caller, &app, &subject)?;
+        }
+        let range = MsRange { from: from.map(ceil_millis), to: to.map(ceil_millis) };
+        Ok(Scope { app, subject, tz, range, page })
+    }
+
+    /// The buckets of a scope, each placed at the first instant of it that
+    /// is inside the range (see the module doc of `reports`).
+    fn buckets(&self, scope: &Scope) -> Result<Vec<SessionBucket>, AnalyticsError> {
+        let mut buckets =
+            self.store.session_buckets(scope.app.as_str(), &scope.subject, scope.range)?;
+        if let Some(from) = scope.range.from {
+            for b in &mut buckets {
+                b.bucket_ms = b.bucket_ms.max(from);
+            }
+        }
+        Ok(buckets)
+    }
+
+    /// One page of sessions by start time, and the cursor of the next
+    /// (asking for one more than the page tells whether there is one).
+    fn sessions_page(
+        &self,
+        scope: &Scope,
+    ) -> Result<(Vec<TrackedSession>, Option<String>), AnalyticsError> {
+        let mut sessions = self.store.timeline(
+            scope.app.as_str(),
+            &scope.subject,
+            scope.range,
+            scope.page.after,
+            scope.page.limit.saturating_add(1),
+        )?;
+        let limit = scope.page.limit as usize;
+        let next = if sessions.len() > limit {
+            sessions.truncate(limit);
+            sessions.last().map(|s| format_cursor(s.started_at, s.id))
+        } else {
+            None
+        };
+        Ok((sessions, next))
+    }
+}
+
+impl Drop for AnalyticsService {
+    fn drop(&mut self) {
+        self.pages.stop();
+    }
+}
+
+/// A validated, authorized report request.
+struct Scope {
+    app: App,
+    subject: Subject,
+    tz: Tz,
+    range: MsRange,
+    page: Page,
+}
+
+/// Timeline paging.
+struct Page {
+    limit: u32,
+    after: Option<TimelinePosition>,
+}
+
+/// The caller may act for `subject` in `app`: admins for anyone anywhere;
+/// everyone else only for themselves (usernames compare
+/// case-insensitively) in the app of their token, and never for `all`.
+fn authorize(caller: &Caller, app: &App, subject: &Subject) -> Result<(), AnalyticsError> {
+    if caller.is_admin {
+        return Ok(());
+    }
+    if app.as_str() != caller.app {
+        return Err(AnalyticsError::Forbidden("this token is not for that app"));
+    }
+    match subject {
+        Subject::All => Err(AnalyticsError::Forbidden("user \"all\" needs the admin role")),
+        Subject::User(u) if !u.eq_ignore_ascii_case(&caller.username) => {
+            Err(AnalyticsError::Forbidden("another user's data needs the admin role"))
+        }
+        Subject::User(_) => Ok(()),
+    }
+}
+
+/// An event or visit time: RFC 3339 with an offset, kept to the store's
+/// millisecond precision so what is answered is what is stored.
+fn parse_time(s: &str) -> Result<OffsetDateTime, kernel::InstantError> {
+    kernel::parse_instant(s).map(kernel::truncate_millis)
+}
+
+/// An instant as whole milliseconds, rounded up: stored instants are whole
+/// milliseconds, so `t >= bound` and `t < bound` mean the same for them
+/// with the rounded-up bound.
+fn ceil_millis(at: OffsetDateTime) -> i64 {
+    let nanos = at.unix_timestamp_nanos();
+    let ms = nanos.div_euclid(1_000_000) + i128::from(nanos.rem_euclid(1_000_000) != 0);
+    i64::try_from(ms).unwrap_or(if ms < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// The opaque timeline cursor: `<started_ms>.<id as 32 hex digits>`.
+fn format_cursor(started_at: OffsetDateTime, id: Uuid) -> String {
+    format!("{}.{}", kernel::to_millis(started_at), id.simple())
+}
+
+fn parse_cursor(s: &str) -> Result<TimelinePosition, &'static str> {
+    const BAD: &str = "is not a cursor from a previous page";
+    let (ms, id) = s.split_once('.').ok_or(BAD)?;
+    let ms: i64 = ms.parse().map_err(|_| BAD)?;
+    if id.len() != 32 {
+        return Err(BAD);
+    }
+    let id = Uuid::try_parse(id).map_err(|_| BAD)?;
+    Ok(TimelinePosition { started_at: kernel::from_millis(ms), id })
+}
+
+/// The outcome of a group commit, shared by every visit of the batch.
+type Outcome = Result<(), Arc<anyhow::Error>>;
+
+/// A visit waiting for its batch, with where to report the outcome.
+struct Job {
+    visit: PageVisit,
+    reply: mpsc::Sender<Outcome>,
+}
+
+/// The group-commit writer of page visits: one thread that takes whatever
+/// is queued (up to [`MAX_BATCH`]), writes it with one
+/// [`TrackingStore::record_pages`] call, and answers every submitter.
+struct Batcher {
+    /// `None` once stopped (or if the thread could not be started): visits
+    /// are then written directly.
+    queue: RwLock<Option<mpsc::Sender<Job>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Batcher {
+    fn start(store: Arc<dyn TrackingStore>) -> Self {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let spawned = std::thread::Builder::new()
+            .name("analytics-pages".into())
+            .spawn(move || Self::run(store.as_ref(), &rx));
+        match spawned {
+            Ok(handle) => Self { queue: RwLock::new(Some(tx)), thread: Mutex::new(Some(handle)) },
+            Err(_) => Self { queue: RwLock::new(None), thread: Mutex::new(None) },
+        }
+    }
+
+    /// The batcher thread: runs until every sender is gone and the queue is
+    /// drained, so a stop never drops an accepted visit.
+    fn run(store: &dyn TrackingStore, rx: &mpsc::Receiver<Job>) {
+        while let Ok(first) = rx.recv() {
+            let mut jobs = vec![first];
+            while jobs.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+            let visits: Vec<PageVisit> = jobs.iter().map(|j| j.visit.clone()).collect();
+            // A panicking store must not take the batcher (and every later
+            // visit) down with it.
+            let outcome =
+                std::panic::catch_unwind(AssertUnwindSafe(|| store.record_pages(&visits)))
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("the page store panicked")))
+                    .map_err(Arc::new);
+            // The last submitter gets the only remaining reference, so a
+            // batch of one hands back the original error untouched.
+            let last = jobs.pop();
+            for job in jobs {
+                let _gone = job.reply.send(outcome.clone());
+            }
+            if let Some(job) = last {
+                let _gone = job.reply.send(outcome);
+            }
+        }
+    }
+
+    /// Writes one visit through the batcher and waits until its batch is
+    /// committed; directly when the batcher is not running.
+    fn write(&self, store: &dyn TrackingStore, visit: &PageVisit) -> Result<(), AnalyticsError> {
+        let (reply, answer) = mpsc::channel();
+        let queued = {
+            let queue = self.queue.read().unwrap_or_else(|e| e.into_inner());
+            match queue.as_ref() {
+                Some(tx) => tx.send(Job { visit: visit.clone(), reply }).is_ok(),
+                None => false,
+            }
+        };
+        if !queued {
+            store.record_pages(std::slice::from_ref(visit))?;
+            return Ok(());
+        }
+        match answer.recv() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(shared)) => Err(AnalyticsError::Unknown(match Arc::try_unwrap(shared) {
+                Ok(e) => e,
+                Err(shared) => anyhow::Error::new(BatchFailed(shared)),
+            })),
+            Err(_) => Err(AnalyticsError::Unknown(anyhow::anyhow!(
+                "the page batcher stopped before writing the visit"
+            ))),
+        }
+    }
+
+    /// Closes the queue, lets the thread write what it holds, and joins it.
+    fn stop(&self) {
+        drop(self.queue.write().unwrap_or_else(|e| e.into_inner()).take());
+        let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(handle) = handle {
+            let _panicked = handle.join();
+        }
+    }
+}
+
+/// A group commit's error as seen by one of several submitters. Its source
+/// is the store's error, so the error chain (and with it
+/// [`kernel::Unavailable`], which the HTTP edge answers with 503) is the
+/// same for every visit of the batch.
+#[derive(Debug)]
+struct BatchFailed(Arc<anyhow::Error>);
+
+impl std::fmt::Display for BatchFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "writing a batch of page visits failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for BatchFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        let inner: &(dyn std::error::Error + Send + Sync + 'static) = (*self.0).as_ref();
+        Some(inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, HashMap};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Barrier, Mutex};
+
+    use kernel::{ManualClock, format_hms, from_millis, parse_instant, to_millis};
+
+    use super::*;
+    use crate::{BUCKET_MS, Interval, PageTotal, TrackEvent, TrackState};
+
+    /// A deliberately naive in-memory store: a test double for the domain
+    /// (the real stores have their own contract tests). Buckets are
+    /// computed from the rows on every call.
+    #[derive(Default)]
+    struct MemStore {
+        sessions: Mutex<HashMap<Uuid, TrackedSession>>,
+        events: Mutex<Vec<TrackEvent>>,
+        intervals: Mutex<Vec<(String, String, Interval)>>,
+        visits: Mutex<Vec<PageVisit>>,
+        /// Sizes of the `record_pages` batches.
+        batches: Mutex<Vec<usize>>,
+        fail_pages: AtomicBool,
+        slow_pages: AtomicBool,
+        /// When set, the next `apply_transition` first lets a concurrent
+        /// request win with this step (at the same time) and reports the
+        /// conflict.
+        race_once: Mutex<Option<EventKind>>,
+        cas_calls: AtomicUsize,
+    }
+
+    fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn covers(range: MsRange, ms: i64) -> bool {
+        range.from.is_none_or(|f| ms >= f) && range.to.is_none_or(|t| ms < t)
+    }
+
+    fn of(subject: &Subject, user: &str) -> bool {
+        subject.user().is_none_or(|u| u == user)
+    }
+
+    impl TrackingStore for MemStore {
+        fn insert_session(&self, session: &TrackedSession) -> anyhow::Result<()> {
+            lock(&self.sessions).insert(session.id, session.clone());
+            lock(&self.events).push(TrackEvent {
+                session_id: session.id,
+                seq: 0,
+                kind: EventKind::Start,
+                at: session.started_at,
+            });
+            Ok(())
+        }
+
+        fn get_session(&self, app: &str, id: Uuid) -> anyhow::Result<Option<TrackedSession>> {
+            Ok(lock(&self.sessions).get(&id).filter(|s| s.app == app).cloned())
+        }
+
+        fn apply_transition(
+            &self,
+            before: &TrackedSession,
+            after: &TrackedSession,
+            event: &TrackEvent,
+            closed: Option<Interval>,
+        ) -> anyhow::Result<bool> {
+            self.cas_calls.fetch_add(1, Ordering::SeqCst);
+            let mut sessions = lock(&self.sessions);
+            if let Some(kind) = lock(&self.race_once).take() {
+                let racer = before.apply(kind, after.last_event_at)?.after;
+                sessions.insert(racer.id, racer);
+                return Ok(false);
+            }
+            let Some(current) = sessions.get_mut(&before.id) else { return Ok(false) };
+            if current.state != before.state || current.last_event_at != before.last_event_at {
+                return Ok(false);
+            }
+            *current = after.clone();
+            lock(&self.events).push(*event);
+            if let Some(i) = closed {
+                lock(&self.intervals).push((after.app.clone(), after.user.clone(), i));
+            }
+            Ok(true)
+        }
+
+        fn stale_open_sessions(
+            &self,
+            cutoff: OffsetDateTime,
+            limit: u32,
+        ) -> anyhow::Result<Vec<TrackedSession>> {
+            let mut v: Vec<TrackedSession> = lock(&self.sessions)
+                .values()
+                .filter(|s| s.state != TrackState::Ended && s.last_seen_at < cutoff)
+                .cloned()
+                .collect();
+            v.sort_by_key(|s| (s.last_seen_at, s.id));
+            v.truncate(limit as usize);
+            Ok(v)
+        }
+
+        fn record_pages(&self, visits: &[PageVisit]) -> anyhow::Result<()> {
+            if self.slow_pages.load(Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(30));
+            }
+            if self.fail_pages.load(Ordering::SeqCst) {
+                return Err(anyhow::Error::new(kernel::Unavailable("db down".into())));
+            }
+            lock(&self.batches).push(visits.len());
+            lock(&self.visits).extend_from_slice(visits);
+            Ok(())
+        }
+
+        fn session_buckets(
+            &self,
+            app: &str,
+            subject: &Subject,
+            range: MsRange,
+        ) -> anyhow::Result<Vec<SessionBucket>> {
+            let mut by: BTreeMap<i64, SessionBucket> = BTreeMap::new();
+            let bucket = |by: &mut BTreeMap<i64, SessionBucket>, ms: i64| {
+                let bucket_ms = ms.div_euclid(BUCKET_MS) * BUCKET_MS;
+                *by.entry(bucket_ms).or_insert(SessionBucket { bucket_ms, ..Default::default() })
+            };
+            for s in lock(&self.sessions).values() {
+                let start = to_millis(s.started_at);
+                if s.app != app || !of(subject, &s.user) || !covers(range, start) {
+                    continue;
+                }
+                let mut b = bucket(&mut by, start);
+                b.starts += 1;
+                if s.state == TrackState::Ended {
+                    b.ended += 1;
+                    b.dur_sum_ms += s.active_ms;
+                    b.dur_min_ms = Some(b.dur_min_ms.map_or(s.active_ms, |m| m.min(s.active_ms)));
+                    b.dur_max_ms = Some(b.dur_max_ms.map_or(s.active_ms, |m| m.max(s.active_ms)));
+                }
+                by.insert(b.bucket_ms, b);
+            }
+            for (a, u, i) in lock(&self.intervals).iter() {
+                if a != app || !of(subject, u) {
+                    continue;
+                }
+                // Clip to the range, as the port promises.
+                let from = range.from.map_or(to_millis(i.from), |f| f.max(to_millis(i.from)));
+                let to = range.to.map_or(to_millis(i.to), |t| t.min(to_millis(i.to)));
+                let clipped = Interval { from: from_millis(from), to: from_millis(to) };
+                for (bucket_ms, piece) in clipped.split_by_bucket() {
+                    let mut b = bucket(&mut by, bucket_ms);
+                    b.active_ms += piece;
+                    by.insert(bucket_ms, b);
+                }
+            }
+            Ok(by.into_values().collect())
+        }
+
+        fn page_totals(
+            &self,
+            app: &str,
+            subject: &Subject,
+            range: MsRange,
+        ) -> anyhow::Result<Vec<PageTotal>> {
+            let mut by: BTreeMap<String, PageTotal> = BTreeMap::new();
+            for v in lock(&self.visits).iter() {
+                if v.app == app && of(subject, &v.user) && covers(range, to_millis(v.at)) {
+                    let t = by.entry(v.page.clone()).or_insert(PageTotal {
+                        page: v.page.clone(),
+                        visits: 0,
+                        time_sum: 0,
+                    });
+                    t.visits += 1;
+                    t.time_sum += v.timespent;
+                }
+            }
+            Ok(by.into_values().collect())
+        }
+
+        fn timeline(
+            &self,
+            app: &str,
+            subject: &Subject,
+            range: MsRange,
+            after: Option<TimelinePosition>,
+            limit: u32,
+        ) -> anyhow::Result<Vec<TrackedSession>> {
+            let mut v: Vec<TrackedSession> = lock(&self.sessions)
+                .values()
+                .filter(|s| {
+                    s.app == app
+                        && of(subject, &s.user)
+                        && covers(range, to_millis(s.started_at))
+                        && after.is_none_or(|p| (s.started_at, s.id) > (p.started_at, p.id))
+                })
+                .cloned()
+                .collect();
+            v.sort_by_key(|s| (s.started_at, s.id));
+            v.truncate(limit as usize);
+            Ok(v)
+        }
+
+        fn events_of(&self, session_ids: &[Uuid]) -> anyhow::Result<Vec<TrackEvent>> {
+            let mut v: Vec<TrackEvent> = lock(&self.events)
+                .iter()
+                .filter(|e| session_ids.contains(&e.session_id))
+                .copied()
+                .collect();
+            v.sort_by_key(|e| (e.session_id, e.seq));
+            Ok(v)
+        }
+    }
+
+    struct Fixture {
+        store: Arc<MemStore>,
+        clock: Arc<ManualClock>,
+        svc: AnalyticsService,
+    }
+
+    fn fixture_with(public: bool) -> Fixture {
+        let store = Arc::new(MemStore::default());
+        let clock = Arc::new(ManualClock::at(at("2024-06-01T12:00:00Z")));
+        let svc = AnalyticsService::new(
+            store.clone(),
+            clock.clone(),
+            AnalyticsSettings {
+                public_tracking: public,
+                public_analytics: public,
+                idle_timeout: Duration::hours(12),
+            },
+        );
+        Fixture { store, clock, svc }
+    }
+
+    fn fixture() -> Fixture {
+        fixture_with(true)
+    }
+
+    fn at(s: &str) -> OffsetDateTime {
+        parse_instant(s).expect("instant")
+    }
+
+    fn alice() -> Caller {
+        Caller { username: "Alice".into(), app: "web".into(), is_admin: false }
+    }
+
+    fn admin() -> Caller {
+        Caller { username: "root".into(), app: "other".into(), is_admin: true }
+    }
+
+    fn start_req(user: &str, time: &str) -> StartRequest {
+        StartRequest { user: user.into(), app: "web".into(), time: Some(time.into()), status: None }
+    }
+
+    fn step_req(user: &str, id: Uuid, time: &str) -> TransitionRequest {
+        TransitionRequest {
+            user: user.into(),
+            app: "web".into(),
+            session_id: id.to_string(),
+            time: Some(time.into()),
+        }
+    }
+
+    fn report(user: &str) -> ReportRequest {
+        ReportRequest { app: "web".into(), user: user.into(), ..Default::default() }
+    }
+
+    fn fields(e: AnalyticsError) -> Vec<String> {
+        match e {
+            AnalyticsError::Invalid(v) => v.iter().map(|(f, _)| f.to_owned()).collect(),
+            other => panic!("expected 422, got {other:?}"),
+        }
+    }
+
+    fn ok<T, E: std::fmt::Debug>(r: Result<T, E>) -> T {
+        r.expect("use case should succeed")
+    }
+
+    #[test]
+    fn start_validates_and_authorizes() {
+        let f = fixture();
+        let s = ok(f.svc.start(&alice(), start_req("ALICE", "2024-01-01T12:00:00.123456+01:00")));
+        assert_eq!(s.user, "alice");
+        assert_eq!(s.app, "web");
+        assert_eq!(s.state, TrackState::Active);
+        assert_eq!(s.started_at, at("2024-01-01T11:00:00.123Z"), "kept to milliseconds");
+        assert!(lock(&f.store.sessions).contains_key(&s.id));
+
+        // Defaults to the clock; status "active" is accepted.
+        let req = StartRequest {
+            user: "alice".into(),
+            app: "web".into(),
+            time: None,
+            status: Some("active".into()),
+        };
+        assert_eq!(ok(f.svc.start(&alice(), req)).started_at, f.clock.now());
+
+        let bad = StartRequest {
+            user: "a".into(),
+            app: "we b".into(),
+            time: Some("2024-01-01T12:00:00".into()),
+            status: Some("paused".into()),
+        };
+        assert_eq!(
+            fields(f.svc.start(&alice(), bad).expect_err("invalid")),
+            ["app", "status", "time", "user"]
+        );
+        assert!(matches!(
+            f.svc.start(&alice(), start_req("bob", "2024-01-01T12:00:00Z")),
+            Err(AnalyticsError::Forbidden(_))
+        ));
+        let mut other_app = start_req("alice", "2024-01-01T12:00:00Z");
+        other_app.app = "mobile".into();
+        assert!(matches!(f.svc.start(&alice(), other_app), Err(AnalyticsError::Forbidden(_))));
+        // Admins may start for anyone in any app, but not for "all".
+        assert_eq!(ok(f.svc.start(&admin(), start_req("Bob", "2024-01-01T12:00:00Z"))).user, "bob");
+        assert_eq!(
+            fields(
+                f.svc.start(&admin(), start_req("all", "2024-01-01T12:00:00Z")).expect_err("all")
+            ),
+            ["user"]
+        );
+    }
+
+    #[test]
+    fn the_state_machine_through_the_service() {
+        let f = fixture();
+        let s = ok(f.svc.start(&alice(), start_req("alice", "2024-01-01T09:00:00Z")));
+        let p = ok(f.svc.pause(&alice(), step_req("alice", s.id, "2024-01-01T09:30:00Z")));
+        assert_eq!(p.state, TrackState::Paused);
+        assert!(matches!(
+            f.svc.pause(&alice(), step_req("alice", s.id, "2024-01-01T09:31:00Z")),
+            Err(AnalyticsError::InvalidTransition { action: "pause", state: "paused" })
+        ));
+        assert_eq!(
+            fields(
+                f.svc
+                    .resume(&alice(), step_req("alice", s.id, "2024-01-01T09:29:00Z"))
+                    .expect_err("back in time")
+            ),
+            ["time"]
+        );
+        ok(f.svc.resume(&alice(), step_req("alice", s.id, "2024-01-01T09:45:00Z")));
+        let e = ok(f.svc.end(&alice(), step_req("alice", s.id, "2024-01-01T10:30:00Z")));
+        assert_eq!(e.state, TrackState::Ended);
+        assert_eq!(e.duration_secs().map(format_hms), Some("01:15:00".into()));
+        assert!(matches!(
+            f.svc.end(&alice(), step_req("alice", s.id, "2024-01-01T11:00:00Z")),
+            Err(AnalyticsError::InvalidTransition { action: "end", state: "ended" })
+        ));
+        let kinds: Vec<(i32, EventKind)> =
+            ok(f.store.events_of(&[s.id])).iter().map(|e| (e.seq, e.kind)).collect();
+        assert_eq!(
+            kinds,
+            [
+                (0, EventKind::Start),
+                (1, EventKind::Pause),
+                (2, EventKind::Resume),
+                (3, EventKind::End)
+            ]
+        );
+        // Zero-length intervals are not sent to the store.
+        let z = ok(f.svc.start(&alice(), start_req("alice", "2024-01-02T09:00:00Z")));
+        ok(f.svc.end(&alice(), step_req("alice", z.id, "2024-01-02T09:00:00Z")));
+        assert_eq!(lock(&f.store.intervals).len(), 2);
+    }
+
+    #[test]
+    fn sessions_of_others_are_not_found() {
+        let f = fixture();
+        let s = ok(f.svc.start(&alice(), start_req("alice", "2024-01-01T09:00:00Z")));
+        let bob = Caller { username: "bob".into(), app: "web".into(), is_admin: false };
+        let not_found = |r: Result<TrackedSession, AnalyticsError>| {
+            assert!(matches!(r, Err(AnalyticsError::SessionNotFound)), "{r:?}");
+        };
+        not_found(f.svc.pause(&bob, step_req("bob", s.id, "2024-01-01T09:10:00Z")));
+        not_found(f.svc.pause(&alice(), step_req("alice", Uuid::nil(), "2024-01-01T09:10:00Z")));
+        let mut malformed = step_req("alice", s.id, "2024-01-01T09:10:00Z");
+        malformed.session_id = "not-a-uuid".into();
+        not_found(f.svc.pause(&alice(), malformed));
+        // Admins act on any user's session of the app named, not of another app.
+        let mut elsewhere = step_req("alice", s.id, "2024-01-01T09:10:00Z");
+        elsewhere.app = "mobile".into();
+        not_found(f.svc.pause(&admin(), elsewhere));
+        assert_eq!(
+            ok(f.svc.pause(&admin(), step_req("someone", s.id, "2024-01-01T09:10:00Z"))).state,
+            TrackState::Paused
+        );
+        // Another user's id with the wrong user: authorization comes first.
+        assert!(matches!(
+            f.svc.resume(&alice(), step_req("bob", s.id, "2024-01-01T09:20:00Z")),
+            Err(AnalyticsError::Forbidden(_))
+        ));
+    }
+
+    #[test]
+    fn a_lost_race_is_retried_and_decided_again() {
+        let f = fixture();
+        let s = ok(f.svc.start(&alice(), start_req("alice", "2024-01-01T09:00:00Z")));
+        // Someone else paused first: our identical pause becomes a 409.
+        *lock(&f.store.race_once) = Some(EventKind::Pause);
+        let r = f.svc.pause(&alice(), step_req("alice", s.id, "2024-01-01T09:30:00Z"));
+        assert!(
+            matches!(
+                r,
+                Err(AnalyticsError::InvalidTransition { action: "pause", state: "paused" })
+            ),
+            "{r:?}"
+        );
+        assert_eq!(f.store.cas_calls.load(Ordering::SeqCst), 1);
+        // Someone else resumed first: our end is re-decided from active.
+        *lock(&f.store.race_once) = Some(EventKind::Resume);
+        let e = ok(f.svc.end(&alice(), step_req("alice", s.id, "2024-01-01T10:00:00Z")));
+        assert_eq!(e.state, TrackState::Ended);
+        assert_eq!(f.store.cas_calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn concurrent_identical_steps_yield_one_success() {
+        let f = Arc::new(fixture());
+        let s = ok(f.svc.start(&alice(), start_req("alice", "2024-01-01T09:00:00Z")));
+        let barrier = Arc::new(Barrier::new(8));
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let (f, barrier) = (f.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    f.svc.pause(&alice(), step_req("alice", s.id, "2024-01-01T09:30:00Z")).is_ok()
+                })
+            })
+            .collect();
+        let wins = join_all(handles).into_iter().filter(|won| *won).count();
+        assert_eq!(wins, 1);
+        // The losers were told 409, and the session was paused exactly once.
+        assert_eq!(lock(&f.store.intervals).len(), 1);
+    }
+
+    fn visit(user: &str, page: &str) -> TrackPageRequest {
+        TrackPageRequest {
+            user: user.into(),
+            page: page.into(),
+            timespent: Some(120),
+            app: "web".into(),
+            session_id: None,
+            time: None,
+        }
+    }
+
+    #[test]
+    fn track_page_checks_access_and_fields() {
+        let f = fixture_with(false);
+        assert!(matches!(
+            f.svc.track_page(None, visit("alice", "/x")),
+            Err(AnalyticsError::Unauthenticated)
+        ));
+        let v = ok(f.svc.track_page(Some(&alice()), visit("Alice", "/dashboard")));
+        assert_eq!((v.user.as_str(), v.page.as_str(), v.timespent), ("alice", "/dashboard", 120));
+        assert_eq!(v.at, f.clock.now());
+        assert_eq!(lock(&f.store.visits).len(), 1);
+        assert!(matches!(
+            f.svc.track_page(Some(&alice()), visit("bob", "/x")),
+            Err(AnalyticsError::Forbidden(_))
+        ));
+        let bad = TrackPageRequest {
+            user: "all".into(),
+            page: "x".into(),
+            timespent: None,
+            app: "".into(),
+            session_id: Some("nope".into()),
+            time: Some("noon".into()),
+        };
+        let e = f.svc.track_page(Some(&alice()), bad).expect_err("invalid");
+        match &e {
+            AnalyticsError::Invalid(v) => assert_eq!(
+                v.iter().find(|(f, _)| *f == "timespent").map(|(_, p)| p),
+                Some("must be a whole number of seconds")
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(fields(e), ["app", "page", "session_id", "time", "timespent", "user"]);
+        let mut big = visit("alice", "/x");
+        big.timespent = Some(86_401);
+        assert_eq!(
+            fields(f.svc.track_page(Some(&alice()), big).expect_err("range")),
+            ["timespent"]
+        );
+    }
+
+    #[test]
+    fn track_page_session_must_be_the_users() {
+        let f = fixture();
+        let s = ok(f.svc.start(&alice(), start_req("alice", "2024-01-01T09:00:00Z")));
+        let mut v = visit("alice", "/a");
+        v.session_id = Some(s.id.to_string());
+        v.time = Some("2024-01-01T09:05:00+02:00".into());
+        let stored = ok(f.svc.track_page(None, v));
+        assert_eq!(stored.session_id, Some(s.id));
+        assert_eq!(stored.at, at("2024-01-01T07:05:00Z"));
+        let mut v = visit("bob", "/a");
+        v.session_id = Some(s.id.to_string());
+        assert!(matches!(f.svc.track_page(None, v), Err(AnalyticsError::SessionNotFound)));
+        let mut v = visit("alice", "/a");
+        v.session_id = Some(Uuid::nil().to_string());
+        assert!(matches!(f.svc.track_page(None, v), Err(AnalyticsError::SessionNotFound)));
+    }
+
+    #[test]
+    fn page_visits_are_group_committed() {
+        let f = Arc::new(fixture());
+        f.store.slow_pages.store(true, Ordering::SeqCst);
+        let n = 40;
+        let barrier = Arc::new(Barrier::new(n));
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                let (f, barrier) = (f.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    f.svc.track_page(None, visit("alice", &format!("/p{i}"))).is_ok()
+                })
+            })
+            .collect();
+        let acked = join_all(handles).into_iter().filter(|ok| *ok).count();
+        assert_eq!(acked, n);
+        // Every acknowledged visit is stored, in far fewer commits.
+        assert_eq!(lock(&f.store.visits).len(), n);
+        let batches = lock(&f.store.batches).clone();
+        assert_eq!(batches.iter().sum::<usize>(), n);
+        assert!(batches.len() < n / 2, "expected group commits, got {batches:?}");
+    }
+
+    fn join_all<T>(handles: Vec<JoinHandle<T>>) -> Vec<T> {
+        handles.into_iter().map(|h| h.join().expect("thread")).collect()
+    }
+
+    #[test]
+    fn a_failed_commit_fails_every_visit_of_the_batch() {
+        let f = Arc::new(fixture());
+        f.store.fail_pages.store(true, Ordering::SeqCst);
+        f.store.slow_pages.store(true, Ordering::SeqCst);
+        let barrier = Arc::new(Barrier::new(10));
+        let handles: Vec<_> = (0..10)
+            .map(|_| {
+                let (f, barrier) = (f.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    match f.svc.track_page(None, visit("alice", "/x")) {
+                        Err(AnalyticsError::Unknown(e)) => kernel::Unavailable::in_chain(e.chain()),
+                        _ => false,
+                    }
+                })
+            })
+            .collect();
+        // Each submitter sees the store's error, 503-able through the chain.
+        assert!(join_all(handles).into_iter().all(|unavailable| unavailable));
+        assert!(lock(&f.store.visits).is_empty());
+    }
+
+    #[test]
+    fn shutdown_drains_and_later_visits_are_written_directly() {
+        let f = fixture();
+        ok(f.svc.track_page(None, visit("alice", "/before")));
+        f.svc.shutdown();
+        f.svc.shutdown();
+        ok(f.svc.track_page(None, visit("alice", "/after")));
+        assert_eq!(lock(&f.store.visits).len(), 2);
+        drop(f);
+    }
+
+    fn seed_sessions(f: &Fixture) -> Vec<TrackedSession> {
+        // alice: 3 sessions (2 ended), bob: 1 ended.
+        let mut out = Vec::new();
+        for (user, start, end) in [
+            ("alice", "2024-01-15T10:00:00Z", Some("2024-01-15T11:00:00Z")),
+            ("alice", "2024-01-16T10:00:00Z", Some("2024-01-16T10:30:00.500Z")),
+            ("alice", "2024-01-17T23:30:00Z", None),
+            ("bob", "2024-01-15T10:05:00Z", Some("2024-01-15T12:05:00Z")),
+        ] {
+            let s = ok(f.svc.start(&admin(), start_req(user, start)));
+            if let Some(end) = end {
+                ok(f.svc.end(&admin(), step_req(user, s.id, end)));
+            }
+            out.push(s);
+        }
+        out
+    }
+
+    #[test]
+    fn reports_authorize_and_validate() {
+        let f = fixture();
+        seed_sessions(&f);
+        assert_eq!(ok(f.svc.summary(Some(&alice()), report("alice"))).total_sessions, 3);
+        assert!(matches!(f.svc.stats(&alice(), report("all")), Err(AnalyticsError::Forbidden(_))));
+        assert!(matches!(f.svc.stats(&alice(), report("bob")), Err(AnalyticsError::Forbidden(_))));
+        let mut other = report("alice");
+        other.app = "mobile".into();
+        assert!(matches!(f.svc.heatmap(&alice(), other), Err(AnalyticsError::Forbidden(_))));
+        assert_eq!(ok(f.svc.stats(&admin(), report("ALL"))).total_sessions, 4);
+        // Public endpoints: anyone, "all" included, while switched on.
+        assert_eq!(ok(f.svc.summary(None, report("all"))).total_sessions, 4);
+        assert_eq!(ok(f.svc.timeline(None, report("bob"))).timeline.len(), 1);
+        let off = fixture_with(false);
+        assert!(matches!(off.svc.summary(None, report("all")), Err(AnalyticsError::Disabled)));
+        assert!(matches!(off.svc.timeline(None, report("all")), Err(AnalyticsError::Disabled)));
+
+        let bad = ReportRequest {
+            app: "web".into(),
+            user: "alice".into(),
+            from: Some("2024-01-02".into()),
+            to: Some("2024-01-01T00:00:00Z".into()),
+            tz: Some("Nowhere/City".into()),
+            limit: Some(0),
+            cursor: Some("abc".into()),
+        };
+        assert_eq!(fields(f.svc.heatmap(&alice(), bad.clone()).expect_err("bad")), ["tz"]);
+        assert_eq!(
+            fields(f.svc.timeline(Some(&alice()), bad.clone()).expect_err("bad")),
+            ["cursor", "limit", "tz"]
+        );
+        let bad = ReportRequest { tz: None, limit: Some(1001), ..bad };
+        assert_eq!(
+            fields(f.svc.timeline(Some(&alice()), bad.clone()).expect_err("bad")),
+            ["cursor", "limit", "to"]
+        );
+        let same = ReportRequest {
+            from: Some("2024-01-01T00:00:00Z".into()),
+            to: Some("2024-01-01T00:00:00Z".into()),
+            ..report("alice")
+        };
+        assert_eq!(fields(f.svc.stats(&alice(), same).expect_err("empty range")), ["to"]);
+        let no_offset =
+            ReportRequest { from: Some("2024-01-01T00:00:00".into()), ..report("alice") };
+        assert_eq!(fields(f.svc.stats(&alice(), no_offset).expect_err("no offset")), ["from"]);
+    }
+
+    #[test]
+    fn reports_from_the_store() {
+        let f = fixture();
+        seed_sessions(&f);
+        let h = ok(f.svc.heatmap(&alice(), report("alice")));
+        assert_eq!(h.total_sessions, 3);
+        assert_eq!(h.date_range, Some(("2024-01-15".into(), "2024-01-17".into())));
+        let m = ok(f.svc.most_active(&admin(), report("all")));
+        assert_eq!(
+            (m.most_active_day.as_deref(), m.most_active_hour, m.peak_sessions),
+            (Some("Monday"), Some(10), 2)
+        );
+        let s = ok(f.svc.stats(&alice(), report("alice")));
+        assert_eq!(
+            (
+                s.total_sessions,
+                format_hms(s.total_time_spent),
+                format_hms(s.average_session_duration)
+            ),
+            (3, "01:30:00".to_owned(), "00:45:00".to_owned())
+        );
+        let m = ok(f.svc.summary(Some(&alice()), report("alice")));
+        assert_eq!((m.longest_session, m.shortest_session), (3600, 1800));
+        // A date `to` includes the whole day; in Kolkata the 23:30Z start
+        // is on the 18th.
+        let r = ReportRequest {
+            from: Some("2024-01-16".into()),
+            to: Some("2024-01-17".into()),
+            tz: Some("Asia/Kolkata".into()),
+            ..report("alice")
+        };
+        let h = ok(f.svc.heatmap(&alice(), r));
+        assert_eq!(h.daily_sessions, BTreeMap::from([("2024-01-16".into(), 1)]));
+        let r = ReportRequest { to: Some("2024-01-17".into()), ..report("alice") };
+        assert_eq!(ok(f.svc.stats(&alice(), r)).total_sessions, 3);
+        let r = ReportRequest { to: Some("2024-01-17T23:30:00Z".into()), ..report("alice") };
+        assert_eq!(ok(f.svc.stats(&alice(), r)).total_sessions, 2, "a timestamp `to` is exclusive");
+    }
+
+    #[test]
+    fn daily_time_spent_over_dst_through_the_service() {
+        let f = fixture();
+        let s = ok(f.svc.start(&alice(), start_req("alice", "2024-03-09T23:30:00-05:00")));
+        ok(f.svc.end(&alice(), step_req("alice", s.id, "2024-03-10T04:00:00-04:00")));
+        let r = ReportRequest { tz: Some("America/New_York".into()), ..report("alice") };
+        let d = ok(f.svc.daily_time_spent(&alice(), r.clone()));
+        assert_eq!(
+            d.0,
+            BTreeMap::from([("2024-03-09".into(), 1800), ("2024-03-10".into(), 10_800)])
+        );
+        // The range selects active time, not sessions by start.
+        let r = ReportRequest { from: Some("2024-03-10".into()), ..r };
+        let d = ok(f.svc.daily_time_spent(&alice(), r));
+        assert_eq!(d.0, BTreeMap::from([("2024-03-10".into(), 10_800)]));
+    }
+
+    #[test]
+    fn pages_reports() {
+        let f = fixture();
+        for (page, secs) in [("/dashboard", 100), ("/dashboard", 51), ("/profile", 7)] {
+            let mut v = visit("alice", page);
+            v.timespent = Some(secs);
+            ok(f.svc.track_page(None, v));
+        }
+        ok(f.svc.track_page(None, visit("bob", "/dashboard")));
+        let t = ok(f.svc.time_by_page(&alice(), report("alice")));
+        assert_eq!(t.0, BTreeMap::from([("/dashboard".into(), 151), ("/profile".into(), 7)]));
+        let s = ok(f.svc.page_stats(&admin(), report("all")));
+        assert_eq!(
+            s.0.get("/dashboard").map(|p| (p.visits, p.total_time, p.average_time)),
+            Some((3, 271, 90))
+        );
+        let r = ReportRequest { to: Some("2024-06-01T12:00:00Z".into()), ..report("alice") };
+        assert!(ok(f.svc.page_stats(&alice(), r)).0.is_empty(), "visits are selected by time");
+    }
+
+    #[test]
+    fn timelines_page_with_cursors() {
+        let f = fixture();
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            let s = ok(f
+                .svc
+                .start(&alice(), start_req("alice", &format!("2024-01-0{}T09:00:00Z", i + 1))));
+            ids.push(s.id);
+        }
+        ok(f.svc.pause(&alice(), step_req("alice", ids[0], "2024-01-01T09:10:00Z")));
+        ok(f.svc.end(&alice(), step_req("alice", ids[0], "2024-01-01T09:20:00Z")));
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        let mut pages = 0;
+        loop {
+            let r = ReportRequest { limit: Some(2), cursor: cursor.clone(), ..report("alice") };
+            let page = ok(f.svc.timeline(Some(&alice()), r));
+            pages += 1;
+            seen.extend(page.timeline.iter().map(|e| e.session_id));
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(pages, 3);
+        assert_eq!(seen, ids);
+        let first = ok(f.svc.timeline(Some(&alice()), report("alice")));
+        assert_eq!(first.next_cursor, None);
+        assert_eq!(first.timeline[0].duration, Some(600));
+        assert_eq!(first.timeline[0].status, TrackState::Ended);
+        assert_eq!((first.timeline[1].end_time, first.timeline[1].duration), (None, None));
+
+        let r = ReportRequest { limit: Some(1), ..report("alice") };
+        let d = ok(f.svc.session_timeline_detail(&alice(), r));
+        assert_eq!(d.detailed_timeline.len(), 1);
+        assert_eq!(
+            d.detailed_timeline[0].events.iter().map(|e| e.0).collect::<Vec<_>>(),
+            [EventKind::Start, EventKind::Pause, EventKind::End]
+        );
+        let next = d.next_cursor.expect("more pages");
+        assert!(parse_cursor(&next).is_ok());
+        let r = ReportRequest { limit: Some(1000), cursor: Some(next), ..report("alice") };
+        let d = ok(f.svc.session_timeline_detail(&alice(), r));
+        assert_eq!(d.detailed_timeline.len(), 4);
+        assert_eq!(d.next_cursor, None);
+    }
+
+    #[test]
+    fn cursors_round_trip_and_reject_junk() {
+        let id = kernel::new_id();
+        let when = at("2024-01-01T09:00:00.123Z");
+        let c = format_cursor(when, id);
+        assert_eq!(parse_cursor(&c), Ok(TimelinePosition { started_at: when, id }));
+        for junk in ["", "abc", "1.2", "x.00000000000000000000000000000000", &format!("1.{id}")] {
+            assert!(parse_cursor(junk).is_err(), "{junk}");
+        }
+    }
+
+    #[test]
+    fn idle_sessions_are_closed_at_their_last_event() {
+        let f = fixture();
+        // Clock: 2024-06-01T12:00Z; idle timeout 12 h. Every event arrives
+        // now, whatever time it carries (an offline client catching up).
+        let old = ok(f.svc.start(&alice(), start_req("alice", "2024-05-31T23:59:59.999Z")));
+        let paused = ok(f.svc.start(&alice(), start_req("alice", "2024-05-31T20:00:00Z")));
+        ok(f.svc.pause(&alice(), step_req("alice", paused.id, "2024-05-31T21:00:00Z")));
+        // Just arrived: nothing is idle, however old the times are.
+        assert_eq!(ok(f.svc.close_idle_sessions()), 0);
+
+        // 11 h later a new event arrives for a third session.
+        f.clock.advance(Duration::hours(11));
+        let fresh = ok(f.svc.start(&alice(), start_req("alice", "2024-06-01T01:00:00Z")));
+        // Idle means strictly longer than the timeout since the last arrival.
+        f.clock.advance(Duration::hours(1));
+        assert_eq!(ok(f.svc.close_idle_sessions()), 0);
+        f.clock.advance(Duration::milliseconds(1));
+        assert_eq!(ok(f.svc.close_idle_sessions()), 2);
+
+        // Closed at their last event's own time, pauses not counted.
+        let get = |id| ok(f.store.get_session("web", id)).expect("stored");
+        let o = get(old.id);
+        assert_eq!((o.state, o.ended_at, o.active_ms), (TrackState::Ended, Some(o.started_at), 0));
+        let p = get(paused.id);
+        assert_eq!(p.ended_at, Some(at("2024-05-31T21:00:00Z")));
+        assert_eq!(p.active_ms, 3_600_000);
+        assert_eq!(get(fresh.id).state, TrackState::Active);
+        assert_eq!(ok(f.svc.close_idle_sessions()), 0);
+        f.clock.advance(Duration::hours(11));
+        assert_eq!(ok(f.svc.close_idle_sessions()), 1);
+        assert_eq!(get(fresh.id).ended_at, Some(at("2024-06-01T01:00:00Z")));
+    }
+
+    #[test]
+    fn batch_errors_keep_the_chain() {
+        let inner = anyhow::Error::new(kernel::Unavailable("down".into())).context("writing pages");
+        let shared = Arc::new(inner);
+        let e = anyhow::Error::new(BatchFailed(shared.clone()));
+        assert!(kernel::Unavailable::in_chain(e.chain()));
+        assert!(e.to_string().contains("writing pages"));
+    }
+}

@@ -1,0 +1,555 @@
+//! Usage tracking and analytics (SPEC §4, seed 004): the tracked-session
+//! state machine under `/api/sessions/{start,pause,resume,end}` and the
+//! reports under `/api/sessions/<report>`; page tracking is in
+//! [`super::pages`].
+//!
+//! Handlers parse the body into the use case's request (fields as
+//! received: the use case judges them), build the [`Caller`] from the bearer
+//! token, run the use case on the blocking pool and reshape its answer.
+
+use std::sync::Arc;
+
+use actix_web::HttpResponse;
+use analytics::{
+    AnalyticsError, AnalyticsService, Caller, ReportRequest, StartRequest, TrackedSession,
+    TransitionRequest,
+};
+use auth::Principal;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::ApiState;
+use crate::authn::{Authenticated, blocking};
+use crate::body::Body;
+use crate::envelope;
+use crate::error::ApiError;
+use crate::openapi::{
+    DailyTimeEnvelope, DetailTimelineEnvelope, ErrorEnvelope, HeatmapEnvelope, MostActiveEnvelope,
+    SessionEndedEnvelope, SessionPausedEnvelope, SessionResumedEnvelope, SessionStartedEnvelope,
+    StatsEnvelope, SummaryEnvelope, TimeByPageEnvelope, TimelineEnvelope,
+};
+use crate::views::{
+    DailyTimeData, DetailTimelineData, HeatmapData, HeatmapTopLevel, MostActiveData, PageTimeData,
+    SessionEndedData, SessionPausedData, SessionResumedData, SessionStartedData, StatsData,
+    SummaryData, TimelineData,
+};
+
+/// The analytics caller of a verified bearer token.
+pub(crate) fn caller(p: &Principal) -> Caller {
+    Caller { username: p.user.username.clone(), app: p.claims.app.clone(), is_admin: p.is_admin() }
+}
+
+/// Runs an analytics use case on the blocking pool (they block on the
+/// store).
+pub(crate) async fn run<T, F>(state: ApiState, f: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&AnalyticsService) -> Result<T, AnalyticsError> + Send + 'static,
+    T: Send + 'static,
+{
+    let service: Arc<AnalyticsService> = state.analytics;
+    blocking(move || f(&service)).await
+}
+
+/// Body of `/api/sessions/start`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "user": "john_doe",
+    "time": "2024-01-01T12:00:00.000Z",
+    "status": "active",
+    "app": "my_app"
+}))]
+pub(crate) struct StartBody {
+    /// The username to track: the token's own, or any with the admin role.
+    #[schema(example = "john_doe")]
+    user: String,
+    /// When the session started (RFC 3339 with an offset); the server's
+    /// clock when absent.
+    #[schema(example = "2024-01-01T12:00:00.000Z")]
+    time: Option<String>,
+    /// Optional; when given, must be `active`.
+    #[schema(example = "active")]
+    status: Option<String>,
+    /// The application: 1–64 characters of `[A-Za-z0-9_.:-]`, the token's
+    /// own unless the caller is admin.
+    #[schema(example = "my_app")]
+    app: String,
+}
+
+/// Body of `/api/sessions/pause`, `/resume` and `/end`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "user": "john_doe",
+    "session_id": "0190f1c2-7e3a-7b4c-9d2e-1f2a3b4c5d6e",
+    "time": "2024-01-01T12:30:00.000Z",
+    "app": "my_app"
+}))]
+pub(crate) struct TransitionBody {
+    /// The session's user.
+    #[schema(example = "john_doe")]
+    user: String,
+    /// The tracked session's id, as `start` returned it.
+    #[schema(example = "0190f1c2-7e3a-7b4c-9d2e-1f2a3b4c5d6e")]
+    session_id: String,
+    /// When it happened (RFC 3339 with an offset, not before the session's
+    /// last event); the server's clock when absent.
+    #[schema(example = "2024-01-01T12:30:00.000Z")]
+    time: Option<String>,
+    /// The session's application.
+    #[schema(example = "my_app")]
+    app: String,
+}
+
+impl TransitionBody {
+    fn into_request(self) -> TransitionRequest {
+        TransitionRequest {
+            user: self.user,
+            app: self.app,
+            session_id: self.session_id,
+            time: self.time,
+        }
+    }
+}
+
+/// Body of a report.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"app": "my_app", "user": "john_doe"}))]
+pub(crate) struct ReportBody {
+    /// The application.
+    #[schema(example = "my_app")]
+    app: String,
+    /// A username, or `all` for every user of the app (admin only, except
+    /// on the public endpoints).
+    #[schema(example = "john_doe")]
+    user: String,
+    /// Inclusive start: RFC 3339 with an offset, or a date `YYYY-MM-DD`
+    /// (that day's start in `tz`).
+    #[schema(example = "2024-01-01")]
+    from: Option<String>,
+    /// End: an RFC 3339 timestamp (exclusive), or a date `YYYY-MM-DD`
+    /// (that whole day included).
+    #[schema(example = "2024-01-31")]
+    to: Option<String>,
+    /// IANA time zone of days, weekdays and hours; `UTC` when absent.
+    #[schema(example = "Europe/Berlin")]
+    tz: Option<String>,
+}
+
+impl ReportBody {
+    fn into_request(self) -> ReportRequest {
+        ReportRequest {
+            app: self.app,
+            user: self.user,
+            from: self.from,
+            to: self.to,
+            tz: self.tz,
+            limit: None,
+            cursor: None,
+        }
+    }
+}
+
+/// Body of a paged report (the timelines).
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"app": "my_app", "user": "john_doe"}))]
+pub(crate) struct PagedReportBody {
+    /// The application.
+    #[schema(example = "my_app")]
+    app: String,
+    /// A username, or `all` for every user of the app (admin only, except
+    /// on the public endpoints).
+    #[schema(example = "john_doe")]
+    user: String,
+    /// Inclusive start: RFC 3339 with an offset, or a date `YYYY-MM-DD`
+    /// (that day's start in `tz`).
+    #[schema(example = "2024-01-01")]
+    from: Option<String>,
+    /// End: an RFC 3339 timestamp (exclusive), or a date `YYYY-MM-DD`
+    /// (that whole day included).
+    #[schema(example = "2024-01-31")]
+    to: Option<String>,
+    /// IANA time zone of dates; `UTC` when absent.
+    #[schema(example = "UTC")]
+    tz: Option<String>,
+    /// Page size, 1–1000 (default 100).
+    #[schema(minimum = 1, maximum = 1000, example = 100)]
+    limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+impl PagedReportBody {
+    fn into_request(self) -> ReportRequest {
+        ReportRequest {
+            app: self.app,
+            user: self.user,
+            from: self.from,
+            to: self.to,
+            tz: self.tz,
+            limit: self.limit,
+            cursor: self.cursor,
+        }
+    }
+}
+
+/// Starts a tracked usage session.
+#[utoipa::path(
+    post, path = "/api/sessions/start", tag = "analytics", operation_id = "startSession",
+    security(("bearerAuth" = [])),
+    request_body(content = StartBody, example = json!({
+        "user": "john_doe", "time": "2024-01-01T12:00:00.000Z", "status": "active", "app": "my_app"
+    })),
+    responses(
+        (status = 200, description = "The session is started", body = SessionStartedEnvelope),
+        (status = 401, description = "UNAUTHORIZED: no valid token", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN: another user or app without the admin role", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_ERROR: a field is missing or invalid (`time` without an offset, `status` other than `active`, a bad `app`)", body = ErrorEnvelope),
+    )
+)]
+pub(crate) async fn start(
+    state: ApiState,
+    Authenticated(p): Authenticated,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    let b: StartBody = body.json()?;
+    let req = StartRequest { user: b.user, app: b.app, time: b.time, status: b.status };
+    let caller = caller(&p);
+    let s = run(state, move |a| a.start(&caller, req)).await?;
+    Ok(envelope::ok("Session started successfully", &SessionStartedData::from(&s)))
+}
+
+/// A transition use case (`AnalyticsService::pause`, …).
+type Step =
+    fn(&AnalyticsService, &Caller, TransitionRequest) -> Result<TrackedSession, AnalyticsError>;
+
+/// Runs a transition; a missing session is worded for `verb`.
+async fn transition(
+    state: ApiState,
+    p: &Principal,
+    body: &Body,
+    step: Step,
+    verb: &str,
+) -> Result<TrackedSession, ApiError> {
+    let req = body.json::<TransitionBody>()?.into_request();
+    let caller = caller(p);
+    run(state, move |a| step(a, &caller, req)).await.map_err(|e| e.for_session(verb))
+}
+
+/// Pauses an active tracked session.
+#[utoipa::path(
+    post, path = "/api/sessions/pause", tag = "analytics", operation_id = "pauseSession",
+    security(("bearerAuth" = [])),
+    request_body(content = TransitionBody, example = json!({
+        "user": "john_doe", "session_id": "0190f1c2-7e3a-7b4c-9d2e-1f2a3b4c5d6e",
+        "time": "2024-01-01T12:30:00.000Z", "app": "my_app"
+    })),
+    responses(
+        (status = 200, description = "The session is paused", body = SessionPausedEnvelope),
+        (status = 401, description = "UNAUTHORIZED: no valid token", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN: another user or app without the admin role", body = ErrorEnvelope),
+        (status = 404, description = "SESSION_NOT_FOUND: no such session of this user and app", body = ErrorEnvelope),
+        (status = 409, description = "INVALID_STATE_TRANSITION: the session is not active", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_ERROR: a field is missing or invalid, or `time` is before the session's last event", body = ErrorEnvelope),
+    )
+)]
+pub(crate) async fn pause(
+    state: ApiState,
+    Authenticated(p): Authenticated,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    let s = transition(state, &p, &body, AnalyticsService::pause, "pause").await?;
+    Ok(envelope::ok("Session paused successfully", &SessionPausedData::from(&s)))
+}
+
+/// Resumes a paused tracked session.
+#[utoipa::path(
+    post, path = "/api/sessions/resume", tag = "analytics", operation_id = "resumeSession",
+    security(("bearerAuth" = [])),
+    request_body(content = TransitionBody, example = json!({
+        "user": "john_doe", "session_id": "0190f1c2-7e3a-7b4c-9d2e-1f2a3b4c5d6e",
+        "time": "2024-01-01T12:45:00.000Z", "app": "my_app"
+    })),
+    responses(
+        (status = 200, description = "The session is active again", body = SessionResumedEnvelope),
+        (status = 401, description = "UNAUTHORIZED: no valid token", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN: another user or app without the admin role", body = ErrorEnvelope),
+        (status = 404, description = "SESSION_NOT_FOUND: no such session of this user and app", body = ErrorEnvelope),
+        (status = 409, description = "INVALID_STATE_TRANSITION: the session is not paused", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_ERROR: a field is missing or invalid, or `time` is before the session's last event", body = ErrorEnvelope),
+    )
+)]
+pub(crate) async fn resume(
+    state: ApiState,
+    Authenticated(p): Authenticated,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    let s = transition(state, &p, &body, AnalyticsService::resume, "resume").await?;
+    Ok(envelope::ok("Session resumed successfully", &SessionResumedData::from(&s)))
+}
+
+/// Ends an active or paused tracked session.
+#[utoipa::path(
+    post, path = "/api/sessions/end", tag = "analytics", operation_id = "endSession",
+    security(("bearerAuth" = [])),
+    request_body(content = TransitionBody, example = json!({
+        "user": "john_doe", "session_id": "0190f1c2-7e3a-7b4c-9d2e-1f2a3b4c5d6e",
+        "time": "2024-01-01T13:00:00.000Z", "app": "my_app"
+    })),
+    responses(
+        (status = 200, description = "The session is ended, with its active time", body = SessionEndedEnvelope),
+        (status = 401, description = "UNAUTHORIZED: no valid token", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN: another user or app without the admin role", body = ErrorEnvelope),
+        (status = 404, description = "SESSION_NOT_FOUND: no such session of this user and app", body = ErrorEnvelope),
+        (status = 409, description = "INVALID_STATE_TRANSITION: the session has already ended", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_ERROR: a field is missing or invalid, or `time` is before the session's last event", body = ErrorEnvelope),
+    )
+)]
+pub(crate) async fn end(
+    state: ApiState,
+    Authenticated(p): Authenticated,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    let s = transition(state, &p, &body, AnalyticsService::end, "end").await?;
+    Ok(envelope::ok("Session ended successfully", &SessionEndedData::from(&s)))
+}
+
+/// A report body and the caller.
+pub(crate) fn report_request(
+    p: &Principal,
+    body: &Body,
+) -> Result<(Caller, ReportRequest), ApiError> {
+    Ok((caller(p), body.json::<ReportBody>()?.into_request()))
+}
+
+/// A paged report body and the caller.
+fn paged_request(p: &Principal, body: &Body) -> Result<(Caller, ReportRequest), ApiError> {
+    Ok((caller(p), body.json::<PagedReportBody>()?.into_request()))
+}
+
+/// Session starts by day, and by weekday and hour.
+///
+/// Seed 004 shows `heatmap_data` at the top level of the answer: it is
+/// there, and `data` holds the same object.
+#[utoipa::path(
+    post, path = "/api/sessions/heatmap", tag = "analytics", operation_id = "getHeatmap",
+    security(("bearerAuth" = [])),
+    request_body(content = ReportBody, example = json!({"app": "my_app", "user": "john_doe"})),
+    responses(
+        (status = 200, description = "The heatmap, in `data` and in `heatmap_data`", body = HeatmapEnvelope),
+        (status = 401, description = "UNAUTHORIZED: no valid token", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN: another user, `all` or another app without the admin role", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_ERROR: a field is missing or invalid (`from`, `to`, `tz`, `app`)", body = ErrorEnvelope),
+    )
+)]
+pub(crate) async fn heatmap(
+    state: ApiState,
+    Authenticated(p): Authenticated,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    let (caller, req) = report_request(&p, &body)?;
+    let h = run(state, move |a| a.heatmap(&caller, req)).await?;
+    let data = HeatmapData::from(&h);
+    Ok(envelope::ok_with(
+        "Heatmap retrieved successfully",
+        &data,
+        &HeatmapTopLevel { heatmap_data: &data },
+    ))
+}
+
+/// The weekday and hour with the most session starts.
+#[utoipa::path(
+    post, path = "/api/sessions/most-active", tag = "analytics", operation_id = "getMostActive",
+    security(("bearerAuth" = [])),
+    request_body(content = ReportBody, example = json!({"app": "my_app", "user": "john_doe"})),
+    responses(
+        (status = 200, description = "The busiest weekday and hour (nulls and 0 when there are no sessions)", body = MostActiveEnvelope),
+        (status = 401, description = "UNAUTHORIZED: no valid token", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN: another user, `all` or another app without the admin role", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_ERROR: a field is missing or invalid (`from`, `to`, `tz`, `app`)", body = ErrorEnvelope),
+    )
+)]
+pub(crate) async fn most_active(
+    state: ApiState,
+    Authenticated(p): Authenticated,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    let (caller, req) = report_request(&p, &body)?;
+    let m = run(state, move |a| a.most_active(&caller, req)).await?;
+    Ok(envelope::ok("Most active times retrieved successfully", &MostActiveData::from(&m)))
+}
+
+/// Session count, total and average active time, active days.
+#[utoipa::path(
+    post, path = "/api/sessions/stats", tag = "analytics", operation_id = "getStats",
+    security(("bearerAuth" = [])),
+    request_body(content = ReportBody, example = json!({"app": "my_app", "user": "john_doe"})),
+    responses(
+        (status = 200, description = "The statistics", body = StatsEnvelope),
+        (status = 401, description = "UNAUTHORIZED: no valid token", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN: another user, `all` or another app without the admin role", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_ERROR: a field is missing or invalid (`from`, `to`, `tz`, `app`)", body = ErrorEnvelope),
+    )
+)]
+pub(crate) async fn stats(
+    state: ApiState,
+    Authenticated(p): Authenticated,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    let (caller, req) = report_request(&p, &body)?;
+    let s = run(state, move |a| a.stats(&caller, req)).await?;
+    Ok(envelope::ok("Session statistics retrieved successfully", &StatsData::from(&s)))
+}
+
+const SUMMARY: &str = "Session summary retrieved successfully";
+
+/// Session count, and total, average, longest and shortest active time.
+#[utoipa::path(
+    post, path = "/api/sessions/summary", tag = "analytics", operation_id = "getSummary",
+    security(("bearerAuth" = [])),
+    request_body(content = ReportBody, example = json!({"app": "my_app", "user": "john_doe"})),
+    responses(
+        (status = 200, description = "The summary", body = SummaryEnvelope),
+        (status = 401, description = "UNAUTHORIZED: no valid token", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN: another user, `all` or another app without the admin role", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_ERROR: a field is missing or invalid (`from`, `to`, `tz`, `app`)", body = ErrorEnvelope),
+    )
+)]
+pub(crate) async fn summary(
+    state: ApiState,
+    Authenticated(p): Authenticated,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    let (caller, req) = report_request(&p, &body)?;
+    let s = run(state, move |a| a.summary(Some(&caller), req)).await?;
+    Ok(envelope::ok(SUMMARY, &SummaryData::from(&s)))
+}
+
+/// The summary, without authentication.
+///
+/// Any user of any app, `all` included; configuration can switch it off
+/// (then 404).
+#[utoipa::path(
+    post, path = "/api/sessions/public-summary", tag = "analytics", operation_id = "getPublicSummary",
+    request_body(content = ReportBody, example = json!({"app": "my_app", "user": "john_doe"})),
+    responses(
+        (status = 200, description = "The summary", body = SummaryEnvelope),
+        (status = 404, description = "NOT_FOUND: public analytics are switched off", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_ERROR: a field is missing or invalid (`from`, `to`, `tz`, `app`)", body = ErrorEnvelope),
+    )
+)]
+pub(crate) async fn public_summary(state: ApiState, body: Body) -> Result<HttpResponse, ApiError> {
+    let req = body.json::<ReportBody>()?.into_request();
+    let s = run(state, move |a| a.summary(None, req)).await?;
+    Ok(envelope::ok(SUMMARY, &SummaryData::from(&s)))
+}
+
+const TIMELINE: &str = "Session timeline retrieved successfully";
+
+/// Sessions in ascending start time, paged.
+#[utoipa::path(
+    post, path = "/api/sessions/timeline", tag = "analytics", operation_id = "getTimeline",
+    security(("bearerAuth" = [])),
+    request_body(content = PagedReportBody, example = json!({"app": "my_app", "user": "john_doe"})),
+    responses(
+        (status = 200, description = "A page of the timeline", body = TimelineEnvelope),
+        (status = 401, description = "UNAUTHORIZED: no valid token", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN: another user, `all` or another app without the admin role", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_ERROR: a field is missing or invalid (`from`, `to`, `tz`, `app`, `limit` above 1000, `cursor`)", body = ErrorEnvelope),
+    )
+)]
+pub(crate) async fn timeline(
+    state: ApiState,
+    Authenticated(p): Authenticated,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    let (caller, req) = paged_request(&p, &body)?;
+    let t = run(state, move |a| a.timeline(Some(&caller), req)).await?;
+    Ok(envelope::ok(TIMELINE, &TimelineData::from(&t)))
+}
+
+/// The timeline, without authentication.
+///
+/// Any user of any app, `all` included; configuration can switch it off
+/// (then 404).
+#[utoipa::path(
+    post, path = "/api/sessions/public-timeline", tag = "analytics", operation_id = "getPublicTimeline",
+    request_body(content = PagedReportBody, example = json!({"app": "my_app", "user": "john_doe"})),
+    responses(
+        (status = 200, description = "A page of the timeline", body = TimelineEnvelope),
+        (status = 404, description = "NOT_FOUND: public analytics are switched off", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_ERROR: a field is missing or invalid (`from`, `to`, `tz`, `app`, `limit` above 1000, `cursor`)", body = ErrorEnvelope),
+    )
+)]
+pub(crate) async fn public_timeline(state: ApiState, body: Body) -> Result<HttpResponse, ApiError> {
+    let req = body.json::<PagedReportBody>()?.into_request();
+    let t = run(state, move |a| a.timeline(None, req)).await?;
+    Ok(envelope::ok(TIMELINE, &TimelineData::from(&t)))
+}
+
+/// Active time per local day (intervals split at midnight).
+#[utoipa::path(
+    post, path = "/api/sessions/daily-time-spent", tag = "analytics", operation_id = "getDailyTimeSpent",
+    security(("bearerAuth" = [])),
+    request_body(content = ReportBody, example = json!({"app": "my_app", "user": "john_doe"})),
+    responses(
+        (status = 200, description = "Active time per day", body = DailyTimeEnvelope),
+        (status = 401, description = "UNAUTHORIZED: no valid token", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN: another user, `all` or another app without the admin role", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_ERROR: a field is missing or invalid (`from`, `to`, `tz`, `app`)", body = ErrorEnvelope),
+    )
+)]
+pub(crate) async fn daily_time_spent(
+    state: ApiState,
+    Authenticated(p): Authenticated,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    let (caller, req) = report_request(&p, &body)?;
+    let d = run(state, move |a| a.daily_time_spent(&caller, req)).await?;
+    Ok(envelope::ok("Daily time spent retrieved successfully", &DailyTimeData::from(&d)))
+}
+
+/// Time spent per page (the sum of tracked `timespent`).
+#[utoipa::path(
+    post, path = "/api/sessions/time-by-page", tag = "analytics", operation_id = "getTimeByPage",
+    security(("bearerAuth" = [])),
+    request_body(content = ReportBody, example = json!({"app": "my_app", "user": "john_doe"})),
+    responses(
+        (status = 200, description = "Time per page", body = TimeByPageEnvelope),
+        (status = 401, description = "UNAUTHORIZED: no valid token", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN: another user, `all` or another app without the admin role", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_ERROR: a field is missing or invalid (`from`, `to`, `tz`, `app`)", body = ErrorEnvelope),
+    )
+)]
+pub(crate) async fn time_by_page(
+    state: ApiState,
+    Authenticated(p): Authenticated,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    let (caller, req) = report_request(&p, &body)?;
+    let t = run(state, move |a| a.time_by_page(&caller, req)).await?;
+    Ok(envelope::ok("Time by page retrieved successfully", &PageTimeData::from(&t)))
+}
+
+/// Sessions with their events in order, paged.
+#[utoipa::path(
+    post, path = "/api/sessions/session-timeline-detail", tag = "analytics", operation_id = "getSessionTimelineDetail",
+    security(("bearerAuth" = [])),
+    request_body(content = PagedReportBody, example = json!({"app": "my_app", "user": "john_doe"})),
+    responses(
+        (status = 200, description = "A page of sessions with their events", body = DetailTimelineEnvelope),
+        (status = 401, description = "UNAUTHORIZED: no valid token", body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN: another user, `all` or another app without the admin role", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_ERROR: a field is missing or invalid (`from`, `to`, `tz`, `app`, `limit` above 1000, `cursor`)", body = ErrorEnvelope),
+    )
+)]
+pub(crate) async fn session_timeline_detail(
+    state: ApiState,
+    Authenticated(p): Authenticated,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    let (caller, req) = paged_request(&p, &body)?;
+    let d = run(state, move |a| a.session_timeline_detail(&caller, req)).await?;
+    Ok(envelope::ok(
+        "Detailed session timeline retrieved successfully",
+        &DetailTimelineData::from(&d),
+    ))
+}

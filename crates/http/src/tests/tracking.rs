@@ -1,0 +1,765 @@
+//! Seed 004 over the whole app: an in-memory [`TrackingStore`] under the
+//! real [`AnalyticsService`], so that routing, bodies, the envelope and the
+//! error mapping are checked end to end.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use analytics::{
+    AnalyticsService, AnalyticsSettings, BUCKET_MS, Interval, MsRange, PageTotal, PageVisit,
+    SessionBucket, Subject, TimelinePosition, TrackEvent, TrackState, TrackedSession,
+    TrackingStore,
+};
+
+use super::*;
+
+/// Tracked sessions, events, intervals and visits in memory; with `down`
+/// set, every call fails like an unreachable database.
+#[derive(Default)]
+pub(super) struct MemTracking {
+    data: Mutex<Mem>,
+    pub(super) down: AtomicBool,
+}
+
+#[derive(Default)]
+struct Mem {
+    sessions: Vec<TrackedSession>,
+    events: Vec<TrackEvent>,
+    intervals: Vec<(Uuid, Interval)>,
+    visits: Vec<PageVisit>,
+}
+
+fn of(subject: &Subject, user: &str) -> bool {
+    match subject {
+        Subject::All => true,
+        Subject::User(u) => u == user,
+    }
+}
+
+fn within(range: MsRange, ms: i64) -> bool {
+    range.from.is_none_or(|f| ms >= f) && range.to.is_none_or(|t| ms < t)
+}
+
+fn bucket_of(ms: i64) -> i64 {
+    ms.div_euclid(BUCKET_MS) * BUCKET_MS
+}
+
+impl MemTracking {
+    fn with<T>(&self, f: impl FnOnce(&mut Mem) -> T) -> anyhow::Result<T> {
+        if self.down.load(Ordering::Relaxed) {
+            let cause: Box<dyn std::error::Error + Send + Sync> = "connection refused".into();
+            return Err(anyhow::Error::new(kernel::Unavailable(cause)));
+        }
+        let mut data = self.data.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(f(&mut data))
+    }
+}
+
+impl TrackingStore for MemTracking {
+    fn insert_session(&self, s: &TrackedSession) -> anyhow::Result<()> {
+        self.with(|m| {
+            m.events.push(TrackEvent {
+                session_id: s.id,
+                seq: 0,
+                kind: analytics::EventKind::Start,
+                at: s.started_at,
+            });
+            m.sessions.push(s.clone());
+        })
+    }
+
+    fn get_session(&self, app: &str, id: Uuid) -> anyhow::Result<Option<TrackedSession>> {
+        self.with(|m| m.sessions.iter().find(|s| s.id == id && s.app == app).cloned())
+    }
+
+    fn apply_transition(
+        &self,
+        before: &TrackedSession,
+        after: &TrackedSession,
+        event: &TrackEvent,
+        closed: Option<Interval>,
+    ) -> anyhow::Result<bool> {
+        self.with(|m| {
+            let Some(s) = m.sessions.iter_mut().find(|s| s.id == before.id) else {
+                return false;
+            };
+            if s.state != before.state || s.last_event_at != before.last_event_at {
+                return false;
+            }
+            *s = after.clone();
+            m.events.push(*event);
+            m.intervals.extend(closed.map(|i| (after.id, i)));
+            true
+        })
+    }
+
+    fn stale_open_sessions(
+        &self,
+        cutoff: OffsetDateTime,
+        limit: u32,
+    ) -> anyhow::Result<Vec<TrackedSession>> {
+        self.with(|m| {
+            let mut open: Vec<TrackedSession> = m
+                .sessions
+                .iter()
+                .filter(|s| s.state != TrackState::Ended && s.last_event_at < cutoff)
+                .cloned()
+                .collect();
+            open.sort_by_key(|s| s.last_event_at);
+            open.truncate(limit as usize);
+            open
+        })
+    }
+
+    fn record_pages(&self, visits: &[PageVisit]) -> anyhow::Result<()> {
+        self.with(|m| m.visits.extend_from_slice(visits))
+    }
+
+    fn session_buckets(
+        &self,
+        app: &str,
+        subject: &Subject,
+        range: MsRange,
+    ) -> anyhow::Result<Vec<SessionBucket>> {
+        self.with(|m| {
+            let mut buckets: BTreeMap<i64, SessionBucket> = BTreeMap::new();
+            let mine = |s: &TrackedSession| s.app == app && of(subject, &s.user);
+            for s in m.sessions.iter().filter(|s| mine(s)) {
+                let start = kernel::to_millis(s.started_at);
+                if !within(range, start) {
+                    continue;
+                }
+                let b = buckets.entry(bucket_of(start)).or_default();
+                b.starts += 1;
+                if s.state == TrackState::Ended {
+                    b.ended += 1;
+                    b.dur_sum_ms += s.active_ms;
+                    b.dur_min_ms = Some(b.dur_min_ms.map_or(s.active_ms, |d| d.min(s.active_ms)));
+                    b.dur_max_ms = Some(b.dur_max_ms.map_or(s.active_ms, |d| d.max(s.active_ms)));
+                }
+            }
+            for (id, i) in &m.intervals {
+                if !m.sessions.iter().any(|s| s.id == *id && mine(s)) {
+                    continue;
+                }
+                let mut from = kernel::to_millis(i.from).max(range.from.unwrap_or(i64::MIN));
+                let to = kernel::to_millis(i.to).min(range.to.unwrap_or(i64::MAX));
+                while from < to {
+                    let edge = (bucket_of(from) + BUCKET_MS).min(to);
+                    buckets.entry(bucket_of(from)).or_default().active_ms += edge - from;
+                    from = edge;
+                }
+            }
+            buckets.into_iter().map(|(bucket_ms, b)| SessionBucket { bucket_ms, ..b }).collect()
+        })
+    }
+
+    fn page_totals(
+        &self,
+        app: &str,
+        subject: &Subject,
+        range: MsRange,
+    ) -> anyhow::Result<Vec<PageTotal>> {
+        self.with(|m| {
+            let mut totals: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+            for v in &m.visits {
+                if v.app == app && of(subject, &v.user) && within(range, kernel::to_millis(v.at)) {
+                    let t = totals.entry(v.page.clone()).or_default();
+                    t.0 += 1;
+                    t.1 += v.timespent;
+                }
+            }
+            totals
+                .into_iter()
+                .map(|(page, (visits, time_sum))| PageTotal { page, visits, time_sum })
+                .collect()
+        })
+    }
+
+    fn timeline(
+        &self,
+        app: &str,
+        subject: &Subject,
+        range: MsRange,
+        after: Option<TimelinePosition>,
+        limit: u32,
+    ) -> anyhow::Result<Vec<TrackedSession>> {
+        self.with(|m| {
+            let mut list: Vec<TrackedSession> = m
+                .sessions
+                .iter()
+                .filter(|s| s.app == app && of(subject, &s.user))
+                .filter(|s| within(range, kernel::to_millis(s.started_at)))
+                .filter(|s| after.is_none_or(|a| (s.started_at, s.id) > (a.started_at, a.id)))
+                .cloned()
+                .collect();
+            list.sort_by_key(|s| (s.started_at, s.id));
+            list.truncate(limit as usize);
+            list
+        })
+    }
+
+    fn events_of(&self, ids: &[Uuid]) -> anyhow::Result<Vec<TrackEvent>> {
+        self.with(|m| {
+            let mut events: Vec<TrackEvent> =
+                m.events.iter().filter(|e| ids.contains(&e.session_id)).copied().collect();
+            events.sort_by_key(|e| (e.session_id, e.seq));
+            events
+        })
+    }
+}
+
+/// The analytics use cases over `store`, public endpoints on or off.
+pub(super) fn service(store: Arc<MemTracking>, public: bool) -> Arc<AnalyticsService> {
+    Arc::new(AnalyticsService::new(
+        store,
+        Arc::new(SystemClock),
+        AnalyticsSettings {
+            public_tracking: public,
+            public_analytics: public,
+            idle_timeout: Duration::hours(12),
+        },
+    ))
+}
+
+/// A POST of `body` (raw JSON text) as curl would send it.
+fn json_post(path: &str, body: &str) -> atest::TestRequest {
+    post(path).insert_header(header::ContentType::json()).set_payload(body.to_owned())
+}
+
+fn keys(v: &Value) -> Vec<&str> {
+    let mut k: Vec<&str> =
+        v.as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
+    k.sort_unstable();
+    k
+}
+
+/// Every seed 004 path under /api/sessions and /api/pages.
+const BEARER_PATHS: [&str; 13] = [
+    "/api/sessions/start",
+    "/api/sessions/pause",
+    "/api/sessions/resume",
+    "/api/sessions/end",
+    "/api/sessions/heatmap",
+    "/api/sessions/most-active",
+    "/api/sessions/stats",
+    "/api/sessions/summary",
+    "/api/sessions/timeline",
+    "/api/sessions/daily-time-spent",
+    "/api/sessions/time-by-page",
+    "/api/sessions/session-timeline-detail",
+    "/api/pages/stats",
+];
+const PUBLIC_PATHS: [&str; 3] =
+    ["/api/sessions/public-summary", "/api/sessions/public-timeline", "/api/pages/track"];
+
+#[actix_web::test]
+async fn seed_004_paths_are_static_routes_before_session_ids() {
+    let f = fixture();
+    for path in BEARER_PATHS.iter().chain(&PUBLIC_PATHS) {
+        for p in [path.to_string(), format!("{path}/")] {
+            // Other methods are 405 with Allow: POST, before authentication.
+            for method in [Method::GET, Method::HEAD, Method::DELETE, Method::PATCH] {
+                let req = atest::TestRequest::default().method(method.clone()).uri(&p);
+                let (status, headers, body) = send(&f.state, req).await;
+                assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {p}");
+                assert_eq!(allow(&headers), "POST", "{method} {p}");
+                if method != Method::HEAD {
+                    assert_eq!(code(&body), "METHOD_NOT_ALLOWED", "{method} {p}");
+                }
+            }
+        }
+    }
+    // POST reaches the analytics handlers: 401 without a token (the `{id}`
+    // resource would have answered 405).
+    for path in BEARER_PATHS {
+        for p in [path.to_string(), format!("{path}/")] {
+            let (status, headers, body) =
+                send(&f.state, json_post(&p, r#"{"app":"web","user":"alice"}"#)).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{p}");
+            assert_eq!(code(&body), "UNAUTHORIZED", "{p}");
+            assert!(headers.contains_key(header::WWW_AUTHENTICATE), "{p}");
+        }
+    }
+    for path in ["/api/sessions/public-summary/", "/api/sessions/public-timeline"] {
+        let (status, _, body) =
+            send(&f.state, json_post(path, r#"{"app":"web","user":"alice"}"#)).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    }
+    // The `{id}` resources still work, and a static name is not an id.
+    let one = format!("/api/sessions/{}", f.alice_other);
+    assert_eq!(send(&f.state, bearer(delete(&one), &f.user_token)).await.0, StatusCode::OK);
+    let (status, headers, _) =
+        send(&f.state, bearer(delete("/api/sessions/heatmap"), &f.user_token)).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(allow(&headers), "POST");
+    // Deeper and unknown paths name nothing.
+    for path in ["/api/sessions/start/x", "/api/pages", "/api/pages/nope"] {
+        let (status, _, body) = send(&f.state, bearer(post(path), &f.user_token)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(code(&body), "NOT_FOUND", "{path}");
+    }
+}
+
+#[actix_web::test]
+async fn the_seed_004_curl_examples_work_verbatim() {
+    let f = fixture();
+    // Start a session (the seed's body, whitespace and all).
+    let start = "{\n    \"user\": \"john_doe\",\n    \"time\": \"2024-01-01T12:00:00.000Z\",\n    \
+                 \"status\": \"active\",\n    \"app\": \"my_app\"\n  }";
+    let (status, _, body) =
+        send(&f.state, bearer(json_post("/api/sessions/start", start), &f.john_token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["success"], true);
+    assert_eq!(body["status"], "success");
+    assert_eq!(body["message"], "Session started successfully");
+    assert_eq!(keys(&body["data"]), ["session_id", "start_time", "status", "user"]);
+    assert_eq!(body["data"]["user"], "john_doe");
+    assert_eq!(body["data"]["start_time"], "2024-01-01T12:00:00.000Z");
+    assert_eq!(body["data"]["status"], "active");
+    assert!(Uuid::parse_str(body["data"]["session_id"].as_str().unwrap_or_default()).is_ok());
+    // Session analytics: `heatmap_data` at the top level, and in `data`.
+    let report = "{\n    \"app\": \"my_app\",\n    \"user\": \"john_doe\"\n  }";
+    let (status, _, body) =
+        send(&f.state, bearer(json_post("/api/sessions/heatmap", report), &f.john_token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["message"], "Heatmap retrieved successfully");
+    let heatmap = json!({
+        "daily_sessions": {"2024-01-01": 1},
+        "weekly_hourly": {"0": {"12": 1}},
+        "total_sessions": 1,
+        "total_days_with_activity": 1,
+        "date_range": {"start_date": "2024-01-01", "end_date": "2024-01-01"}
+    });
+    assert_eq!(body["heatmap_data"], heatmap);
+    assert_eq!(body["data"], heatmap);
+    assert_eq!(
+        keys(&body),
+        ["data", "heatmap_data", "message", "requestId", "status", "success", "timestamp"]
+    );
+    // Page tracking, without a token.
+    let track = "{\n    \"user\": \"john_doe\",\n    \"page\": \"/dashboard\",\n    \
+                 \"timespent\": 120,\n    \"app\": \"my_app\"\n  }";
+    let (status, _, body) = send(&f.state, json_post("/api/pages/track", track)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["message"], "Page visit tracked successfully");
+    assert_eq!(keys(&body["data"]), ["page", "time_spent", "timestamp"]);
+    assert_eq!(body["data"]["page"], "/dashboard");
+    assert_eq!(body["data"]["time_spent"], 120);
+    let ts = body["data"]["timestamp"].as_str().unwrap_or_default();
+    assert!(kernel::parse_instant(ts).is_ok() && ts.ends_with('Z') && ts.len() == 24, "{ts}");
+}
+
+/// Sends `body` (a JSON value) to `path` with `token`; status and body.
+async fn call(f: &Fixture, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
+    let (status, _, body) = send(&f.state, bearer(post(path).set_json(body), token)).await;
+    (status, body)
+}
+
+#[actix_web::test]
+async fn a_tracked_session_pauses_resumes_and_ends() {
+    let f = fixture();
+    let t = &f.john_token;
+    let (status, body) = call(
+        &f,
+        t,
+        "/api/sessions/start",
+        json!({"user": "john_doe", "app": "my_app", "time": "2024-01-01T09:00:00Z"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let id = body["data"]["session_id"].as_str().unwrap_or_default().to_owned();
+    let step =
+        |time: &str| json!({"user": "john_doe", "session_id": id, "time": time, "app": "my_app"});
+    let (status, body) = call(&f, t, "/api/sessions/pause", step("2024-01-01T09:30:00.000Z")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["message"], "Session paused successfully");
+    assert_eq!(
+        body["data"],
+        json!({"session_id": id, "status": "paused", "pause_time": "2024-01-01T09:30:00.000Z"})
+    );
+    // Pausing twice is a conflict; an earlier time than the last event, 422.
+    let (status, body) = call(&f, t, "/api/sessions/pause/", step("2024-01-01T09:31:00Z")).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(code(&body), "INVALID_STATE_TRANSITION");
+    let (status, body) = call(&f, t, "/api/sessions/resume", step("2024-01-01T09:00:00Z")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(code(&body), "VALIDATION_ERROR");
+    let (status, body) = call(&f, t, "/api/sessions/resume", step("2024-01-01T09:45:00Z")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["message"], "Session resumed successfully");
+    assert_eq!(
+        body["data"],
+        json!({"session_id": id, "status": "active", "resume_time": "2024-01-01T09:45:00.000Z"})
+    );
+    let (status, body) = call(&f, t, "/api/sessions/end", step("2024-01-01T10:30:00+00:00")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["message"], "Session ended successfully");
+    assert_eq!(
+        body["data"],
+        json!({"session_id": id, "status": "ended", "end_time": "2024-01-01T10:30:00.000Z",
+               "total_duration": "01:15:00"})
+    );
+    let (status, body) = call(&f, t, "/api/sessions/end", step("2024-01-01T11:00:00Z")).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(code(&body), "INVALID_STATE_TRANSITION");
+    assert_eq!(body["message"], "Invalid state transition");
+    // Unknown, malformed and other apps' session ids are the same 404.
+    for (path, verb) in [
+        ("/api/sessions/pause", "pause"),
+        ("/api/sessions/resume", "resume"),
+        ("/api/sessions/end", "end"),
+    ] {
+        for bad in [Uuid::nil().to_string(), "nope".into(), kernel::new_id().to_string()] {
+            let b = json!({"user": "john_doe", "session_id": bad, "app": "my_app"});
+            let (status, body) = call(&f, t, path, b).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{path} {bad}");
+            assert_eq!(code(&body), "SESSION_NOT_FOUND");
+            assert_eq!(body["message"], "Session not found or unauthorized");
+            assert_eq!(
+                body["error"]["details"],
+                format!(
+                    "The requested session does not exist or you don't have permission to {verb} it"
+                )
+            );
+        }
+    }
+    // Without `time`, the server's clock.
+    let (status, body) =
+        call(&f, t, "/api/sessions/start", json!({"user": "john_doe", "app": "my_app"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let started = kernel::parse_instant(body["data"]["start_time"].as_str().unwrap_or_default());
+    assert!(started.is_ok_and(|s| (OffsetDateTime::now_utc() - s).abs() < Duration::minutes(1)));
+}
+
+#[actix_web::test]
+async fn every_report_has_the_seeds_shape() {
+    let f = fixture();
+    let t = &f.john_token;
+    // Two sessions on Monday 2024-01-01: 09:00–10:30 with a 15-minute
+    // pause, and one left open at 22:00; one page visit.
+    let (_, body) = call(
+        &f,
+        t,
+        "/api/sessions/start",
+        json!({"user": "john_doe", "app": "my_app", "time": "2024-01-01T09:00:00Z"}),
+    )
+    .await;
+    let id = body["data"]["session_id"].as_str().unwrap_or_default().to_owned();
+    for (path, time) in [
+        ("/api/sessions/pause", "2024-01-01T09:30:00Z"),
+        ("/api/sessions/resume", "2024-01-01T09:45:00Z"),
+        ("/api/sessions/end", "2024-01-01T10:30:00Z"),
+    ] {
+        let b = json!({"user": "john_doe", "session_id": id, "time": time, "app": "my_app"});
+        assert_eq!(call(&f, t, path, b).await.0, StatusCode::OK, "{path}");
+    }
+    let (_, body) = call(
+        &f,
+        t,
+        "/api/sessions/start",
+        json!({"user": "john_doe", "app": "my_app", "time": "2024-01-01T22:00:00Z"}),
+    )
+    .await;
+    let open = body["data"]["session_id"].as_str().unwrap_or_default().to_owned();
+    let visit = json!({"user": "john_doe", "page": "/dashboard", "timespent": 90,
+                       "app": "my_app", "time": "2024-01-01T09:10:00Z"});
+    assert_eq!(call(&f, t, "/api/pages/track", visit).await.0, StatusCode::OK);
+
+    let report = json!({"app": "my_app", "user": "john_doe"});
+    let (status, body) = call(&f, t, "/api/sessions/most-active", report.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["message"], "Most active times retrieved successfully");
+    assert_eq!(
+        body["data"],
+        json!({"most_active_day": "Monday", "most_active_hour": 9, "peak_sessions": 1})
+    );
+    let (_, body) = call(&f, t, "/api/sessions/stats", report.clone()).await;
+    assert_eq!(
+        body["data"],
+        json!({"total_sessions": 2, "average_session_duration": "01:15:00",
+               "total_time_spent": "01:15:00", "active_days": 1})
+    );
+    let (_, body) = call(&f, t, "/api/sessions/summary/", report.clone()).await;
+    let summary = json!({"total_sessions": 2, "total_duration": "01:15:00",
+        "average_duration": "01:15:00", "longest_session": "01:15:00",
+        "shortest_session": "01:15:00"});
+    assert_eq!(body["data"], summary);
+    let (status, _, public) =
+        send(&f.state, post("/api/sessions/public-summary").set_json(&report)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(public["data"], summary);
+    let timeline = json!({"timeline": [
+        {"session_id": id, "start_time": "2024-01-01T09:00:00.000Z",
+         "end_time": "2024-01-01T10:30:00.000Z", "duration": "01:15:00", "status": "ended"},
+        {"session_id": open, "start_time": "2024-01-01T22:00:00.000Z",
+         "end_time": null, "duration": null, "status": "active"}
+    ], "next_cursor": null});
+    let (_, body) = call(&f, t, "/api/sessions/timeline", report.clone()).await;
+    assert_eq!(body["data"], timeline);
+    let (_, _, public) =
+        send(&f.state, post("/api/sessions/public-timeline/").set_json(&report)).await;
+    assert_eq!(public["data"], timeline);
+    let (_, body) = call(&f, t, "/api/sessions/daily-time-spent", report.clone()).await;
+    assert_eq!(body["data"], json!({"daily_time": {"2024-01-01": "01:15:00"}}));
+    let (_, body) = call(&f, t, "/api/sessions/time-by-page", report.clone()).await;
+    assert_eq!(body["data"], json!({"page_time": {"/dashboard": "00:01:30"}}));
+    let (_, body) = call(&f, t, "/api/pages/stats", report.clone()).await;
+    assert_eq!(
+        body["data"],
+        json!({"page_stats": {"/dashboard": {"visits": 1, "total_time": "00:01:30",
+                                             "average_time": "00:01:30"}}})
+    );
+    let (_, body) = call(&f, t, "/api/sessions/session-timeline-detail", report.clone()).await;
+    let types: Vec<&str> = body["data"]["detailed_timeline"][0]["events"]
+        .as_array()
+        .map(|es| es.iter().filter_map(|e| e["type"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(types, ["start", "pause", "resume", "end"]);
+    assert_eq!(
+        body["data"]["detailed_timeline"][0]["events"][3],
+        json!({"type": "end", "timestamp": "2024-01-01T10:30:00.000Z"})
+    );
+    assert_eq!(body["data"]["detailed_timeline"][1]["session_id"], open);
+    assert!(body["data"]["next_cursor"].is_null());
+    // Paging: one at a time, then the last page has no cursor.
+    let (_, body) = call(
+        &f,
+        t,
+        "/api/sessions/timeline",
+        json!({"app": "my_app", "user": "john_doe", "limit": 1}),
+    )
+    .await;
+    assert_eq!(body["data"]["timeline"].as_array().map(Vec::len), Some(1));
+    let cursor = body["data"]["next_cursor"].as_str().unwrap_or_default().to_owned();
+    assert!(!cursor.is_empty());
+    let (_, body) = call(
+        &f,
+        t,
+        "/api/sessions/timeline",
+        json!({"app": "my_app", "user": "john_doe", "limit": 1, "cursor": cursor}),
+    )
+    .await;
+    assert_eq!(body["data"]["timeline"][0]["session_id"], open);
+    assert!(body["data"]["next_cursor"].is_null());
+    // An empty range: zeros, nulls and empty maps.
+    let empty = json!({"app": "my_app", "user": "john_doe", "from": "2030-01-01",
+                       "tz": "Europe/Berlin"});
+    let (_, body) = call(&f, t, "/api/sessions/heatmap", empty.clone()).await;
+    let nothing = json!({"daily_sessions": {}, "weekly_hourly": {}, "total_sessions": 0,
+        "total_days_with_activity": 0, "date_range": {"start_date": null, "end_date": null}});
+    assert_eq!(body["data"], nothing);
+    assert_eq!(body["heatmap_data"], nothing);
+    let (_, body) = call(&f, t, "/api/sessions/most-active", empty.clone()).await;
+    assert_eq!(
+        body["data"],
+        json!({"most_active_day": null, "most_active_hour": null, "peak_sessions": 0})
+    );
+    let (_, body) = call(&f, t, "/api/sessions/stats", empty).await;
+    assert_eq!(body["data"]["average_session_duration"], "00:00:00");
+}
+
+#[actix_web::test]
+async fn callers_see_only_their_own_app_and_user() {
+    let f = fixture();
+    let report = json!({"app": "my_app", "user": "john_doe"});
+    // alice's token is for `web`: john's data and app are refused.
+    for (path, body) in [
+        ("/api/sessions/heatmap", report.clone()),
+        ("/api/sessions/summary", report.clone()),
+        ("/api/pages/stats", report.clone()),
+        ("/api/sessions/stats", json!({"app": "web", "user": "john_doe"})),
+        ("/api/sessions/stats", json!({"app": "web", "user": "all"})),
+        ("/api/sessions/start", json!({"app": "web", "user": "bob"})),
+        (
+            "/api/pages/track",
+            json!({"app": "my_app", "user": "john_doe", "page": "/", "timespent": 1}),
+        ),
+    ] {
+        let (status, out) = call(&f, &f.user_token, path, body.clone()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path} {body}: {out}");
+        assert_eq!(code(&out), "FORBIDDEN");
+    }
+    // The admin may ask for anyone, and for everyone.
+    for body in [report, json!({"app": "my_app", "user": "all"})] {
+        let (status, out) = call(&f, &f.admin_token, "/api/sessions/stats", body).await;
+        assert_eq!(status, StatusCode::OK, "{out}");
+    }
+    // Public reports ignore tokens and need no authorization.
+    let (status, _, _) = send(
+        &f.state,
+        post("/api/sessions/public-summary").set_json(json!({"app": "my_app", "user": "all"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn bodies_of_seed_004_are_typed_and_validated() {
+    let f = fixture();
+    let t = &f.john_token;
+    let track = |timespent: Value| json!({"user": "john_doe", "page": "/dashboard", "timespent": timespent, "app": "my_app"});
+    // `timespent` must be a whole number; a whole float counts.
+    for bad in
+        [json!(12.5), json!("120"), Value::Null, json!(true), json!([1]), json!(-1), json!(86_401)]
+    {
+        let (status, body) = call(&f, t, "/api/pages/track", track(bad.clone())).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
+        assert!(body["error"]["details"]["timespent"].is_string(), "{bad}: {body}");
+    }
+    for (good, want) in [(json!(0), 0), (json!(86_400), 86_400), (json!(120.0), 120)] {
+        let (status, body) = call(&f, t, "/api/pages/track", track(good.clone())).await;
+        assert_eq!(status, StatusCode::OK, "{good}: {body}");
+        assert_eq!(body["data"]["time_spent"], want);
+    }
+    // Missing and mistyped fields are 422 naming the field.
+    let cases = [
+        (
+            "/api/pages/track",
+            json!({"user": "john_doe", "page": "/", "app": "my_app"}),
+            "timespent",
+            "is required",
+        ),
+        (
+            "/api/pages/track",
+            json!({"user": 5, "page": "/", "timespent": 1, "app": "my_app"}),
+            "user",
+            "must be a string",
+        ),
+        (
+            "/api/pages/track",
+            json!({"user": "john_doe", "page": "/", "timespent": 1, "app": "my_app", "session_id": 7}),
+            "session_id",
+            "must be a string",
+        ),
+        ("/api/sessions/start", json!({"app": "my_app"}), "user", "is required"),
+        (
+            "/api/sessions/start",
+            json!({"user": "john_doe", "app": ["my_app"]}),
+            "app",
+            "must be a string",
+        ),
+        (
+            "/api/sessions/start",
+            json!({"user": "john_doe", "app": "my_app", "time": 1}),
+            "time",
+            "must be a string",
+        ),
+        (
+            "/api/sessions/pause",
+            json!({"user": "john_doe", "app": "my_app"}),
+            "session_id",
+            "is required",
+        ),
+        ("/api/sessions/heatmap", json!({"user": "john_doe"}), "app", "is required"),
+        (
+            "/api/sessions/timeline",
+            json!({"user": "john_doe", "app": "my_app", "limit": "10"}),
+            "limit",
+            "must be an integer",
+        ),
+        (
+            "/api/sessions/timeline",
+            json!({"user": "john_doe", "app": "my_app", "limit": 1.5}),
+            "limit",
+            "must be an integer",
+        ),
+    ];
+    for (path, body, field, problem) in cases {
+        let (status, out) = call(&f, t, path, body.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path} {body}: {out}");
+        assert_eq!(out["error"]["details"][field], problem, "{path} {body}: {out}");
+    }
+    // What the use cases judge is 422 too.
+    for (path, body, field) in [
+        (
+            "/api/pages/track",
+            json!({"user": "john_doe", "page": "dashboard", "timespent": 1, "app": "my_app"}),
+            "page",
+        ),
+        (
+            "/api/sessions/start",
+            json!({"user": "john_doe", "app": "my_app", "status": "paused"}),
+            "status",
+        ),
+        (
+            "/api/sessions/start",
+            json!({"user": "john_doe", "app": "my_app", "time": "2024-01-01T12:00:00"}),
+            "time",
+        ),
+        (
+            "/api/sessions/timeline",
+            json!({"user": "john_doe", "app": "my_app", "limit": 1001}),
+            "limit",
+        ),
+        (
+            "/api/sessions/stats",
+            json!({"user": "john_doe", "app": "my_app", "tz": "Mars/Base"}),
+            "tz",
+        ),
+    ] {
+        let (status, out) = call(&f, t, path, body.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path} {body}: {out}");
+        assert!(out["error"]["details"][field].is_string(), "{path} {body}: {out}");
+    }
+    // Bodies that are not JSON objects.
+    for (payload, want) in [("", 400), ("{nope", 400), ("[]", 422)] {
+        let req = bearer(json_post("/api/sessions/heatmap", payload), t);
+        assert_eq!(send(&f.state, req).await.0.as_u16(), want, "{payload:?}");
+    }
+    let big = format!(r#"{{"user":"john_doe","app":"my_app","pad":"{}"}}"#, "a".repeat(70_000));
+    let (status, _, body) = send(&f.state, json_post("/api/pages/track", &big)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(code(&body), "PAYLOAD_TOO_LARGE");
+}
+
+#[actix_web::test]
+async fn page_tracking_takes_an_optional_token() {
+    let f = fixture();
+    let visit = json!({"user": "john_doe", "page": "/p", "timespent": 3, "app": "my_app"});
+    // A header that is there must be valid.
+    for auth in ["Bearer not.a.jwt", "Basic abc", "Bearer"] {
+        let req =
+            post("/api/pages/track").insert_header((header::AUTHORIZATION, auth)).set_json(&visit);
+        let (status, _, body) = send(&f.state, req).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{auth}");
+        assert_eq!(code(&body), "UNAUTHORIZED");
+    }
+    assert_eq!(call(&f, &f.john_token, "/api/pages/track", visit.clone()).await.0, StatusCode::OK);
+    // With public tracking and analytics switched off.
+    let closed =
+        ApiState { analytics: service(Arc::new(MemTracking::default()), false), ..f.state.clone() };
+    let (status, _, body) = send(&closed, post("/api/pages/track").set_json(&visit)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(code(&body), "UNAUTHORIZED");
+    let req = bearer(post("/api/pages/track").set_json(&visit), &f.john_token);
+    assert_eq!(send(&closed, req).await.0, StatusCode::OK);
+    let report = json!({"app": "my_app", "user": "john_doe"});
+    for path in ["/api/sessions/public-summary", "/api/sessions/public-timeline/"] {
+        let (status, _, body) = send(&closed, post(path).set_json(&report)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(code(&body), "NOT_FOUND", "{path}");
+    }
+    let req = bearer(post("/api/sessions/summary").set_json(&report), &f.john_token);
+    assert_eq!(send(&closed, req).await.0, StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn an_unreachable_tracking_store_is_a_503() {
+    let f = fixture();
+    f.tracking.down.store(true, Ordering::Relaxed);
+    let report = json!({"app": "my_app", "user": "john_doe"});
+    for (path, body) in [
+        ("/api/sessions/start", report.clone()),
+        ("/api/sessions/heatmap", report.clone()),
+        (
+            "/api/pages/track",
+            json!({"user": "john_doe", "page": "/", "timespent": 1, "app": "my_app"}),
+        ),
+    ] {
+        let (status, out) = call(&f, &f.john_token, path, body).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {out}");
+        assert_eq!(code(&out), "SERVICE_UNAVAILABLE");
+        assert!(!out.to_string().contains("refused"));
+    }
+}

@@ -1,0 +1,1161 @@
+//! `analytics::TrackingStore`: tracked sessions, page visits, and the
+//! aggregates that every write keeps current in its own transaction.
+//!
+//! Aggregates are kept per `(app, subject)`, where the subject is the
+//! lowercased username or [`ALL`] (every user of the app); each change
+//! writes both rows, so a report for one user or for everyone reads the
+//! same number of rows.
+//!
+//! - `track_buckets`: per 15-minute UTC bucket, the sessions that started
+//!   in it (count; of the ended ones: count, sum, min, max of durations)
+//!   and the closed active time that fell in it.
+//! - `tracked_intervals`: the closed active intervals, split at bucket
+//!   edges, so that a bucket a range cuts in two is recomputed from its own
+//!   pieces (and the sessions started in it) exactly.
+//! - `page_totals` (all time), `page_days` (UTC day), `page_buckets`
+//!   (15 minutes): a bounded range reads its whole days, the whole buckets
+//!   of its edge days, and raw visits only for the sub-bucket remainders.
+//!
+//! Concurrency: aggregates are written by multi-row upserts whose rows are
+//! sorted by primary key, in a fixed order of statements (session buckets:
+//! one statement; pages: the users' rows of each grain, then the all-users
+//! rows, which every batch of the app touches, last and so held shortest),
+//! so concurrent PostgreSQL transactions take row locks in one global order
+//! and cannot deadlock (SQLite serialises writers with `BEGIN IMMEDIATE`).
+//! Transitions are a compare-and-swap on the session row, like
+//! refresh-token rotation.
+//!
+//! Ingest: a batch of page visits is one transaction of seven statements
+//! whatever its size: the raw rows, then six upserts of aggregates
+//! coalesced in memory. On PostgreSQL each statement binds one array per
+//! column (`unnest`), on SQLite multi-row `VALUES` in chunks.
+
+use std::collections::{BTreeMap, HashMap};
+
+use analytics::{
+    BUCKET_MS, EventKind, Interval, MsRange, PageTotal, PageVisit, SessionBucket, Subject,
+    TimelinePosition, TrackEvent, TrackState, TrackedSession, TrackingStore,
+};
+use diesel::dsl::sql;
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text};
+use diesel::upsert::excluded;
+use kernel::{OffsetDateTime, Uuid, from_millis, to_millis};
+
+use crate::conn::DbConn;
+use crate::schema::{
+    page_buckets as pb, page_days as pd, page_totals as pt, page_visits as pv, track_buckets as tb,
+    tracked_events as te, tracked_intervals as ti, tracked_sessions as ts,
+};
+use crate::{Backend, Store, parse_id, per_backend};
+
+/// The subject of the all-users aggregates. Usernames cannot contain `*`.
+const ALL: &str = "*";
+
+/// A UTC day.
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// Stands for an unbounded side of a range: a whole number of days (so of
+/// buckets) beyond any storable instant (year 9999 is about 2.5e14 ms), so
+/// that an unbounded side never cuts a bucket.
+const FAR: i64 = DAY_MS * 11_000_000;
+
+/// Rows per multi-row statement: 1000 rows of at most 9 columns stay far
+/// below both databases' limits on bind parameters (65535 and 32766).
+const CHUNK_ROWS: usize = 1000;
+
+/// Ids per `IN (…)` list.
+const CHUNK_IDS: usize = 500;
+
+/// Open sessions, spelt exactly as the predicate of the partial index
+/// `tracked_sessions_open_idx` (a bound parameter would not match it).
+const OPEN: &str = "state <> 'ended'";
+
+/// Upsert of the shortest duration (NULL = none yet on either side).
+const MERGE_MIN: &str = "CASE WHEN track_buckets.dur_min_ms IS NULL \
+     OR excluded.dur_min_ms < track_buckets.dur_min_ms \
+     THEN excluded.dur_min_ms ELSE track_buckets.dur_min_ms END";
+
+/// Upsert of the longest duration.
+const MERGE_MAX: &str = "CASE WHEN track_buckets.dur_max_ms IS NULL \
+     OR excluded.dur_max_ms > track_buckets.dur_max_ms \
+     THEN excluded.dur_max_ms ELSE track_buckets.dur_max_ms END";
+
+/// The aggregates of one partial bucket `[$3, $4)` of bucket `$5`, for app
+/// `$1` and subject `$2`, from raw rows: sessions started in the window,
+/// and the interval pieces of that bucket clipped to it. `{user}` is
+/// replaced by the subject filter. Written with `$n` placeholders;
+/// [`Store::dialect`] turns them into SQLite's `?n`.
+const WINDOW_SQL: &str = "\
+SELECT CAST(COUNT(*) AS BIGINT) AS starts, \
+       CAST(COALESCE(SUM(CASE WHEN state = 'ended' THEN 1 ELSE 0 END), 0) AS BIGINT) AS ended, \
+       CAST(COALESCE(SUM(CASE WHEN state = 'ended' THEN active_ms ELSE 0 END), 0) AS BIGINT) \
+           AS dur_sum_ms, \
+       MIN(CASE WHEN state = 'ended' THEN active_ms END) AS dur_min_ms, \
+       MAX(CASE WHEN state = 'ended' THEN active_ms END) AS dur_max_ms, \
+       (SELECT CAST(COALESCE(SUM( \
+                   (CASE WHEN to_ms < $4 THEN to_ms ELSE $4 END) \
+                 - (CASE WHEN from_ms > $3 THEN from_ms ELSE $3 END)), 0) AS BIGINT) \
+          FROM tracked_intervals \
+         WHERE app = $1 {user} AND bucket_ms = $5 AND to_ms > $3 AND from_ms < $4) AS active_ms \
+  FROM tracked_sessions \
+ WHERE app = $1 {user} AND started_at_ms >= $3 AND started_at_ms < $4";
+
+/// Per-page totals over a bounded range for app `$1` and subject `$2`:
+/// whole days `[$3, $4)`, two runs of whole buckets `[$5, $6)` and
+/// `[$7, $8)`, and two raw remainders `[$9, $10)` and `[$11, $12)` (an
+/// unused part is an empty range). `{user}` as in [`WINDOW_SQL`].
+const PAGES_SQL: &str = "\
+SELECT page, CAST(SUM(v) AS BIGINT) AS visits, CAST(SUM(t) AS BIGINT) AS time_sum FROM ( \
+  SELECT page, visits AS v, time_sum AS t FROM page_days \
+   WHERE app = $1 AND subject = $2 AND day_ms >= $3 AND day_ms < $4 \
+  UNION ALL SELECT page, visits, time_sum FROM page_buckets \
+   WHERE app = $1 AND subject = $2 AND bucket_ms >= $5 AND bucket_ms < $6 \
+  UNION ALL SELECT page, visits, time_sum FROM page_buckets \
+   WHERE app = $1 AND subject = $2 AND bucket_ms >= $7 AND bucket_ms < $8 \
+  UNION ALL SELECT page, 1, timespent FROM page_visits \
+   WHERE app = $1 {user} AND at_ms >= $9 AND at_ms < $10 \
+  UNION ALL SELECT page, 1, timespent FROM page_visits \
+   WHERE app = $1 {user} AND at_ms >= $11 AND at_ms < $12 \
+) AS parts GROUP BY page";
+
+/// PostgreSQL ingest: a batch of rows in one statement whose parameters
+/// are one array per column, unnested by the server. The text is short and
+/// fixed however many rows there are, so parsing costs nothing, and there
+/// is no limit on parameters to chunk around. `unnest` yields the rows in
+/// array order, so the upserts lock rows in the order they are given.
+const PG_INSERT_VISITS: &str = "\
+INSERT INTO page_visits (id, app, user_name, page, timespent, session_id, at_ms) \
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::text[], \
+                     $7::int8[])";
+
+/// See [`PG_INSERT_VISITS`]. Every page upsert takes the same arrays:
+/// app, subject, at_ms, page, visits, time_sum.
+const PG_UPSERT_TOTALS: &str = "\
+INSERT INTO page_totals (app, subject, page, visits, time_sum) \
+SELECT app, subject, page, visits, time_sum \
+  FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::int8[], $6::int8[]) \
+       AS u (app, subject, at_ms, page, visits, time_sum) \
+ON CONFLICT (app, subject, page) DO UPDATE \
+SET visits = page_totals.visits + excluded.visits, \
+    time_sum = page_totals.time_sum + excluded.time_sum";
+
+/// See [`PG_UPSERT_TOTALS`].
+const PG_UPSERT_DAYS: &str = "\
+INSERT INTO page_days (app, subject, day_ms, page, visits, time_sum) \
+SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::int8[], $6::int8[]) \
+ON CONFLICT (app, subject, day_ms, page) DO UPDATE \
+SET visits = page_days.visits + excluded.visits, \
+    time_sum = page_days.time_sum + excluded.time_sum";
+
+/// See [`PG_UPSERT_TOTALS`].
+const PG_UPSERT_BUCKETS: &str = "\
+INSERT INTO page_buckets (app, subject, bucket_ms, page, visits, time_sum) \
+SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::int8[], $6::int8[]) \
+ON CONFLICT (app, subject, bucket_ms, page) DO UPDATE \
+SET visits = page_buckets.visits + excluded.visits, \
+    time_sum = page_buckets.time_sum + excluded.time_sum";
+
+// ---------------------------------------------------------------- rows
+
+/// A row of `tracked_sessions`.
+#[derive(Debug, Clone, Insertable, Queryable, Selectable)]
+#[diesel(table_name = ts, treat_none_as_default_value = false)]
+struct SessionRow {
+    id: String,
+    app: String,
+    user_name: String,
+    state: String,
+    started_at_ms: i64,
+    last_event_at_ms: i64,
+    last_seen_at_ms: i64,
+    active_since_ms: Option<i64>,
+    active_ms: i64,
+    ended_at_ms: Option<i64>,
+    events: i32,
+}
+
+impl SessionRow {
+    fn of(s: &TrackedSession) -> Self {
+        Self {
+            id: s.id.to_string(),
+            app: s.app.clone(),
+            user_name: s.user.clone(),
+            state: s.state.as_str().to_owned(),
+            started_at_ms: to_millis(s.started_at),
+            last_event_at_ms: to_millis(s.last_event_at),
+            last_seen_at_ms: to_millis(s.last_seen_at),
+            active_since_ms: s.active_since.map(to_millis),
+            active_ms: s.active_ms,
+            ended_at_ms: s.ended_at.map(to_millis),
+            events: s.events,
+        }
+    }
+
+    fn into_session(self) -> anyhow::Result<TrackedSession> {
+        Ok(TrackedSession {
+            id: parse_id(&self.id)?,
+            state: TrackState::parse(&self.state).ok_or_else(|| {
+                anyhow::anyhow!("stored tracked-session state {:?} is unknown", self.state)
+            })?,
+            app: self.app,
+            user: self.user_name,
+            started_at: from_millis(self.started_at_ms),
+            last_event_at: from_millis(self.last_event_at_ms),
+            last_seen_at: from_millis(self.last_seen_at_ms),
+            active_since: self.active_since_ms.map(from_millis),
+            active_ms: self.active_ms,
+            ended_at: self.ended_at_ms.map(from_millis),
+            events: self.events,
+        })
+    }
+}
+
+/// A piece of a closed active interval, inside one bucket.
+#[derive(Insertable)]
+#[diesel(table_name = ti)]
+struct PieceRow<'a> {
+    session_id: &'a str,
+    app: &'a str,
+    user_name: &'a str,
+    bucket_ms: i64,
+    from_ms: i64,
+    to_ms: i64,
+}
+
+/// A change to one row of `track_buckets`, added to it (min and max
+/// merged) by an upsert.
+#[derive(Insertable)]
+#[diesel(table_name = tb, treat_none_as_default_value = false)]
+struct BucketRow<'a> {
+    app: &'a str,
+    subject: &'a str,
+    bucket_ms: i64,
+    starts: i64,
+    ended: i64,
+    dur_sum_ms: i64,
+    dur_min_ms: Option<i64>,
+    dur_max_ms: Option<i64>,
+    active_ms: i64,
+}
+
+/// A row of `track_buckets` as read.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = tb)]
+struct StoredBucket {
+    bucket_ms: i64,
+    starts: i64,
+    ended: i64,
+    dur_sum_ms: i64,
+    dur_min_ms: Option<i64>,
+    dur_max_ms: Option<i64>,
+    active_ms: i64,
+}
+
+/// The aggregates of a partial bucket ([`WINDOW_SQL`]).
+#[derive(QueryableByName)]
+struct WindowRow {
+    #[diesel(sql_type = BigInt)]
+    starts: i64,
+    #[diesel(sql_type = BigInt)]
+    ended: i64,
+    #[diesel(sql_type = BigInt)]
+    dur_sum_ms: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    dur_min_ms: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    dur_max_ms: Option<i64>,
+    #[diesel(sql_type = BigInt)]
+    active_ms: i64,
+}
+
+/// A row of `page_visits`.
+#[derive(Insertable)]
+#[diesel(table_name = pv, treat_none_as_default_value = false)]
+struct VisitRow<'a> {
+    id: String,
+    app: &'a str,
+    user_name: &'a str,
+    page: &'a str,
+    timespent: i64,
+    session_id: Option<String>,
+    at_ms: i64,
+}
+
+/// A change to one page aggregate row: `at_ms` is the day or bucket start
+/// (unused for all-time totals).
+#[derive(Debug, Clone, Copy)]
+struct PageAgg<'a> {
+    app: &'a str,
+    subject: &'a str,
+    at_ms: i64,
+    page: &'a str,
+    visits: i64,
+    time_sum: i64,
+}
+
+/// The grains of the page aggregates.
+#[derive(Debug, Clone, Copy)]
+enum Grain {
+    /// `page_totals`.
+    Total,
+    /// `page_days`.
+    Day,
+    /// `page_buckets`.
+    Bucket,
+}
+
+/// A change to one row of `page_totals` (SQLite).
+#[derive(Insertable)]
+#[diesel(table_name = pt, treat_none_as_default_value = false)]
+struct PageTotalRow<'a> {
+    app: &'a str,
+    subject: &'a str,
+    page: &'a str,
+    visits: i64,
+    time_sum: i64,
+}
+
+/// A change to one row of `page_days` (SQLite).
+#[derive(Insertable)]
+#[diesel(table_name = pd, treat_none_as_default_value = false)]
+struct PageDayRow<'a> {
+    app: &'a str,
+    subject: &'a str,
+    day_ms: i64,
+    page: &'a str,
+    visits: i64,
+    time_sum: i64,
+}
+
+/// A change to one row of `page_buckets` (SQLite).
+#[derive(Insertable)]
+#[diesel(table_name = pb, treat_none_as_default_value = false)]
+struct PageBucketRow<'a> {
+    app: &'a str,
+    subject: &'a str,
+    bucket_ms: i64,
+    page: &'a str,
+    visits: i64,
+    time_sum: i64,
+}
+
+/// Per-page totals ([`PAGES_SQL`]).
+#[derive(QueryableByName)]
+struct PageRow {
+    #[diesel(sql_type = Text)]
+    page: String,
+    #[diesel(sql_type = BigInt)]
+    visits: i64,
+    #[diesel(sql_type = BigInt)]
+    time_sum: i64,
+}
+
+// ---------------------------------------------------------------- arithmetic
+
+/// The start of the `unit` containing `ms`.
+fn floor_to(ms: i64, unit: i64) -> i64 {
+    ms - ms.rem_euclid(unit)
+}
+
+/// The first multiple of `unit` at or after `ms`.
+fn ceil_to(ms: i64, unit: i64) -> i64 {
+    let floor = floor_to(ms, unit);
+    if floor == ms { ms } else { floor + unit }
+}
+
+/// `range` as `[lo, hi)` with unbounded sides at ∓[`FAR`]; `None` when
+/// empty.
+fn bounds(range: MsRange) -> Option<(i64, i64)> {
+    let lo = range.from.unwrap_or(-FAR).clamp(-FAR, FAR);
+    let hi = range.to.unwrap_or(FAR).clamp(-FAR, FAR);
+    (lo < hi).then_some((lo, hi))
+}
+
+/// `[from, to)` split at bucket edges: `(bucket, from, to)` pieces.
+fn split_at_buckets(from: i64, to: i64) -> Vec<(i64, i64, i64)> {
+    let mut pieces = Vec::new();
+    let mut at = from;
+    while at < to {
+        let bucket = floor_to(at, BUCKET_MS);
+        let end = to.min(bucket + BUCKET_MS);
+        pieces.push((bucket, at, end));
+        at = end;
+    }
+    pieces
+}
+
+/// The windows of `[lo, hi)` that cut a bucket: `(bucket, from, to)`, at
+/// most two.
+fn partial_windows(lo: i64, hi: i64) -> Vec<(i64, i64, i64)> {
+    let mut windows = Vec::with_capacity(2);
+    let lo_cut = lo.rem_euclid(BUCKET_MS) != 0;
+    if lo_cut {
+        windows.push((floor_to(lo, BUCKET_MS), lo, hi.min(ceil_to(lo, BUCKET_MS))));
+    }
+    let hi_bucket = floor_to(hi, BUCKET_MS);
+    if hi.rem_euclid(BUCKET_MS) != 0 && !(lo_cut && floor_to(lo, BUCKET_MS) == hi_bucket) {
+        windows.push((hi_bucket, lo.max(hi_bucket), hi));
+    }
+    windows
+}
+
+/// How a bounded range `[lo, hi)` of page visits is read: whole days, runs
+/// of whole buckets, raw remainders.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct PagePlan {
+    days: (i64, i64),
+    buckets: [(i64, i64); 2],
+    raw: [(i64, i64); 2],
+}
+
+fn page_plan(lo: i64, hi: i64) -> PagePlan {
+    let (d0, d1) = (ceil_to(lo, DAY_MS), floor_to(hi, DAY_MS));
+    let (days, rest) =
+        if d0 < d1 { ((d0, d1), [(lo, d0), (d1, hi)]) } else { ((0, 0), [(lo, hi), (0, 0)]) };
+    let (mut buckets, mut raw) = (Vec::new(), Vec::new());
+    for (a, b) in rest.into_iter().filter(|(a, b)| a < b) {
+        let (b0, b1) = (ceil_to(a, BUCKET_MS), floor_to(b, BUCKET_MS));
+        if b0 < b1 {
+            buckets.push((b0, b1));
+            raw.extend([(a, b0), (b1, b)]);
+        } else {
+            raw.push((a, b));
+        }
+    }
+    raw.retain(|(a, b)| a < b);
+    // Whole days, if any, are flanked by aligned edges: each side leaves at
+    // most one run of buckets and one remainder on its outer end. Without
+    // whole days, one run with a remainder on each end.
+    debug_assert!(buckets.len() <= 2 && raw.len() <= 2, "{buckets:?} {raw:?}");
+    let pick = |v: &[(i64, i64)], i: usize| v.get(i).copied().unwrap_or((0, 0));
+    PagePlan {
+        days,
+        buckets: [pick(&buckets, 0), pick(&buckets, 1)],
+        raw: [pick(&raw, 0), pick(&raw, 1)],
+    }
+}
+
+/// Changes to the session aggregates, by `(subject, bucket)`: sorted, so
+/// that upserts lock rows in primary-key order.
+#[derive(Default)]
+struct BucketDeltas<'a>(BTreeMap<(&'a str, i64), SessionBucket>);
+
+impl<'a> BucketDeltas<'a> {
+    /// Applies `f` to the change of `bucket` for `user` and for everyone.
+    fn add(&mut self, user: &'a str, bucket: i64, f: impl Fn(&mut SessionBucket)) {
+        for subject in [user, ALL] {
+            f(self.0.entry((subject, bucket)).or_default());
+        }
+    }
+
+    fn rows(&self, app: &'a str) -> Vec<BucketRow<'a>> {
+        self.0
+            .iter()
+            .map(|(&(subject, bucket_ms), d)| BucketRow {
+                app,
+                subject,
+                bucket_ms,
+                starts: d.starts,
+                ended: d.ended,
+                dur_sum_ms: d.dur_sum_ms,
+                dur_min_ms: d.dur_min_ms,
+                dur_max_ms: d.dur_max_ms,
+                active_ms: d.active_ms,
+            })
+            .collect()
+    }
+}
+
+fn subject_key(subject: &Subject) -> &str {
+    match subject {
+        Subject::User(name) => name,
+        Subject::All => ALL,
+    }
+}
+
+fn check_user(user: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(user != ALL, "{ALL:?} is not a username");
+    Ok(())
+}
+
+fn is_empty(b: &SessionBucket) -> bool {
+    b.starts == 0 && b.ended == 0 && b.active_ms == 0
+}
+
+// ---------------------------------------------------------------- writes
+
+/// Adds `rows` (sorted by key) to `track_buckets`: one statement per
+/// thousand rows.
+fn upsert_buckets(conn: &mut DbConn, rows: &[BucketRow<'_>]) -> QueryResult<()> {
+    for chunk in rows.chunks(CHUNK_ROWS) {
+        per_backend!(&mut *conn, |c| {
+            diesel::insert_into(tb::table)
+                .values(chunk)
+                .on_conflict((tb::app, tb::subject, tb::bucket_ms))
+                .do_update()
+                .set((
+                    tb::starts.eq(tb::starts + excluded(tb::starts)),
+                    tb::ended.eq(tb::ended + excluded(tb::ended)),
+                    tb::dur_sum_ms.eq(tb::dur_sum_ms + excluded(tb::dur_sum_ms)),
+                    tb::dur_min_ms.eq(sql::<Nullable<BigInt>>(MERGE_MIN)),
+                    tb::dur_max_ms.eq(sql::<Nullable<BigInt>>(MERGE_MAX)),
+                    tb::active_ms.eq(tb::active_ms + excluded(tb::active_ms)),
+                ))
+                .execute(c)
+        })?;
+    }
+    Ok(())
+}
+
+fn insert_event(
+    conn: &mut DbConn,
+    id: &str,
+    seq: i32,
+    kind: EventKind,
+    at_ms: i64,
+) -> QueryResult<()> {
+    diesel::insert_into(te::table)
+        .values((
+            te::session_id.eq(id),
+            te::seq.eq(seq),
+            te::kind.eq(kind.as_str()),
+            te::at_ms.eq(at_ms),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Inserts raw page visits.
+fn insert_visits(conn: &mut DbConn, rows: &[VisitRow<'_>]) -> QueryResult<()> {
+    match conn {
+        DbConn::Pg(c) => {
+            diesel::sql_query(PG_INSERT_VISITS)
+                .bind::<Array<Text>, _>(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>())
+                .bind::<Array<Text>, _>(rows.iter().map(|r| r.app).collect::<Vec<_>>())
+                .bind::<Array<Text>, _>(rows.iter().map(|r| r.user_name).collect::<Vec<_>>())
+                .bind::<Array<Text>, _>(rows.iter().map(|r| r.page).collect::<Vec<_>>())
+                .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.timespent).collect::<Vec<_>>())
+                .bind::<Array<Nullable<Text>>, _>(
+                    rows.iter().map(|r| r.session_id.as_deref()).collect::<Vec<_>>(),
+                )
+                .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.at_ms).collect::<Vec<_>>())
+                .execute(c)?;
+        }
+        DbConn::Sqlite(c) => {
+            for chunk in rows.chunks(CHUNK_ROWS) {
+                diesel::insert_into(pv::table).values(chunk).execute(c)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Adds `rows` to the page aggregates of `grain`.
+fn upsert_pages<'a>(conn: &mut DbConn, grain: Grain, rows: &[PageAgg<'a>]) -> QueryResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    match conn {
+        DbConn::Pg(c) => {
+            let sql = match grain {
+                Grain::Total => PG_UPSERT_TOTALS,
+                Grain::Day => PG_UPSERT_DAYS,
+                Grain::Bucket => PG_UPSERT_BUCKETS,
+            };
+            let text = |f: fn(&PageAgg<'a>) -> &'a str| rows.iter().map(f).collect::<Vec<_>>();
+            let int = |f: fn(&PageAgg<'a>) -> i64| rows.iter().map(f).collect::<Vec<_>>();
+            diesel::sql_query(sql)
+                .bind::<Array<Text>, _>(text(|r| r.app))
+                .bind::<Array<Text>, _>(text(|r| r.subject))
+                .bind::<Array<BigInt>, _>(int(|r| r.at_ms))
+                .bind::<Array<Text>, _>(text(|r| r.page))
+                .bind::<Array<BigInt>, _>(int(|r| r.visits))
+                .bind::<Array<BigInt>, _>(int(|r| r.time_sum))
+                .execute(c)?;
+        }
+        DbConn::Sqlite(c) => {
+            for chunk in rows.chunks(CHUNK_ROWS) {
+                match grain {
+                    Grain::Total => {
+                        let chunk: Vec<PageTotalRow<'_>> = chunk
+                            .iter()
+                            .map(|r| PageTotalRow {
+                                app: r.app,
+                                subject: r.subject,
+                                page: r.page,
+                                visits: r.visits,
+                                time_sum: r.time_sum,
+                            })
+                            .collect();
+                        diesel::insert_into(pt::table)
+                            .values(&chunk)
+                            .on_conflict((pt::app, pt::subject, pt::page))
+                            .do_update()
+                            .set((
+                                pt::visits.eq(pt::visits + excluded(pt::visits)),
+                                pt::time_sum.eq(pt::time_sum + excluded(pt::time_sum)),
+                            ))
+                            .execute(c)?;
+                    }
+                    Grain::Day => {
+                        let chunk: Vec<PageDayRow<'_>> = chunk
+                            .iter()
+                            .map(|r| PageDayRow {
+                                app: r.app,
+                                subject: r.subject,
+                                day_ms: r.at_ms,
+                                page: r.page,
+                                visits: r.visits,
+                                time_sum: r.time_sum,
+                            })
+                            .collect();
+                        diesel::insert_into(pd::table)
+                            .values(&chunk)
+                            .on_conflict((pd::app, pd::subject, pd::day_ms, pd::page))
+                            .do_update()
+                            .set((
+                                pd::visits.eq(pd::visits + excluded(pd::visits)),
+                                pd::time_sum.eq(pd::time_sum + excluded(pd::time_sum)),
+                            ))
+                            .execute(c)?;
+                    }
+                    Grain::Bucket => {
+                        let chunk: Vec<PageBucketRow<'_>> = chunk
+                            .iter()
+                            .map(|r| PageBucketRow {
+                                app: r.app,
+                                subject: r.subject,
+                                bucket_ms: r.at_ms,
+                                page: r.page,
+                                visits: r.visits,
+                                time_sum: r.time_sum,
+                            })
+                            .collect();
+                        diesel::insert_into(pb::table)
+                            .values(&chunk)
+                            .on_conflict((pb::app, pb::subject, pb::bucket_ms, pb::page))
+                            .do_update()
+                            .set((
+                                pb::visits.eq(pb::visits + excluded(pb::visits)),
+                                pb::time_sum.eq(pb::time_sum + excluded(pb::time_sum)),
+                            ))
+                            .execute(c)?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The aggregates of the partial bucket `[from, to)` of `bucket`, from raw
+/// rows ([`WINDOW_SQL`], `query` in the connection's dialect).
+fn window(
+    conn: &mut DbConn,
+    query: &str,
+    app: &str,
+    key: &str,
+    (bucket, from, to): (i64, i64, i64),
+) -> QueryResult<SessionBucket> {
+    let row: WindowRow = per_backend!(conn, |c| {
+        diesel::sql_query(query)
+            .bind::<Text, _>(app)
+            .bind::<Text, _>(key)
+            .bind::<BigInt, _>(from)
+            .bind::<BigInt, _>(to)
+            .bind::<BigInt, _>(bucket)
+            .get_result(c)
+    })?;
+    Ok(SessionBucket {
+        bucket_ms: bucket,
+        starts: row.starts,
+        ended: row.ended,
+        dur_sum_ms: row.dur_sum_ms,
+        dur_min_ms: row.dur_min_ms,
+        dur_max_ms: row.dur_max_ms,
+        active_ms: row.active_ms,
+    })
+}
+
+/// The subject filter of the raw-row queries.
+fn user_filter(sql: &str, subject: &Subject) -> String {
+    sql.replace(
+        "{user}",
+        match subject {
+            Subject::User(_) => "AND user_name = $2",
+            Subject::All => "",
+        },
+    )
+}
+
+impl Store {
+    /// `pg_sql` (with `$n` placeholders) in this store's dialect: SQLite
+    /// would read `$n` as a named parameter, so it gets the numbered `?n`.
+    fn dialect(&self, pg_sql: String) -> String {
+        match self.backend {
+            Backend::Postgres => pg_sql,
+            Backend::Sqlite => pg_sql.replace('$', "?"),
+        }
+    }
+
+    /// Runs `f` in a read-only transaction that sees one snapshot
+    /// (PostgreSQL: REPEATABLE READ; SQLite: a deferred transaction reads
+    /// one WAL snapshot), so that several queries agree with each other.
+    fn snapshot<T>(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&mut DbConn) -> QueryResult<T>,
+    ) -> anyhow::Result<T> {
+        let pg = self.backend == Backend::Postgres;
+        self.run(what, |conn| {
+            conn.transaction(|c| {
+                if pg {
+                    diesel::sql_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                        .execute(c)?;
+                }
+                f(c)
+            })
+        })
+    }
+}
+
+impl TrackingStore for Store {
+    fn insert_session(&self, session: &TrackedSession) -> anyhow::Result<()> {
+        check_user(&session.user)?;
+        let row = SessionRow::of(session);
+        let mut deltas = BucketDeltas::default();
+        deltas.add(&session.user, floor_to(row.started_at_ms, BUCKET_MS), |d| d.starts += 1);
+        let buckets = deltas.rows(&session.app);
+        self.write_tx("storing a tracked session", |c| {
+            diesel::insert_into(ts::table).values(&row).execute(c)?;
+            insert_event(c, &row.id, 0, EventKind::Start, row.started_at_ms)?;
+            upsert_buckets(c, &buckets)
+        })
+    }
+
+    fn get_session(&self, app: &str, id: Uuid) -> anyhow::Result<Option<TrackedSession>> {
+        let id = id.to_string();
+        self.run("loading a tracked session", |c| {
+            ts::table
+                .find(&id)
+                .filter(ts::app.eq(app))
+                .select(SessionRow::as_select())
+                .first(c)
+                .optional()
+        })?
+        .map(SessionRow::into_session)
+        .transpose()
+    }
+
+    fn apply_transition(
+        &self,
+        before: &TrackedSession,
+        after: &TrackedSession,
+        event: &TrackEvent,
+        closed: Option<Interval>,
+    ) -> anyhow::Result<bool> {
+        anyhow::ensure!(
+            before.id == after.id
+                && event.session_id == after.id
+                && before.app == after.app
+                && before.user == after.user
+                && before.started_at == after.started_at,
+            "a transition must keep the session's identity"
+        );
+        let row = SessionRow::of(after);
+        let pieces = closed
+            .map(|i| split_at_buckets(to_millis(i.from), to_millis(i.to)))
+            .unwrap_or_default();
+        let mut deltas = BucketDeltas::default();
+        for &(bucket, from, to) in &pieces {
+            deltas.add(&after.user, bucket, |d| d.active_ms += to - from);
+        }
+        if after.state == TrackState::Ended && before.state != TrackState::Ended {
+            let duration = after.active_ms;
+            deltas.add(&after.user, floor_to(row.started_at_ms, BUCKET_MS), |d| {
+                d.ended += 1;
+                d.dur_sum_ms += duration;
+                d.dur_min_ms = Some(d.dur_min_ms.map_or(duration, |m| m.min(duration)));
+                d.dur_max_ms = Some(d.dur_max_ms.map_or(duration, |m| m.max(duration)));
+            });
+        }
+        let buckets = deltas.rows(&after.app);
+        let piece_rows: Vec<PieceRow<'_>> = pieces
+            .iter()
+            .map(|&(bucket_ms, from_ms, to_ms)| PieceRow {
+                session_id: &row.id,
+                app: &row.app,
+                user_name: &row.user_name,
+                bucket_ms,
+                from_ms,
+                to_ms,
+            })
+            .collect();
+        let (state, last_event_at, events) =
+            (before.state.as_str(), to_millis(before.last_event_at), before.events);
+        self.write_tx("applying a tracked-session transition", |c| {
+            // The compare-and-swap: on PostgreSQL a concurrent transition
+            // waits for the row lock, then re-checks the predicate against
+            // the committed row (READ COMMITTED) and matches nothing; on
+            // SQLite writers are serialised. `events` only grows, so it
+            // tells apart a state that went away and came back at the same
+            // millisecond.
+            let n = diesel::update(
+                ts::table
+                    .find(&row.id)
+                    .filter(ts::app.eq(&row.app))
+                    .filter(ts::state.eq(state))
+                    .filter(ts::last_event_at_ms.eq(last_event_at))
+                    .filter(ts::events.eq(events)),
+            )
+            .set((
+                ts::state.eq(&row.state),
+                ts::last_event_at_ms.eq(row.last_event_at_ms),
+                ts::last_seen_at_ms.eq(row.last_seen_at_ms),
+                ts::active_since_ms.eq(row.active_since_ms),
+                ts::active_ms.eq(row.active_ms),
+                ts::ended_at_ms.eq(row.ended_at_ms),
+                ts::events.eq(row.events),
+            ))
+            .execute(c)?;
+            if n == 0 {
+                return Ok(false);
+            }
+            insert_event(c, &row.id, event.seq, event.kind, to_millis(event.at))?;
+            for chunk in piece_rows.chunks(CHUNK_ROWS) {
+                per_backend!(&mut *c, |c| diesel::insert_into(ti::table).values(chunk).execute(c))?;
+            }
+            upsert_buckets(c, &buckets)?;
+            Ok(true)
+        })
+    }
+
+    fn stale_open_sessions(
+        &self,
+        cutoff: OffsetDateTime,
+        limit: u32,
+    ) -> anyhow::Result<Vec<TrackedSession>> {
+        let cutoff = to_millis(cutoff);
+        let rows = self.run("listing stale tracked sessions", |c| {
+            ts::table
+                .filter(sql::<Bool>(OPEN))
+                .filter(ts::last_seen_at_ms.lt(cutoff))
+                .order((ts::last_seen_at_ms.asc(), ts::id.asc()))
+                .limit(i64::from(limit))
+                .select(SessionRow::as_select())
+                .load(c)
+        })?;
+        rows.into_iter().map(SessionRow::into_session).collect()
+    }
+
+    fn record_pages(&self, visits: &[PageVisit]) -> anyhow::Result<()> {
+        if visits.is_empty() {
+            return Ok(());
+        }
+        // Coalesce first: a batch of many visits to few pages becomes few
+        // upserts. Per grain, rows sort in primary-key order; the rows of
+        // users come first and the all-users rows (which every concurrent
+        // batch of the app also updates) last, so that they are locked for
+        // as short a time as possible before the commit. Every batch takes
+        // its locks in that one order: concurrent batches cannot deadlock.
+        type Key<'a> = (&'a str, &'a str, i64, &'a str);
+        let mut sums: [BTreeMap<Key<'_>, (i64, i64)>; 6] = Default::default();
+        let mut raw = Vec::with_capacity(visits.len());
+        for v in visits {
+            check_user(&v.user)?;
+            let at_ms = to_millis(v.at);
+            // Total, day, bucket.
+            let keys = [0, floor_to(at_ms, DAY_MS), floor_to(at_ms, BUCKET_MS)];
+            for (half, subject) in [(0, v.user.as_str()), (3, ALL)] {
+                for (grain, at) in keys.into_iter().enumerate() {
+                    let e = sums[half + grain].entry((&v.app, subject, at, &v.page)).or_default();
+                    e.0 += 1;
+                    e.1 += v.timespent;
+                }
+            }
+            raw.push(VisitRow {
+                id: v.id.to_string(),
+                app: &v.app,
+                user_name: &v.user,
+                page: &v.page,
+                timespent: v.timespent,
+                session_id: v.session_id.map(|id| id.to_string()),
+                at_ms,
+            });
+        }
+        let rows: Vec<Vec<PageAgg<'_>>> = sums
+            .into_iter()
+            .map(|m| {
+                m.into_iter()
+                    .map(|((app, subject, at_ms, page), (visits, time_sum))| PageAgg {
+                        app,
+                        subject,
+                        at_ms,
+                        page,
+                        visits,
+                        time_sum,
+                    })
+                    .collect()
+            })
+            .collect();
+        let grains = [Grain::Total, Grain::Day, Grain::Bucket];
+        self.write_tx("recording page visits", |c| {
+            insert_visits(c, &raw)?;
+            for (rows, grain) in rows.iter().zip(grains.iter().cycle()) {
+                upsert_pages(c, *grain, rows)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn session_buckets(
+        &self,
+        app: &str,
+        subject: &Subject,
+        range: MsRange,
+    ) -> anyhow::Result<Vec<SessionBucket>> {
+        let Some((lo, hi)) = bounds(range) else {
+            return Ok(Vec::new());
+        };
+        let key = subject_key(subject);
+        let (full_lo, full_hi) = (ceil_to(lo, BUCKET_MS), floor_to(hi, BUCKET_MS));
+        let windows = partial_windows(lo, hi);
+        let query = self.dialect(user_filter(WINDOW_SQL, subject));
+        let read = |c: &mut DbConn| {
+            let mut out: Vec<SessionBucket> = Vec::new();
+            if full_lo < full_hi {
+                let stored: Vec<StoredBucket> = tb::table
+                    .filter(tb::app.eq(app))
+                    .filter(tb::subject.eq(key))
+                    .filter(tb::bucket_ms.ge(full_lo))
+                    .filter(tb::bucket_ms.lt(full_hi))
+                    .order(tb::bucket_ms.asc())
+                    .select(StoredBucket::as_select())
+                    .load(c)?;
+                out.extend(stored.into_iter().map(|b| SessionBucket {
+                    bucket_ms: b.bucket_ms,
+                    starts: b.starts,
+                    ended: b.ended,
+                    dur_sum_ms: b.dur_sum_ms,
+                    dur_min_ms: b.dur_min_ms,
+                    dur_max_ms: b.dur_max_ms,
+                    active_ms: b.active_ms,
+                }));
+            }
+            for &w in &windows {
+                out.push(window(c, &query, app, key, w)?);
+            }
+            QueryResult::Ok(out)
+        };
+        let what = "loading session buckets";
+        // Several queries read one snapshot; one needs no transaction.
+        let mut out =
+            if windows.is_empty() { self.run(what, read)? } else { self.snapshot(what, read)? };
+        out.retain(|b| !is_empty(b));
+        out.sort_by_key(|b| b.bucket_ms);
+        Ok(out)
+    }
+
+    fn page_totals(
+        &self,
+        app: &str,
+        subject: &Subject,
+        range: MsRange,
+    ) -> anyhow::Result<Vec<PageTotal>> {
+        let key = subject_key(subject);
+        let rows: Vec<(String, i64, i64)> = if range.from.is_none() && range.to.is_none() {
+            self.run("loading page totals", |c| {
+                pt::table
+                    .filter(pt::app.eq(app))
+                    .filter(pt::subject.eq(key))
+                    .select((pt::page, pt::visits, pt::time_sum))
+                    .load(c)
+            })?
+        } else {
+            let Some((lo, hi)) = bounds(range) else {
+                return Ok(Vec::new());
+            };
+            let plan = page_plan(lo, hi);
+            let query = self.dialect(user_filter(PAGES_SQL, subject));
+            let [b0, b1] = plan.buckets;
+            let [r0, r1] = plan.raw;
+            let rows: Vec<PageRow> = self.run("summing page visits", |conn| {
+                per_backend!(conn, |c| {
+                    diesel::sql_query(&query)
+                        .bind::<Text, _>(app)
+                        .bind::<Text, _>(key)
+                        .bind::<BigInt, _>(plan.days.0)
+                        .bind::<BigInt, _>(plan.days.1)
+                        .bind::<BigInt, _>(b0.0)
+                        .bind::<BigInt, _>(b0.1)
+                        .bind::<BigInt, _>(b1.0)
+                        .bind::<BigInt, _>(b1.1)
+                        .bind::<BigInt, _>(r0.0)
+                        .bind::<BigInt, _>(r0.1)
+                        .bind::<BigInt, _>(r1.0)
+                        .bind::<BigInt, _>(r1.1)
+                        .load(c)
+                })
+            })?;
+            rows.into_iter().map(|r| (r.page, r.visits, r.time_sum)).collect()
+        };
+        let mut totals: Vec<PageTotal> = rows
+            .into_iter()
+            .filter(|(_, visits, _)| *visits > 0)
+            .map(|(page, visits, time_sum)| PageTotal { page, visits, time_sum })
+            .collect();
+        totals.sort_by(|a, b| a.page.cmp(&b.page));
+        Ok(totals)
+    }
+
+    fn timeline(
+        &self,
+        app: &str,
+        subject: &Subject,
+        range: MsRange,
+        after: Option<TimelinePosition>,
+        limit: u32,
+    ) -> anyhow::Result<Vec<TrackedSession>> {
+        let after = after.map(|p| (to_millis(p.started_at), p.id.to_string()));
+        let rows = self.run("listing tracked sessions", |c| {
+            // Ids compare as bytes in both databases (BINARY; COLLATE "C"),
+            // so the order and the keyset comparison agree everywhere. Both
+            // filters have an index ending in (started_at_ms, id).
+            let mut q = ts::table
+                .filter(ts::app.eq(app))
+                .select(SessionRow::as_select())
+                .order((ts::started_at_ms.asc(), ts::id.asc()))
+                .limit(i64::from(limit))
+                .into_boxed();
+            if let Subject::User(name) = subject {
+                q = q.filter(ts::user_name.eq(name));
+            }
+            if let Some(from) = range.from {
+                q = q.filter(ts::started_at_ms.ge(from));
+            }
+            if let Some(to) = range.to {
+                q = q.filter(ts::started_at_ms.lt(to));
+            }
+            if let Some((at, id)) = &after {
+                // The first conjunct is implied by the second; it bounds
+                // the index scan.
+                q = q.filter(ts::started_at_ms.ge(*at)).filter(
+                    ts::started_at_ms.gt(*at).or(ts::started_at_ms.eq(*at).and(ts::id.gt(id))),
+                );
+            }
+            q.load(c)
+        })?;
+        rows.into_iter().map(SessionRow::into_session).collect()
+    }
+
+    fn events_of(&self, session_ids: &[Uuid]) -> anyhow::Result<Vec<TrackEvent>> {
+        // In the order the sessions were asked for (a timeline page's
+        // order), each session's events by seq.
+        let mut position: HashMap<String, usize> = HashMap::with_capacity(session_ids.len());
+        for id in session_ids {
+            let next = position.len();
+            position.entry(id.to_string()).or_insert(next);
+        }
+        let ids: Vec<&String> = position.keys().collect();
+        let mut rows: Vec<(String, i32, String, i64)> = Vec::new();
+        for chunk in ids.chunks(CHUNK_IDS) {
+            rows.extend(self.run("loading tracked-session events", |c| {
+                te::table
+                    .filter(te::session_id.eq_any(chunk))
+                    .select((te::session_id, te::seq, te::kind, te::at_ms))
+                    .load::<(String, i32, String, i64)>(c)
+            })?);
+        }
+        rows.sort_by_key(|(id, seq, _, _)| (position.get(id).copied(), *seq));
+        rows.into_iter()
+            .map(|(id, seq, kind, at_ms)| {
+                Ok(TrackEvent {
+                    session_id: parse_id(&id)?,
+                    seq,
+                    kind: EventKind::parse(&kind)
+                        .ok_or_else(|| anyhow::anyhow!("stored event kind {kind:?} is unknown"))?,
+                    at: from_millis(at_ms),
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const B: i64 = BUCKET_MS;
+
+    #[test]
+    fn rounding() {
+        assert_eq!((floor_to(0, B), ceil_to(0, B)), (0, 0));
+        assert_eq!((floor_to(1, B), ceil_to(1, B)), (0, B));
+        assert_eq!((floor_to(-1, B), ceil_to(-1, B)), (-B, 0));
+        assert_eq!((floor_to(B, B), ceil_to(B, B)), (B, B));
+        assert_eq!((floor_to(FAR, B), ceil_to(-FAR, B)), (FAR, -FAR));
+    }
+
+    #[test]
+    fn intervals_split_at_bucket_edges() {
+        assert_eq!(split_at_buckets(5, 5), vec![]);
+        assert_eq!(split_at_buckets(5, 10), vec![(0, 5, 10)]);
+        assert_eq!(
+            split_at_buckets(B - 1, 2 * B + 1),
+            vec![(0, B - 1, B), (B, B, 2 * B), (2 * B, 2 * B, 2 * B + 1)]
+        );
+        assert_eq!(split_at_buckets(B, 2 * B), vec![(B, B, 2 * B)]);
+    }
+
+    #[test]
+    fn partial_windows_cover_the_cut_buckets() {
+        assert_eq!(partial_windows(0, 3 * B), vec![]);
+        assert_eq!(partial_windows(5, 10), vec![(0, 5, 10)]);
+        assert_eq!(partial_windows(5, B + 10), vec![(0, 5, B), (B, B, B + 10)]);
+        assert_eq!(partial_windows(5, 3 * B), vec![(0, 5, B)]);
+        assert_eq!(partial_windows(B, B + 7), vec![(B, B, B + 7)]);
+        assert_eq!(partial_windows(-FAR, B + 7), vec![(B, B, B + 7)]);
+        assert_eq!(partial_windows(B + 7, FAR), vec![(B, B + 7, 2 * B)]);
+    }
+
+    #[test]
+    fn page_plans() {
+        let d = DAY_MS;
+        // Whole days only.
+        assert_eq!(page_plan(d, 3 * d), PagePlan { days: (d, 3 * d), ..PagePlan::default() });
+        // Whole days, edge buckets, edge remainders.
+        assert_eq!(
+            page_plan(d - B - 5, 3 * d + B + 7),
+            PagePlan {
+                days: (d, 3 * d),
+                buckets: [(d - B, d), (3 * d, 3 * d + B)],
+                raw: [(d - B - 5, d - B), (3 * d + B, 3 * d + B + 7)],
+            }
+        );
+        // Inside one day.
+        assert_eq!(
+            page_plan(d + 5, d + 3 * B + 7),
+            PagePlan {
+                buckets: [(d + B, d + 3 * B), (0, 0)],
+                raw: [(d + 5, d + B), (d + 3 * B, d + 3 * B + 7)],
+                ..PagePlan::default()
+            }
+        );
+        // Inside one bucket, and across one edge without a whole bucket.
+        assert_eq!(page_plan(5, 7), PagePlan { raw: [(5, 7), (0, 0)], ..PagePlan::default() });
+        assert_eq!(
+            page_plan(5, B + 7),
+            PagePlan { raw: [(5, B + 7), (0, 0)], ..PagePlan::default() }
+        );
+        // Unbounded on one side.
+        assert_eq!(
+            page_plan(-FAR, d + B + 3),
+            PagePlan {
+                days: (-FAR, d),
+                buckets: [(d, d + B), (0, 0)],
+                raw: [(d + B, d + B + 3), (0, 0)],
+            }
+        );
+    }
+}
