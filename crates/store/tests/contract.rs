@@ -20,48 +20,9 @@ use store::{Backend, Store, StoreOptions, testing};
 use time::macros::datetime;
 use tokens::{KeyStore, RefreshRecord, RefreshTokenStore};
 
-// ---------------------------------------------------------------- harness
+mod common;
 
-fn open(url: &str) -> Store {
-    let store = Store::connect(url, &StoreOptions::default()).unwrap();
-    store.migrate().unwrap();
-    store
-}
-
-fn sqlite_store() -> Store {
-    open(&testing::fresh_sqlite_url())
-}
-
-fn postgres_store() -> Option<Store> {
-    testing::fresh_postgres_url().map(|url| open(&url))
-}
-
-/// One `#[test]` per backend for each contract function.
-macro_rules! contract {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[test]
-                fn $name() {
-                    let store = super::sqlite_store();
-                    assert_eq!(store.backend(), store::Backend::Sqlite);
-                    super::$name(&store);
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[test]
-                fn $name() {
-                    if let Some(store) = super::postgres_store() {
-                        assert_eq!(store.backend(), store::Backend::Postgres);
-                        super::$name(&store);
-                    }
-                }
-            )*
-        }
-    };
-}
+use common::open;
 
 contract!(
     migrate_is_idempotent_and_ping_answers,
