@@ -151,7 +151,7 @@ impl AnalyticsService {
         let mut v = Violations::new();
         let user = v.check("user", parse_username(&req.user));
         let app = v.check("app", App::parse(&req.app));
-        let at = req.time.as_deref().and_then(|t| v.check("time", parse_time(t)));
+        let at = req.time.as_deref().and_then(|t| v.check("time", self.parse_event_time(t)));
         if let Some(status) = req.status.as_deref()
             && status != "active"
         {
@@ -209,7 +209,7 @@ impl AnalyticsService {
         let mut v = Violations::new();
         let user = v.check("user", parse_username(&req.user));
         let app = v.check("app", App::parse(&req.app));
-        let at = req.time.as_deref().and_then(|t| v.check("time", parse_time(t)));
+        let at = req.time.as_deref().and_then(|t| v.check("time", self.parse_event_time(t)));
         let (Some(user), Some(app), true) = (user, app, v.is_empty()) else {
             return Err(AnalyticsError::Invalid(v));
         };
@@ -265,7 +265,7 @@ impl AnalyticsService {
         let session_id = req.session_id.as_deref().and_then(|s| {
             v.check("session_id", Uuid::parse_str(s).map_err(|_| "must be a session id (UUID)"))
         });
-        let at = req.time.as_deref().and_then(|t| v.check("time", parse_time(t)));
+        let at = req.time.as_deref().and_then(|t| v.check("time", self.parse_event_time(t)));
         let (Some(user), Some(page), Some(timespent), Some(app), true) =
             (user, page, timespent, app, v.is_empty())
         else {
@@ -564,8 +564,23 @@ fn authorize(caller: &Caller, app: &App, subject: &Subject) -> Result<(), Analyt
 
 /// An event or visit time: RFC 3339 with an offset, kept to the store's
 /// millisecond precision so what is answered is what is stored.
-fn parse_time(s: &str) -> Result<OffsetDateTime, kernel::InstantError> {
-    kernel::parse_instant(s).map(kernel::truncate_millis)
+/// How far ahead of the server clock an event time may be (clock skew).
+/// Back-dated events are fine (offline clients catch up); far-future ones
+/// would only distort reports and can make one interval span years of
+/// buckets.
+pub const MAX_CLOCK_SKEW: Duration = Duration::minutes(5);
+
+impl AnalyticsService {
+    /// An event or visit time: RFC 3339 with an offset, at most
+    /// [`MAX_CLOCK_SKEW`] ahead of the server clock.
+    fn parse_event_time(&self, s: &str) -> Result<OffsetDateTime, String> {
+        let at =
+            kernel::parse_instant(s).map(kernel::truncate_millis).map_err(|e| e.to_string())?;
+        if at > self.now() + MAX_CLOCK_SKEW {
+            return Err("is in the future".into());
+        }
+        Ok(at)
+    }
 }
 
 /// An instant as whole milliseconds, rounded up: stored instants are whole
@@ -1509,6 +1524,21 @@ mod tests {
         f.clock.advance(Duration::hours(11));
         assert_eq!(ok(f.svc.close_idle_sessions()), 1);
         assert_eq!(get(fresh.id).ended_at, Some(at("2024-06-01T01:00:00Z")));
+    }
+
+    #[test]
+    fn event_times_may_not_run_ahead_of_the_clock() {
+        let f = fixture();
+        // Clock: 2024-06-01T12:00Z; five minutes of skew are tolerated.
+        ok(f.svc.start(&alice(), start_req("alice", "2024-06-01T12:05:00Z")));
+        match f.svc.start(&alice(), start_req("alice", "2024-06-01T12:05:00.001Z")) {
+            Err(AnalyticsError::Invalid(v)) => {
+                assert_eq!(v.iter().collect::<Vec<_>>(), [("time", "is in the future")]);
+            }
+            other => panic!("expected 422 on time, got {other:?}"),
+        }
+        // Back-dated events are fine: offline clients catch up.
+        ok(f.svc.start(&alice(), start_req("alice", "2020-01-01T00:00:00Z")));
     }
 
     #[test]
