@@ -21,6 +21,11 @@ pub(crate) struct Outcome {
     pub(crate) non_2xx: u64,
     /// Failed connects, reads and writes in the window.
     pub(crate) io_errors: u64,
+    /// 2xx responses over the whole run, warm-up included.
+    pub(crate) acked: u64,
+    /// Requests still in flight when the window closed (abandoned: the
+    /// server may or may not have done them).
+    pub(crate) abandoned: u64,
 }
 
 impl Outcome {
@@ -35,26 +40,33 @@ struct WorkerStats {
     latencies_us: Vec<u32>,
     non_2xx: u64,
     io_errors: u64,
+    acked: u64,
+    abandoned: u64,
 }
 
 /// Runs the load on the current (single-threaded) runtime: `connections`
 /// workers for `warmup`, then for `duration` measured. Only responses that
 /// complete inside the measured window count; requests still in flight at
-/// its end are abandoned.
+/// its end are abandoned. Worker `i` sends `requests[i]`,
+/// `requests[i + connections]`, … round the list, so a list of one sends
+/// the same request everywhere and a long list varies them.
 pub(crate) async fn run(
     addr: SocketAddr,
-    request: Vec<u8>,
+    requests: Vec<Vec<u8>>,
     connections: usize,
     warmup: Duration,
     duration: Duration,
 ) -> Outcome {
-    let request: Rc<[u8]> = request.into();
+    let requests: Rc<[Vec<u8>]> = requests.into();
     let start = Instant::now();
     let measure_from = start + warmup;
     let end = measure_from + duration;
     let local = tokio::task::LocalSet::new();
     let handles: Vec<_> = (0..connections)
-        .map(|_| local.spawn_local(worker(addr, Rc::clone(&request), measure_from, end)))
+        .map(|i| {
+            let requests = Rc::clone(&requests);
+            local.spawn_local(worker(addr, requests, i, connections, measure_from, end))
+        })
         .collect();
     let stats = local
         .run_until(async move {
@@ -69,11 +81,13 @@ pub(crate) async fn run(
         })
         .await;
     let mut latencies: Vec<u32> = Vec::new();
-    let (mut non_2xx, mut io_errors) = (0, 0);
+    let (mut non_2xx, mut io_errors, mut acked, mut abandoned) = (0, 0, 0, 0);
     for s in stats {
         latencies.extend_from_slice(&s.latencies_us);
         non_2xx += s.non_2xx;
         io_errors += s.io_errors;
+        acked += s.acked;
+        abandoned += s.abandoned;
     }
     latencies.sort_unstable();
     Outcome {
@@ -82,11 +96,13 @@ pub(crate) async fn run(
         p99_us: percentile(&latencies, 0.99),
         non_2xx,
         io_errors,
+        acked,
+        abandoned,
     }
 }
 
 /// Nearest-rank percentile of sorted values; 0 when empty.
-fn percentile(sorted: &[u32], q: f64) -> u64 {
+pub(crate) fn percentile(sorted: &[u32], q: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
     }
@@ -96,10 +112,13 @@ fn percentile(sorted: &[u32], q: f64) -> u64 {
 
 async fn worker(
     addr: SocketAddr,
-    request: Rc<[u8]>,
+    requests: Rc<[Vec<u8>]>,
+    first: usize,
+    step: usize,
     measure_from: Instant,
     end: Instant,
 ) -> WorkerStats {
+    let mut next = first;
     let mut stats =
         WorkerStats { latencies_us: Vec::with_capacity(64 * 1024), ..WorkerStats::default() };
     let mut conn: Option<Conn> = None;
@@ -118,14 +137,20 @@ async fn worker(
                 }
             },
         };
+        let Some(request) = requests.get(next % requests.len().max(1)) else { break };
+        next = next.wrapping_add(step);
         let t0 = Instant::now();
-        let Ok(result) = tokio::time::timeout_at(end, c.roundtrip(&request)).await else {
+        let Ok(result) = tokio::time::timeout_at(end, c.roundtrip(request)).await else {
+            stats.abandoned += 1;
             break;
         };
         let t1 = Instant::now();
         let counted = t1 >= measure_from;
         match result {
             Ok(resp) => {
+                if resp.is_success() {
+                    stats.acked += 1;
+                }
                 if counted {
                     let us = (t1 - t0).as_micros();
                     stats.latencies_us.push(u32::try_from(us).unwrap_or(u32::MAX));

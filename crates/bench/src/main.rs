@@ -36,9 +36,28 @@
 //! part of a core away from the server; the numbers are a report, not a
 //! test, and nothing asserts on them. The exit status is non-zero when a
 //! server fails to start or to accept the benchmark user.
+//!
+//! # Analytics
+//!
+//! ```text
+//! make bench BENCH_ARGS="--analytics"               # 1M sessions, 10M visits
+//! make bench BENCH_ARGS="--analytics --scale 0.1"   # a tenth of that
+//! ```
+//!
+//! `--analytics` runs the analytics part instead (see `analytics_bench`):
+//! it loads one app with 1,000 users, 365 days, `--scale` × 1,000,000
+//! tracked sessions and × 10,000,000 page visits directly through the store
+//! (with a progress bar), then against the real server prints the ingest
+//! rate of `POST /api/pages/track` at `--connections` connections and the
+//! median and p99 latency of every report, for one user and for `all`,
+//! after the first tenth of the data and after all of it.
+//! `--report-calls N` (default 50) sets the timed calls per report case.
 
+mod analytics_bench;
 mod client;
+mod dataset;
 mod load;
+mod progress;
 mod server;
 
 use std::net::SocketAddr;
@@ -61,11 +80,17 @@ struct Options {
     warmup: Duration,
     connections: usize,
     sessiond: Option<PathBuf>,
+    /// Run the analytics part instead of the auth hot paths.
+    analytics: bool,
+    /// Size of the analytics data set (1.0 = 1M sessions, 10M visits).
+    scale: f64,
+    /// Timed calls per report case.
+    report_calls: usize,
     args: Vec<String>,
 }
 
 const USAGE: &str = "usage: bench [--duration SECS] [--warmup SECS] [--connections N] \
-                     [--sessiond PATH]";
+                     [--sessiond PATH] [--analytics [--scale F] [--report-calls N]]";
 
 impl Options {
     fn parse() -> Result<Self, String> {
@@ -75,6 +100,9 @@ impl Options {
             warmup: Duration::from_secs(1),
             connections: 64,
             sessiond: None,
+            analytics: false,
+            scale: 1.0,
+            report_calls: 50,
             args: args.clone(),
         };
         let mut it = args.into_iter();
@@ -108,6 +136,22 @@ impl Options {
                         .ok_or_else(|| format!("--connections: not a positive count: {v:?}"))?;
                 }
                 "--sessiond" => opts.sessiond = Some(PathBuf::from(value()?)),
+                "--analytics" => opts.analytics = true,
+                "--scale" => {
+                    let v = value()?;
+                    opts.scale = v
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|f| f.is_finite() && *f > 0.0 && *f <= 100.0)
+                        .ok_or_else(|| format!("--scale: not a factor in (0, 100]: {v:?}"))?;
+                }
+                "--report-calls" => {
+                    let v = value()?;
+                    opts.report_calls =
+                        v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                            format!("--report-calls: not a positive count: {v:?}")
+                        })?;
+                }
                 other => return Err(format!("unknown argument {other:?}")),
             }
         }
@@ -205,6 +249,13 @@ fn main() -> ExitCode {
     let date = now_utc();
     println!("sessiond benchmark, {date}");
     println!("machine: {cores} cores (available_parallelism), {}", cpu_model());
+    if opts.analytics {
+        return run_analytics(&opts, cores, &date);
+    }
+    println!(
+        "(this is the auth part; the analytics part runs with \
+         `make bench BENCH_ARGS=\"--analytics\"`, `--scale 0.1` for a tenth of its data)"
+    );
     println!(
         "load: closed loop, {} keep-alive HTTP/1.1 connections, {} warm-up + {} measured \
          per endpoint",
@@ -234,25 +285,10 @@ fn main() -> ExitCode {
     );
     println!();
 
-    let binary = match opts.sessiond.clone().map_or_else(server::build_sessiond, Ok) {
-        Ok(b) => b,
+    let (binary, id, tmp, rt) = match setup(&opts) {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("bench: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let id = random_id();
-    let tmp = match TempDir::new(&id) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("bench: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("bench: building the tokio runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -260,10 +296,7 @@ fn main() -> ExitCode {
     let mut reports: Vec<(&str, DbReport)> = Vec::new();
 
     // PostgreSQL first.
-    let admin_url = std::env::var("TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| DEFAULT_PG_URL.to_owned());
+    let admin_url = pg_admin_url();
     println!("== PostgreSQL ==");
     let pg_report = match PgDatabase::create(&admin_url, &id) {
         Err(e) => {
@@ -298,6 +331,54 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+/// The `sessiond` binary, a run id, a temporary directory and the runtime.
+fn setup(opts: &Options) -> Result<(PathBuf, String, TempDir, tokio::runtime::Runtime), String> {
+    let binary = match &opts.sessiond {
+        // The server runs in a temporary directory: a relative path would
+        // not name it there.
+        Some(path) => std::fs::canonicalize(path)
+            .map_err(|e| format!("--sessiond {}: {e}", path.display()))?,
+        None => server::build_sessiond()?,
+    };
+    let id = random_id();
+    let tmp = TempDir::new(&id)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("building the tokio runtime: {e}"))?;
+    Ok((binary, id, tmp, rt))
+}
+
+/// The PostgreSQL server's URL: `TEST_DATABASE_URL` or the default.
+fn pg_admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| DEFAULT_PG_URL.to_owned())
+}
+
+/// `bench --analytics`.
+fn run_analytics(opts: &Options, cores: usize, date: &str) -> ExitCode {
+    let (binary, id, tmp, rt) = match setup(opts) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let pg_admin_url = pg_admin_url();
+    analytics_bench::run(&analytics_bench::Context {
+        opts,
+        binary: &binary,
+        rt: &rt,
+        tmp: &tmp,
+        id: &id,
+        cores,
+        date,
+        pg_admin_url: &pg_admin_url,
+    })
 }
 
 /// Starts a server on `url`, runs every endpoint, stops the server.
@@ -340,8 +421,13 @@ fn bench_database(
         if let Err(e) = rt.block_on(probe(addr, &request)) {
             println!("  warning: {} answers {e}", endpoint.label());
         }
-        let outcome =
-            rt.block_on(load::run(addr, request, opts.connections, opts.warmup, opts.duration));
+        let outcome = rt.block_on(load::run(
+            addr,
+            vec![request],
+            opts.connections,
+            opts.warmup,
+            opts.duration,
+        ));
         let bare = results.first().map_or(outcome.rps, |(_, o)| o.rps);
         println!(
             "{:<28} {:>10} {:>10} {:>10} {:>8}  {}",

@@ -50,20 +50,23 @@ impl Server {
     /// limits off, in `dir` (so no `.env` of the caller is read), and waits
     /// for its `sessiond listening on http://…` line.
     pub(crate) fn start(binary: &Path, database_url: &str, dir: &Path) -> Result<Self, String> {
+        Self::start_with(binary, database_url, dir, &[])
+    }
+
+    /// [`Server::start`] with more environment variables.
+    pub(crate) fn start_with(
+        binary: &Path,
+        database_url: &str,
+        dir: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<Self, String> {
         let t0 = Instant::now();
-        let mut cmd = Command::new(binary);
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("SESSIOND_") {
-                cmd.env_remove(key);
-            }
-        }
+        let mut cmd = sessiond_command(binary, database_url, dir);
+        cmd.envs(env.iter().copied());
         let mut child = cmd
             .arg("serve")
-            .current_dir(dir)
-            .env("DATABASE_URL", database_url)
             .env("SESSIOND_BIND", "127.0.0.1:0")
             .env("SESSIOND_RATE_LIMIT_ENABLED", "false")
-            .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -126,6 +129,54 @@ impl Server {
     }
 }
 
+/// `binary` with none of the caller's `SESSIOND_*` variables, on
+/// `database_url`, in `dir` (so no `.env` of the caller is read), logging
+/// warnings only.
+fn sessiond_command(binary: &Path, database_url: &str, dir: &Path) -> Command {
+    let mut cmd = Command::new(binary);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("SESSIOND_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.current_dir(dir).env("DATABASE_URL", database_url).env("RUST_LOG", "warn");
+    cmd
+}
+
+/// Runs `sessiond <args>` on `database_url` with `stdin` as its standard
+/// input and returns its standard output; an error with its standard
+/// error when it fails.
+pub(crate) fn run_sessiond(
+    binary: &Path,
+    database_url: &str,
+    dir: &Path,
+    args: &[&str],
+    stdin: &str,
+) -> Result<String, String> {
+    use std::io::Write as _;
+    let mut child = sessiond_command(binary, database_url, dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("starting {}: {e}", binary.display()))?;
+    if let Some(mut input) = child.stdin.take() {
+        input.write_all(stdin.as_bytes()).map_err(|e| format!("writing to sessiond: {e}"))?;
+    }
+    let out = child.wait_with_output().map_err(|e| format!("waiting for sessiond: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(format!(
+            "sessiond {} failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -162,15 +213,20 @@ impl Drop for PgDatabase {
 }
 
 fn psql(url: &str, sql: &str) -> Result<(), String> {
+    psql_output(url, sql).map(drop)
+}
+
+/// Runs `sql` with `psql` on `url`; its output, unaligned, without headers.
+pub(crate) fn psql_output(url: &str, sql: &str) -> Result<String, String> {
     let out = Command::new("psql")
         .arg(url)
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
         .env("PGCONNECT_TIMEOUT", "3")
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("running psql: {e}"))?;
     if out.status.success() {
-        Ok(())
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     } else {
         Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
     }

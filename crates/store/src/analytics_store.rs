@@ -50,7 +50,7 @@ use crate::schema::{
 use crate::{Backend, Store, parse_id, per_backend};
 
 /// The subject of the all-users aggregates. Usernames cannot contain `*`.
-const ALL: &str = "*";
+pub(crate) const ALL: &str = "*";
 
 /// A UTC day.
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -62,7 +62,7 @@ const FAR: i64 = DAY_MS * 11_000_000;
 
 /// Rows per multi-row statement: 1000 rows of at most 9 columns stay far
 /// below both databases' limits on bind parameters (65535 and 32766).
-const CHUNK_ROWS: usize = 1000;
+pub(crate) const CHUNK_ROWS: usize = 1000;
 
 /// Ids per `IN (…)` list.
 const CHUNK_IDS: usize = 500;
@@ -72,12 +72,12 @@ const CHUNK_IDS: usize = 500;
 const OPEN: &str = "state <> 'ended'";
 
 /// Upsert of the shortest duration (NULL = none yet on either side).
-const MERGE_MIN: &str = "CASE WHEN track_buckets.dur_min_ms IS NULL \
+pub(crate) const MERGE_MIN: &str = "CASE WHEN track_buckets.dur_min_ms IS NULL \
      OR excluded.dur_min_ms < track_buckets.dur_min_ms \
      THEN excluded.dur_min_ms ELSE track_buckets.dur_min_ms END";
 
 /// Upsert of the longest duration.
-const MERGE_MAX: &str = "CASE WHEN track_buckets.dur_max_ms IS NULL \
+pub(crate) const MERGE_MAX: &str = "CASE WHEN track_buckets.dur_max_ms IS NULL \
      OR excluded.dur_max_ms > track_buckets.dur_max_ms \
      THEN excluded.dur_max_ms ELSE track_buckets.dur_max_ms END";
 
@@ -161,22 +161,22 @@ SET visits = page_buckets.visits + excluded.visits, \
 /// A row of `tracked_sessions`.
 #[derive(Debug, Clone, Insertable, Queryable, Selectable)]
 #[diesel(table_name = ts, treat_none_as_default_value = false)]
-struct SessionRow {
-    id: String,
-    app: String,
-    user_name: String,
-    state: String,
-    started_at_ms: i64,
-    last_event_at_ms: i64,
-    last_seen_at_ms: i64,
-    active_since_ms: Option<i64>,
-    active_ms: i64,
-    ended_at_ms: Option<i64>,
-    events: i32,
+pub(crate) struct SessionRow {
+    pub(crate) id: String,
+    pub(crate) app: String,
+    pub(crate) user_name: String,
+    pub(crate) state: String,
+    pub(crate) started_at_ms: i64,
+    pub(crate) last_event_at_ms: i64,
+    pub(crate) last_seen_at_ms: i64,
+    pub(crate) active_since_ms: Option<i64>,
+    pub(crate) active_ms: i64,
+    pub(crate) ended_at_ms: Option<i64>,
+    pub(crate) events: i32,
 }
 
 impl SessionRow {
-    fn of(s: &TrackedSession) -> Self {
+    pub(crate) fn of(s: &TrackedSession) -> Self {
         Self {
             id: s.id.to_string(),
             app: s.app.clone(),
@@ -227,7 +227,7 @@ struct PieceRow<'a> {
 /// merged) by an upsert.
 #[derive(Insertable)]
 #[diesel(table_name = tb, treat_none_as_default_value = false)]
-struct BucketRow<'a> {
+pub(crate) struct BucketRow<'a> {
     app: &'a str,
     subject: &'a str,
     bucket_ms: i64,
@@ -354,7 +354,7 @@ struct PageRow {
 // ---------------------------------------------------------------- arithmetic
 
 /// The start of the `unit` containing `ms`.
-fn floor_to(ms: i64, unit: i64) -> i64 {
+pub(crate) fn floor_to(ms: i64, unit: i64) -> i64 {
     ms - ms.rem_euclid(unit)
 }
 
@@ -373,7 +373,7 @@ fn bounds(range: MsRange) -> Option<(i64, i64)> {
 }
 
 /// `[from, to)` split at bucket edges: `(bucket, from, to)` pieces.
-fn split_at_buckets(from: i64, to: i64) -> Vec<(i64, i64, i64)> {
+pub(crate) fn split_at_buckets(from: i64, to: i64) -> Vec<(i64, i64, i64)> {
     let mut pieces = Vec::new();
     let mut at = from;
     while at < to {
@@ -439,17 +439,17 @@ fn page_plan(lo: i64, hi: i64) -> PagePlan {
 /// Changes to the session aggregates, by `(subject, bucket)`: sorted, so
 /// that upserts lock rows in primary-key order.
 #[derive(Default)]
-struct BucketDeltas<'a>(BTreeMap<(&'a str, i64), SessionBucket>);
+pub(crate) struct BucketDeltas<'a>(pub(crate) BTreeMap<(&'a str, i64), SessionBucket>);
 
 impl<'a> BucketDeltas<'a> {
     /// Applies `f` to the change of `bucket` for `user` and for everyone.
-    fn add(&mut self, user: &'a str, bucket: i64, f: impl Fn(&mut SessionBucket)) {
+    pub(crate) fn add(&mut self, user: &'a str, bucket: i64, f: impl Fn(&mut SessionBucket)) {
         for subject in [user, ALL] {
             f(self.0.entry((subject, bucket)).or_default());
         }
     }
 
-    fn rows(&self, app: &'a str) -> Vec<BucketRow<'a>> {
+    pub(crate) fn rows(&self, app: &'a str) -> Vec<BucketRow<'a>> {
         self.0
             .iter()
             .map(|(&(subject, bucket_ms), d)| BucketRow {
@@ -474,7 +474,7 @@ fn subject_key(subject: &Subject) -> &str {
     }
 }
 
-fn check_user(user: &str) -> anyhow::Result<()> {
+pub(crate) fn check_user(user: &str) -> anyhow::Result<()> {
     anyhow::ensure!(user != ALL, "{ALL:?} is not a username");
     Ok(())
 }
@@ -487,7 +487,7 @@ fn is_empty(b: &SessionBucket) -> bool {
 
 /// Adds `rows` (sorted by key) to `track_buckets`: one statement per
 /// thousand rows.
-fn upsert_buckets(conn: &mut DbConn, rows: &[BucketRow<'_>]) -> QueryResult<()> {
+pub(crate) fn upsert_buckets(conn: &mut DbConn, rows: &[BucketRow<'_>]) -> QueryResult<()> {
     for chunk in rows.chunks(CHUNK_ROWS) {
         per_backend!(&mut *conn, |c| {
             diesel::insert_into(tb::table)

@@ -25,6 +25,7 @@
 mod accounts_store;
 mod analytics_store;
 mod auth_store;
+pub mod bulk;
 mod conn;
 mod schema;
 mod sessions_store;
