@@ -39,13 +39,7 @@ string_value!(Username);
 impl Username {
     /// Parses a username.
     pub fn parse(s: &str) -> Result<Self, &'static str> {
-        let len = s.chars().count();
-        if !(3..=64).contains(&len) {
-            return Err("must be 3 to 64 characters long");
-        }
-        if !s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')) {
-            return Err("may contain only letters, digits, '_', '.' and '-'");
-        }
+        kernel::check_username(s)?;
         if s.eq_ignore_ascii_case("all") {
             return Err("is reserved");
         }

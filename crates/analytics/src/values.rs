@@ -14,12 +14,7 @@ pub struct App(pub(crate) String);
 impl App {
     /// Parses an application name (case-sensitive, kept as given).
     pub fn parse(s: &str) -> Result<Self, &'static str> {
-        if s.is_empty() || s.len() > 64 {
-            return Err("must be 1 to 64 characters long");
-        }
-        if !s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-')) {
-            return Err("may contain only letters, digits, '_', '.', ':' and '-'");
-        }
+        kernel::check_app_name(s)?;
         Ok(Self(s.to_owned()))
     }
 
@@ -43,18 +38,8 @@ pub fn parse_username(s: &str) -> Result<String, &'static str> {
     if s.eq_ignore_ascii_case("all") {
         return Err("must name one user, not \"all\"");
     }
-    check_username(s)?;
+    kernel::check_username(s)?;
     Ok(s.to_ascii_lowercase())
-}
-
-fn check_username(s: &str) -> Result<(), &'static str> {
-    if !(3..=64).contains(&s.len()) {
-        return Err("must be a username of 3 to 64 characters");
-    }
-    if !s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')) {
-        return Err("may contain only letters, digits, '_', '.' and '-'");
-    }
-    Ok(())
 }
 
 /// Whose data a report covers: one user (lowercased username) or `all`.
@@ -73,7 +58,7 @@ impl Subject {
         if s.eq_ignore_ascii_case("all") {
             return Ok(Self::All);
         }
-        check_username(s)?;
+        kernel::check_username(s)?;
         Ok(Self::User(s.to_ascii_lowercase()))
     }
 

@@ -89,13 +89,7 @@ impl From<accounts::AccountError> for AuthError {
 
 /// An application name: 1–64 characters of `[A-Za-z0-9_.:-]`.
 pub fn parse_app(s: &str) -> Result<String, &'static str> {
-    if s.is_empty() || s.len() > 64 {
-        return Err("must be 1 to 64 characters long");
-    }
-    if !s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-')) {
-        return Err("may contain only letters, digits, '_', '.', ':' and '-'");
-    }
-    Ok(s.to_owned())
+    kernel::check_app_name(s).map(|()| s.to_owned())
 }
 
 /// The app a login opens a session for when none is named.

@@ -147,6 +147,32 @@ pub fn format_hms(total_seconds: i64) -> String {
     format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
 }
 
+/// The spelling of a username, shared by accounts (registration) and
+/// analytics (tracked users), so that a name one accepts the other does
+/// too: 3–64 characters of `[A-Za-z0-9_.-]`. Reserved names are the
+/// callers' business.
+pub fn check_username(s: &str) -> Result<(), &'static str> {
+    if !(3..=64).contains(&s.chars().count()) {
+        return Err("must be 3 to 64 characters long");
+    }
+    if !s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')) {
+        return Err("may contain only letters, digits, '_', '.' and '-'");
+    }
+    Ok(())
+}
+
+/// The spelling of an application name, shared by logins (the app a
+/// session is for) and analytics: 1–64 characters of `[A-Za-z0-9_.:-]`.
+pub fn check_app_name(s: &str) -> Result<(), &'static str> {
+    if s.is_empty() || s.len() > 64 {
+        return Err("must be 1 to 64 characters long");
+    }
+    if !s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-')) {
+        return Err("may contain only letters, digits, '_', '.', ':' and '-'");
+    }
+    Ok(())
+}
+
 /// A dependency (the database) could not be reached in time. Adapters put
 /// it into the chain of an `anyhow` error so that the HTTP edge can answer
 /// 503 instead of 500 without knowing the adapter.
