@@ -25,10 +25,12 @@
 //! Transitions are a compare-and-swap on the session row, like
 //! refresh-token rotation.
 //!
-//! Ingest: a batch of page visits is one transaction of seven statements
-//! whatever its size: the raw rows, then six upserts of aggregates
-//! coalesced in memory. On PostgreSQL each statement binds one array per
-//! column (`unnest`), on SQLite multi-row `VALUES` in chunks.
+//! Ingest: a batch of page visits is written whatever its size as the raw
+//! rows plus six upserts of aggregates coalesced in memory, atomically. On
+//! PostgreSQL the whole batch is one call of a PL/pgSQL function (one
+//! statement, one round trip, its own commit) binding one array per
+//! column; on SQLite it is one `BEGIN IMMEDIATE` transaction of multi-row
+//! `VALUES` in chunks.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -38,7 +40,7 @@ use analytics::{
 };
 use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text};
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, SmallInt, Text};
 use diesel::upsert::excluded;
 use kernel::{OffsetDateTime, Uuid, from_millis, to_millis};
 
@@ -119,42 +121,33 @@ SELECT page, CAST(SUM(v) AS BIGINT) AS visits, CAST(SUM(t) AS BIGINT) AS time_su
    WHERE app = $1 {user} AND at_ms >= $11 AND at_ms < $12 \
 ) AS parts GROUP BY page";
 
-/// PostgreSQL ingest: a batch of rows in one statement whose parameters
-/// are one array per column, unnested by the server. The text is short and
-/// fixed however many rows there are, so parsing costs nothing, and there
-/// is no limit on parameters to chunk around. `unnest` yields the rows in
-/// array order, so the upserts lock rows in the order they are given.
-const PG_INSERT_VISITS: &str = "\
-INSERT INTO page_visits (id, app, user_name, page, timespent, session_id, at_ms) \
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::text[], \
-                     $7::int8[])";
-
-/// See [`PG_INSERT_VISITS`]. Every page upsert takes the same arrays:
-/// app, subject, at_ms, page, visits, time_sum.
-const PG_UPSERT_TOTALS: &str = "\
-INSERT INTO page_totals (app, subject, page, visits, time_sum) \
-SELECT app, subject, page, visits, time_sum \
-  FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::int8[], $6::int8[]) \
-       AS u (app, subject, at_ms, page, visits, time_sum) \
-ON CONFLICT (app, subject, page) DO UPDATE \
-SET visits = page_totals.visits + excluded.visits, \
-    time_sum = page_totals.time_sum + excluded.time_sum";
-
-/// See [`PG_UPSERT_TOTALS`].
-const PG_UPSERT_DAYS: &str = "\
-INSERT INTO page_days (app, subject, day_ms, page, visits, time_sum) \
-SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::int8[], $6::int8[]) \
-ON CONFLICT (app, subject, day_ms, page) DO UPDATE \
-SET visits = page_days.visits + excluded.visits, \
-    time_sum = page_days.time_sum + excluded.time_sum";
-
-/// See [`PG_UPSERT_TOTALS`].
-const PG_UPSERT_BUCKETS: &str = "\
-INSERT INTO page_buckets (app, subject, bucket_ms, page, visits, time_sum) \
-SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::int8[], $6::int8[]) \
-ON CONFLICT (app, subject, bucket_ms, page) DO UPDATE \
-SET visits = page_buckets.visits + excluded.visits, \
-    time_sum = page_buckets.time_sum + excluded.time_sum";
+diesel::define_sql_function! {
+    /// PostgreSQL ingest (migration `000005_record_pages`): a batch of page
+    /// visits and their six aggregate upserts in one statement, so one
+    /// round trip and one commit. Parameters are one array per column,
+    /// unnested by the server: the text is fixed however many rows there
+    /// are, so the statement is prepared once per connection and there is
+    /// no limit on parameters to chunk around. `a_part` says which
+    /// aggregate a row changes (0-2: the user's total, day, bucket; 3-5:
+    /// the same for all users); rows are applied in array order.
+    #[sql_name = "sessiond_record_pages"]
+    fn pg_record_pages(
+        v_id: Array<Text>,
+        v_app: Array<Text>,
+        v_user: Array<Text>,
+        v_page: Array<Text>,
+        v_timespent: Array<BigInt>,
+        v_session: Array<Nullable<Text>>,
+        v_at: Array<BigInt>,
+        a_part: Array<SmallInt>,
+        a_app: Array<Text>,
+        a_subject: Array<Text>,
+        a_at: Array<BigInt>,
+        a_page: Array<Text>,
+        a_visits: Array<BigInt>,
+        a_time: Array<BigInt>,
+    ) -> BigInt;
+}
 
 // ---------------------------------------------------------------- rows
 
@@ -526,123 +519,128 @@ fn insert_event(
     Ok(())
 }
 
-/// Inserts raw page visits.
-fn insert_visits(conn: &mut DbConn, rows: &[VisitRow<'_>]) -> QueryResult<()> {
-    match conn {
-        DbConn::Pg(c) => {
-            diesel::sql_query(PG_INSERT_VISITS)
-                .bind::<Array<Text>, _>(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>())
-                .bind::<Array<Text>, _>(rows.iter().map(|r| r.app).collect::<Vec<_>>())
-                .bind::<Array<Text>, _>(rows.iter().map(|r| r.user_name).collect::<Vec<_>>())
-                .bind::<Array<Text>, _>(rows.iter().map(|r| r.page).collect::<Vec<_>>())
-                .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.timespent).collect::<Vec<_>>())
-                .bind::<Array<Nullable<Text>>, _>(
-                    rows.iter().map(|r| r.session_id.as_deref()).collect::<Vec<_>>(),
-                )
-                .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.at_ms).collect::<Vec<_>>())
-                .execute(c)?;
-        }
-        DbConn::Sqlite(c) => {
-            for chunk in rows.chunks(CHUNK_ROWS) {
-                diesel::insert_into(pv::table).values(chunk).execute(c)?;
-            }
-        }
+/// Writes a batch on PostgreSQL: one call of [`pg_record_pages`], which
+/// commits on its own.
+fn pg_record_pages_call<'a>(
+    c: &mut PgConnection,
+    raw: &[VisitRow<'a>],
+    parts: &[Vec<PageAgg<'a>>],
+) -> QueryResult<()> {
+    let visits = |f: fn(&VisitRow<'_>) -> i64| raw.iter().map(f).collect::<Vec<_>>();
+    let aggs = || parts.iter().flatten();
+    let agg_text = |f: fn(&PageAgg<'a>) -> &'a str| aggs().map(f).collect::<Vec<_>>();
+    let agg_int = |f: fn(&PageAgg<'_>) -> i64| aggs().map(f).collect::<Vec<_>>();
+    let part: Vec<i16> =
+        parts.iter().zip(0i16..).flat_map(|(rows, k)| std::iter::repeat_n(k, rows.len())).collect();
+    diesel::select(pg_record_pages(
+        raw.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        raw.iter().map(|r| r.app).collect::<Vec<_>>(),
+        raw.iter().map(|r| r.user_name).collect::<Vec<_>>(),
+        raw.iter().map(|r| r.page).collect::<Vec<_>>(),
+        visits(|r| r.timespent),
+        raw.iter().map(|r| r.session_id.as_deref()).collect::<Vec<_>>(),
+        visits(|r| r.at_ms),
+        part,
+        agg_text(|r| r.app),
+        agg_text(|r| r.subject),
+        agg_int(|r| r.at_ms),
+        agg_text(|r| r.page),
+        agg_int(|r| r.visits),
+        agg_int(|r| r.time_sum),
+    ))
+    .get_result::<i64>(c)?;
+    Ok(())
+}
+
+/// Writes a batch on SQLite, inside the caller's transaction: the raw
+/// rows, then the six aggregate parts, as multi-row `VALUES` in chunks.
+fn sqlite_record_pages(
+    c: &mut SqliteConnection,
+    raw: &[VisitRow<'_>],
+    parts: &[Vec<PageAgg<'_>>],
+) -> QueryResult<()> {
+    for chunk in raw.chunks(CHUNK_ROWS) {
+        diesel::insert_into(pv::table).values(chunk).execute(c)?;
+    }
+    let grains = [Grain::Total, Grain::Day, Grain::Bucket];
+    for (rows, grain) in parts.iter().zip(grains.iter().cycle()) {
+        sqlite_upsert_pages(c, *grain, rows)?;
     }
     Ok(())
 }
 
-/// Adds `rows` to the page aggregates of `grain`.
-fn upsert_pages<'a>(conn: &mut DbConn, grain: Grain, rows: &[PageAgg<'a>]) -> QueryResult<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    match conn {
-        DbConn::Pg(c) => {
-            let sql = match grain {
-                Grain::Total => PG_UPSERT_TOTALS,
-                Grain::Day => PG_UPSERT_DAYS,
-                Grain::Bucket => PG_UPSERT_BUCKETS,
-            };
-            let text = |f: fn(&PageAgg<'a>) -> &'a str| rows.iter().map(f).collect::<Vec<_>>();
-            let int = |f: fn(&PageAgg<'a>) -> i64| rows.iter().map(f).collect::<Vec<_>>();
-            diesel::sql_query(sql)
-                .bind::<Array<Text>, _>(text(|r| r.app))
-                .bind::<Array<Text>, _>(text(|r| r.subject))
-                .bind::<Array<BigInt>, _>(int(|r| r.at_ms))
-                .bind::<Array<Text>, _>(text(|r| r.page))
-                .bind::<Array<BigInt>, _>(int(|r| r.visits))
-                .bind::<Array<BigInt>, _>(int(|r| r.time_sum))
-                .execute(c)?;
-        }
-        DbConn::Sqlite(c) => {
-            for chunk in rows.chunks(CHUNK_ROWS) {
-                match grain {
-                    Grain::Total => {
-                        let chunk: Vec<PageTotalRow<'_>> = chunk
-                            .iter()
-                            .map(|r| PageTotalRow {
-                                app: r.app,
-                                subject: r.subject,
-                                page: r.page,
-                                visits: r.visits,
-                                time_sum: r.time_sum,
-                            })
-                            .collect();
-                        diesel::insert_into(pt::table)
-                            .values(&chunk)
-                            .on_conflict((pt::app, pt::subject, pt::page))
-                            .do_update()
-                            .set((
-                                pt::visits.eq(pt::visits + excluded(pt::visits)),
-                                pt::time_sum.eq(pt::time_sum + excluded(pt::time_sum)),
-                            ))
-                            .execute(c)?;
-                    }
-                    Grain::Day => {
-                        let chunk: Vec<PageDayRow<'_>> = chunk
-                            .iter()
-                            .map(|r| PageDayRow {
-                                app: r.app,
-                                subject: r.subject,
-                                day_ms: r.at_ms,
-                                page: r.page,
-                                visits: r.visits,
-                                time_sum: r.time_sum,
-                            })
-                            .collect();
-                        diesel::insert_into(pd::table)
-                            .values(&chunk)
-                            .on_conflict((pd::app, pd::subject, pd::day_ms, pd::page))
-                            .do_update()
-                            .set((
-                                pd::visits.eq(pd::visits + excluded(pd::visits)),
-                                pd::time_sum.eq(pd::time_sum + excluded(pd::time_sum)),
-                            ))
-                            .execute(c)?;
-                    }
-                    Grain::Bucket => {
-                        let chunk: Vec<PageBucketRow<'_>> = chunk
-                            .iter()
-                            .map(|r| PageBucketRow {
-                                app: r.app,
-                                subject: r.subject,
-                                bucket_ms: r.at_ms,
-                                page: r.page,
-                                visits: r.visits,
-                                time_sum: r.time_sum,
-                            })
-                            .collect();
-                        diesel::insert_into(pb::table)
-                            .values(&chunk)
-                            .on_conflict((pb::app, pb::subject, pb::bucket_ms, pb::page))
-                            .do_update()
-                            .set((
-                                pb::visits.eq(pb::visits + excluded(pb::visits)),
-                                pb::time_sum.eq(pb::time_sum + excluded(pb::time_sum)),
-                            ))
-                            .execute(c)?;
-                    }
-                }
+/// Adds `rows` to the page aggregates of `grain` (SQLite).
+fn sqlite_upsert_pages(
+    c: &mut SqliteConnection,
+    grain: Grain,
+    rows: &[PageAgg<'_>],
+) -> QueryResult<()> {
+    for chunk in rows.chunks(CHUNK_ROWS) {
+        match grain {
+            Grain::Total => {
+                let chunk: Vec<PageTotalRow<'_>> = chunk
+                    .iter()
+                    .map(|r| PageTotalRow {
+                        app: r.app,
+                        subject: r.subject,
+                        page: r.page,
+                        visits: r.visits,
+                        time_sum: r.time_sum,
+                    })
+                    .collect();
+                diesel::insert_into(pt::table)
+                    .values(&chunk)
+                    .on_conflict((pt::app, pt::subject, pt::page))
+                    .do_update()
+                    .set((
+                        pt::visits.eq(pt::visits + excluded(pt::visits)),
+                        pt::time_sum.eq(pt::time_sum + excluded(pt::time_sum)),
+                    ))
+                    .execute(c)?;
+            }
+            Grain::Day => {
+                let chunk: Vec<PageDayRow<'_>> = chunk
+                    .iter()
+                    .map(|r| PageDayRow {
+                        app: r.app,
+                        subject: r.subject,
+                        day_ms: r.at_ms,
+                        page: r.page,
+                        visits: r.visits,
+                        time_sum: r.time_sum,
+                    })
+                    .collect();
+                diesel::insert_into(pd::table)
+                    .values(&chunk)
+                    .on_conflict((pd::app, pd::subject, pd::day_ms, pd::page))
+                    .do_update()
+                    .set((
+                        pd::visits.eq(pd::visits + excluded(pd::visits)),
+                        pd::time_sum.eq(pd::time_sum + excluded(pd::time_sum)),
+                    ))
+                    .execute(c)?;
+            }
+            Grain::Bucket => {
+                let chunk: Vec<PageBucketRow<'_>> = chunk
+                    .iter()
+                    .map(|r| PageBucketRow {
+                        app: r.app,
+                        subject: r.subject,
+                        bucket_ms: r.at_ms,
+                        page: r.page,
+                        visits: r.visits,
+                        time_sum: r.time_sum,
+                    })
+                    .collect();
+                diesel::insert_into(pb::table)
+                    .values(&chunk)
+                    .on_conflict((pb::app, pb::subject, pb::bucket_ms, pb::page))
+                    .do_update()
+                    .set((
+                        pb::visits.eq(pb::visits + excluded(pb::visits)),
+                        pb::time_sum.eq(pb::time_sum + excluded(pb::time_sum)),
+                    ))
+                    .execute(c)?;
             }
         }
     }
@@ -899,13 +897,9 @@ impl TrackingStore for Store {
                     .collect()
             })
             .collect();
-        let grains = [Grain::Total, Grain::Day, Grain::Bucket];
-        self.write_tx("recording page visits", |c| {
-            insert_visits(c, &raw)?;
-            for (rows, grain) in rows.iter().zip(grains.iter().cycle()) {
-                upsert_pages(c, *grain, rows)?;
-            }
-            Ok(())
+        self.run("recording page visits", |conn| match conn {
+            DbConn::Pg(c) => pg_record_pages_call(c, &raw, &rows),
+            DbConn::Sqlite(c) => c.immediate_transaction(|c| sqlite_record_pages(c, &raw, &rows)),
         })
     }
 
