@@ -5,10 +5,12 @@
 mod analytics;
 mod audit;
 mod auth_flow;
+mod cache;
 mod concurrency;
 mod errors;
 mod geo;
 mod mmdb;
+mod multi_instance;
 mod openapi;
 mod sessions;
 mod support;

@@ -19,7 +19,7 @@
 mod password;
 mod values;
 
-pub use password::PasswordHasher;
+pub use password::{HashPool, PasswordHasher};
 pub use values::{DisplayName, Email, Password, Role, UserStatus, Username};
 
 use kernel::{OffsetDateTime, Uuid};

@@ -5,31 +5,78 @@
 //! - Every change this process makes to a session or user invalidates the
 //!   affected entries before the change is acknowledged, so the very next
 //!   request on this instance sees it.
-//! - An entry is trusted for at most [`SessionCache::ttl`] (one second by
-//!   default): changes made by another process sharing the database are
-//!   seen within that time.
+//! - Changes made by another process sharing the database arrive as
+//!   [`Invalidation`]s (on PostgreSQL, through `LISTEN/NOTIFY`), normally
+//!   within milliseconds of their commit.
+//! - Whether or not they arrive, an entry is trusted for at most
+//!   [`SessionCache::ttl`] (one second by default): a lost notification or
+//!   a dead channel can never make a stale "active" answer outlive it.
 //! - A load that raced with an invalidation is not cached: each
 //!   invalidation bumps an epoch, and a loaded value is stored only if the
 //!   epoch did not move while it was being read.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use accounts::User;
 use kernel::{Duration, OffsetDateTime, Uuid};
 use sessions::DeviceSession;
 
+/// A change to cached state that happened elsewhere (another process, or
+/// anything this process learns only from the database).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalidation {
+    /// A session ended, was deleted, or its lifetime changed.
+    Session(Uuid),
+    /// A user changed (status, role, profile) or was deleted.
+    User(Uuid),
+    /// Anything may have changed (e.g. notifications were missed).
+    Everything,
+}
+
+/// A cached session. Session and user are shared, not copied: a hit hands
+/// out two reference counts, and all the sessions of one user point to one
+/// copy of the user.
 #[derive(Clone)]
 struct Entry {
-    session: DeviceSession,
-    user: User,
+    session: Arc<DeviceSession>,
+    user: Arc<User>,
     loaded_at: OffsetDateTime,
+}
+
+/// What the lock guards.
+#[derive(Default)]
+struct Entries {
+    sessions: HashMap<Uuid, Entry>,
+    /// The one copy of each cached user, shared by its sessions' entries.
+    users: HashMap<Uuid, Arc<User>>,
+}
+
+impl Entries {
+    /// The shared copy of `user`: the cached one when equal, else `user`,
+    /// which then becomes the cached one.
+    fn share(&mut self, user: User) -> Arc<User> {
+        match self.users.get(&user.id) {
+            Some(cached) if **cached == user => cached.clone(),
+            _ => {
+                let user = Arc::new(user);
+                self.users.insert(user.id, user.clone());
+                user
+            }
+        }
+    }
+
+    /// Drops users no session refers to any more.
+    fn prune_users(&mut self) {
+        // Only the map itself holds an unreferenced user.
+        self.users.retain(|_, u| Arc::strong_count(u) > 1);
+    }
 }
 
 /// The cache. Cheap to read concurrently.
 pub struct SessionCache {
-    entries: RwLock<HashMap<Uuid, Entry>>,
+    entries: RwLock<Entries>,
     epoch: AtomicU64,
     ttl: Duration,
     capacity: usize,
@@ -47,7 +94,7 @@ impl std::fmt::Debug for SessionCache {
 impl SessionCache {
     /// A cache trusting entries for `ttl`, holding at most `capacity`.
     pub fn new(ttl: Duration, capacity: usize) -> Self {
-        Self { entries: RwLock::new(HashMap::new()), epoch: AtomicU64::new(0), ttl, capacity }
+        Self { entries: RwLock::default(), epoch: AtomicU64::new(0), ttl, capacity }
     }
 
     /// How long an entry is trusted.
@@ -56,9 +103,13 @@ impl SessionCache {
     }
 
     /// The cached session and user, when fresh at `now`.
-    pub fn get(&self, session_id: Uuid, now: OffsetDateTime) -> Option<(DeviceSession, User)> {
+    pub fn get(
+        &self,
+        session_id: Uuid,
+        now: OffsetDateTime,
+    ) -> Option<(Arc<DeviceSession>, Arc<User>)> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        let e = entries.get(&session_id)?;
+        let e = entries.sessions.get(&session_id)?;
         let age = now - e.loaded_at;
         (age >= Duration::ZERO && age < self.ttl).then(|| (e.session.clone(), e.user.clone()))
     }
@@ -70,48 +121,84 @@ impl SessionCache {
 
     /// Stores a value loaded at `loaded_at`, unless an invalidation happened
     /// since `epoch` was read (the value may then be stale).
-    pub fn put(&self, epoch: u64, session: DeviceSession, user: User, loaded_at: OffsetDateTime) {
+    pub fn put(
+        &self,
+        epoch: u64,
+        session: Arc<DeviceSession>,
+        user: User,
+        loaded_at: OffsetDateTime,
+    ) -> Arc<User> {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         // Checked under the write lock: invalidations bump the epoch under it too.
         if self.epoch.load(Ordering::Acquire) != epoch {
-            return;
+            return Arc::new(user);
         }
-        if entries.len() >= self.capacity {
+        if entries.sessions.len() >= self.capacity {
             let ttl = self.ttl;
-            entries.retain(|_, e| loaded_at - e.loaded_at < ttl);
-            if entries.len() >= self.capacity {
-                entries.clear();
+            entries.sessions.retain(|_, e| loaded_at - e.loaded_at < ttl);
+            if entries.sessions.len() >= self.capacity {
+                entries.sessions.clear();
             }
+            entries.prune_users();
         }
-        entries.insert(session.id, Entry { session, user, loaded_at });
+        let user = entries.share(user);
+        entries.sessions.insert(session.id, Entry { session, user: user.clone(), loaded_at });
+        user
     }
 
     /// Records that this process wrote `last_activity = at` for a session.
+    /// Copy-on-write: readers holding the old values keep them.
     pub fn note_activity(&self, session_id: Uuid, at: OffsetDateTime) {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(e) = entries.get_mut(&session_id) {
-            e.session.last_activity = e.session.last_activity.max(at);
-            e.user.last_activity = Some(e.user.last_activity.map_or(at, |l| l.max(at)));
-        }
+        let Entries { sessions, users } = &mut *entries;
+        let Some(e) = sessions.get_mut(&session_id) else { return };
+        let session = Arc::make_mut(&mut e.session);
+        session.last_activity = session.last_activity.max(at);
+        // The user is shared: the new copy becomes the shared one, for
+        // entries stored from now on. The user's other cached sessions keep
+        // the copy they have until they are reloaded (within the TTL), which
+        // is as stale as the database's copy, written behind, may be anyway.
+        let mut user = (*e.user).clone();
+        user.last_activity = Some(user.last_activity.map_or(at, |l| l.max(at)));
+        let user = Arc::new(user);
+        users.insert(user.id, user.clone());
+        e.user = user;
     }
 
     /// Forgets one session.
     pub fn invalidate_session(&self, session_id: Uuid) {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        entries.remove(&session_id);
+        entries.sessions.remove(&session_id);
     }
 
     /// Forgets every session of a user (logout-all, suspension, role change).
     pub fn invalidate_user(&self, user_id: Uuid) {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        entries.retain(|_, e| e.user.id != user_id);
+        entries.sessions.retain(|_, e| e.user.id != user_id);
+        entries.users.remove(&user_id);
+    }
+
+    /// Forgets everything.
+    pub fn clear(&self) {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        *entries = Entries::default();
+    }
+
+    /// Applies a change heard from elsewhere.
+    pub fn invalidate(&self, what: Invalidation) {
+        match what {
+            Invalidation::Session(id) => self.invalidate_session(id),
+            Invalidation::User(id) => self.invalidate_user(id),
+            Invalidation::Everything => self.clear(),
+        }
     }
 
     /// Number of entries (for tests and metrics).
     pub fn len(&self) -> usize {
-        self.entries.read().unwrap_or_else(|e| e.into_inner()).len()
+        self.entries.read().unwrap_or_else(|e| e.into_inner()).sessions.len()
     }
 
     /// Whether the cache is empty.
@@ -127,7 +214,7 @@ mod tests {
     use sessions::SessionState;
     use time::macros::datetime;
 
-    fn pair(now: OffsetDateTime) -> (DeviceSession, User) {
+    fn pair(now: OffsetDateTime) -> (Arc<DeviceSession>, User) {
         let user = User {
             id: Uuid::now_v7(),
             user_code: "USR-2024-000001".into(),
@@ -155,7 +242,7 @@ mod tests {
             state: SessionState::Active,
             ended_at: None,
         };
-        (session, user)
+        (Arc::new(session), user)
     }
 
     #[test]
@@ -209,5 +296,26 @@ mod tests {
         let (s2, u2) = c.get(s.id, t0).expect("cached");
         assert_eq!(s2.last_activity, t0 + Duration::seconds(70));
         assert_eq!(u2.last_activity, Some(t0 + Duration::seconds(70)));
+        // Copy on write: what a reader held before is untouched.
+        assert_eq!(s.last_activity, t0);
+    }
+
+    #[test]
+    fn sessions_of_one_user_share_one_copy_of_it() {
+        let t0 = datetime!(2024-01-01 12:00 UTC);
+        let c = SessionCache::new(Duration::seconds(1), 10);
+        let (s1, u) = pair(t0);
+        let s2 = Arc::new(DeviceSession { id: Uuid::now_v7(), ..(*s1).clone() });
+        let u1 = c.put(c.epoch(), s1.clone(), u.clone(), t0);
+        let u2 = c.put(c.epoch(), s2.clone(), u.clone(), t0);
+        assert!(Arc::ptr_eq(&u1, &u2));
+        let (_, hit) = c.get(s2.id, t0).expect("cached");
+        assert!(Arc::ptr_eq(&hit, &u1));
+        // A changed user replaces the shared copy.
+        let renamed = User { username: "v".into(), ..u };
+        let s3 = Arc::new(DeviceSession { id: Uuid::now_v7(), ..(*s1).clone() });
+        let u3 = c.put(c.epoch(), s3, renamed, t0);
+        assert_eq!(u3.username, "v");
+        assert!(!Arc::ptr_eq(&u1, &u3));
     }
 }

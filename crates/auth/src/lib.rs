@@ -14,7 +14,7 @@ mod service;
 
 pub use activity::ActivityBuffer;
 pub use audit::{AuditAction, AuditEvent, AuditLog, AuditOutcome, AuditPosition, AuditQuery};
-pub use cache::SessionCache;
+pub use cache::{Invalidation, SessionCache};
 pub use devices::{AuditPage, AuditRequest, SessionInfo};
 pub use service::{
     AuthService, CACHE_TTL, LoginInput, LoginOk, Ports, Principal, Refreshed, RegisterInput,

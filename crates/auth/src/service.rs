@@ -51,10 +51,10 @@ pub struct Settings {
 /// The caller of an authenticated request.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    /// The account, as read while authenticating.
-    pub user: User,
-    /// The session the token belongs to.
-    pub session: DeviceSession,
+    /// The account, as read while authenticating (shared with the cache).
+    pub user: Arc<User>,
+    /// The session the token belongs to (shared with the cache).
+    pub session: Arc<DeviceSession>,
     /// The verified claims of the token.
     pub claims: Claims,
 }
@@ -71,7 +71,7 @@ impl Principal {
 #[derive(Debug, Clone)]
 pub struct UserProfile {
     /// The account.
-    pub user: User,
+    pub user: Arc<User>,
     /// Whether a live session was active in the last five minutes.
     pub is_online: bool,
 }
@@ -229,7 +229,7 @@ impl AuthService {
         }
         let user = self.create_user(input, Role::user())?;
         self.audit(AuditAction::Register, AuditOutcome::Success, Some(user.id), None, meta)?;
-        Ok(UserProfile { user, is_online: false })
+        Ok(UserProfile { user: Arc::new(user), is_online: false })
     }
 
     /// Creates an account with `role`, whatever the registration setting
@@ -341,7 +341,7 @@ impl AuthService {
             refresh_token: refresh.secret,
             expires_in: self.codec.ttl().whole_seconds(),
             session,
-            user: UserProfile { user, is_online: true },
+            user: UserProfile { user: Arc::new(user), is_online: true },
         })
     }
 
@@ -362,8 +362,8 @@ impl AuthService {
     /// interval (or always, when `force`).
     fn mark_used(
         &self,
-        session: &mut DeviceSession,
-        user: &mut User,
+        session: &mut Arc<DeviceSession>,
+        user: &mut Arc<User>,
         now: OffsetDateTime,
         force: bool,
     ) {
@@ -371,8 +371,9 @@ impl AuthService {
         {
             self.activity.mark(session.id, user.id, now);
             self.cache.note_activity(session.id, now);
-            session.last_activity = now;
-            user.last_activity = Some(now);
+            // Copies only here, at most once per write interval.
+            Arc::make_mut(session).last_activity = now;
+            Arc::make_mut(user).last_activity = Some(now);
         }
     }
 
@@ -430,7 +431,7 @@ impl AuthService {
         &self,
         session_id: Uuid,
         now: OffsetDateTime,
-    ) -> Result<(DeviceSession, User), AuthError> {
+    ) -> Result<(Arc<DeviceSession>, Arc<User>), AuthError> {
         let (session, user) = match self.cache.get(session_id, now) {
             Some(hit) => hit,
             None => {
@@ -442,7 +443,8 @@ impl AuthService {
                     session.last_activity = session.last_activity.max(at);
                     user.last_activity = Some(user.last_activity.map_or(at, |l| l.max(at)));
                 }
-                self.cache.put(epoch, session.clone(), user.clone(), now);
+                let session = Arc::new(session);
+                let user = self.cache.put(epoch, session.clone(), user, now);
                 (session, user)
             }
         };
@@ -472,6 +474,12 @@ impl AuthService {
     /// changing the user or several of its sessions.
     pub fn forget_user(&self, user_id: Uuid) {
         self.cache.invalidate_user(user_id);
+    }
+
+    /// Applies a change made elsewhere (another process sharing the
+    /// database) to the session cache.
+    pub fn invalidate(&self, what: crate::Invalidation) {
+        self.cache.invalidate(what);
     }
 
     /// The caller's account.
@@ -625,7 +633,7 @@ impl AuthService {
     pub fn profile(&self, user: User) -> Result<UserProfile, AuthError> {
         let now = self.now();
         let last = self.ports.sessions.latest_live_activity(user.id, now)?;
-        Ok(UserProfile { is_online: accounts::is_online(last, now), user })
+        Ok(UserProfile { is_online: accounts::is_online(last, now), user: Arc::new(user) })
     }
 
     /// An administrator changes an account's status or role. Suspension

@@ -101,8 +101,13 @@ pub fn server(
     workers: usize,
 ) -> std::io::Result<actix_web::dev::Server> {
     let state = web::Data::new(state);
-    let server =
-        HttpServer::new(move || app(state.clone())).workers(workers.max(1)).listen(listener)?.run();
+    let server = HttpServer::new(move || app(state.clone()))
+        .workers(workers.max(1))
+        // Answers are small and written at once: Nagle's algorithm would
+        // only hold them back waiting for the client's delayed ACK.
+        .tcp_nodelay(true)
+        .listen(listener)?
+        .run();
     Ok(server)
 }
 

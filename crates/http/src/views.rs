@@ -415,7 +415,7 @@ mod tests {
 
     #[test]
     fn user_view_is_camel_case_with_nulls() {
-        let p = UserProfile { user: user(), is_online: false };
+        let p = UserProfile { user: user().into(), is_online: false };
         let v = serde_json::to_value(UserView::from(&p)).unwrap_or_default();
         assert_eq!(
             v,
@@ -430,7 +430,7 @@ mod tests {
 
     #[test]
     fn refresh_data_flattens_the_user() {
-        let p = UserProfile { user: user(), is_online: true };
+        let p = UserProfile { user: user().into(), is_online: true };
         let d = RefreshData {
             user: UserView::from(&p),
             access_token: "a".into(),

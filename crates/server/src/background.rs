@@ -10,6 +10,7 @@ use analytics::AnalyticsService;
 use auth::AuthService;
 use kernel::{Clock as _, SystemClock};
 use sessions::SessionStore;
+use store::{Job, Store};
 
 /// How often pending `last_activity` marks are written. Each session is
 /// marked at most once a minute; this only bounds how stale the database
@@ -36,7 +37,7 @@ impl Background {
     pub fn start(
         auth: Arc<AuthService>,
         analytics: Arc<AnalyticsService>,
-        sessions: Arc<dyn SessionStore>,
+        store: Store,
         retention: kernel::Duration,
         sweep_every: Duration,
     ) -> Self {
@@ -51,17 +52,11 @@ impl Background {
         };
         let tracked = analytics.clone();
         let sweeper = every(sweep_every, stop.clone(), move || {
-            match purge(sessions.as_ref(), SystemClock.now() - retention) {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(purged = n, "purged sessions past their retention"),
-                Err(e) => tracing::warn!(error = %e, "session purge failed; will retry"),
-            }
-            match tracked.close_idle_sessions() {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(closed = n, "closed abandoned tracked sessions"),
-                Err(e) => {
-                    tracing::warn!(error = %e, "closing idle tracked sessions failed; will retry")
-                }
+            // Several processes sharing PostgreSQL take turns: one sweeps,
+            // the others skip this round.
+            let swept = store.exclusively(Job::Sweep, || sweep(&store, &tracked, retention));
+            if let Err(e) = swept {
+                tracing::warn!(error = %e, "cannot start a sweep; will retry");
             }
         });
         Self { stop, threads: vec![flusher, sweeper], auth, analytics }
@@ -79,6 +74,22 @@ impl Background {
         }
         // Writes the page visits still queued for a group commit.
         self.analytics.shutdown();
+    }
+}
+
+/// One round of the sweepers.
+fn sweep(store: &Store, tracked: &AnalyticsService, retention: kernel::Duration) {
+    match purge(store, SystemClock.now() - retention) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(purged = n, "purged sessions past their retention"),
+        Err(e) => tracing::warn!(error = %e, "session purge failed; will retry"),
+    }
+    match tracked.close_idle_sessions() {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(closed = n, "closed abandoned tracked sessions"),
+        Err(e) => {
+            tracing::warn!(error = %e, "closing idle tracked sessions failed; will retry")
+        }
     }
 }
 

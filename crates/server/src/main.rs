@@ -229,13 +229,19 @@ fn serve(config: Config, store: Store) -> anyhow::Result<()> {
         readiness: Arc::new(StoreReadiness(store.clone())),
         trusted_proxies,
     };
+    // Other processes sharing a PostgreSQL database tell this one when a
+    // session or user changes, so their revocations apply here at once.
+    let invalidations = {
+        let auth = state.auth.clone();
+        store.listen_invalidations(move |what| auth.invalidate(what))?
+    };
     let workers = config.workers;
     let retention =
         Duration::seconds(i64::try_from(config.session_retention_secs).unwrap_or(i64::MAX));
     let background = background::Background::start(
         state.auth.clone(),
         state.analytics.clone(),
-        Arc::new(store.clone()),
+        store.clone(),
         retention,
         std::time::Duration::from_secs(config.sweep_interval_secs),
     );
@@ -248,6 +254,9 @@ fn serve(config: Config, store: Store) -> anyhow::Result<()> {
         server.await
     });
     background.stop();
+    if let Some(listener) = invalidations {
+        listener.stop();
+    }
     served?;
     Ok(())
 }

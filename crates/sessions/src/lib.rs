@@ -69,12 +69,15 @@ pub struct Lifetimes {
 }
 
 impl Lifetimes {
-    /// How often `last_activity` is written: at most once a minute, and often
-    /// enough that a session in use never looks idle.
+    /// How often `last_activity` is written: at most once a minute, and
+    /// within half the idle timeout, so that a session in use never looks
+    /// idle (a use is checked against the last recorded one before it is
+    /// recorded: an interval reaching the timeout would let a session used
+    /// every moment expire).
     pub fn activity_write_interval(&self) -> Duration {
         let minute = Duration::minutes(1);
         match self.idle {
-            Some(idle) if idle / 2 < minute => std::cmp::max(idle / 2, Duration::seconds(1)),
+            Some(idle) if idle / 2 < minute => std::cmp::max(idle / 2, Duration::milliseconds(100)),
             _ => minute,
         }
     }
@@ -285,6 +288,9 @@ mod tests {
         assert_eq!(l(None).activity_write_interval(), Duration::minutes(1));
         assert_eq!(l(Some(Duration::hours(1))).activity_write_interval(), Duration::minutes(1));
         assert_eq!(l(Some(Duration::seconds(20))).activity_write_interval(), Duration::seconds(10));
-        assert_eq!(l(Some(Duration::seconds(1))).activity_write_interval(), Duration::seconds(1));
+        assert_eq!(
+            l(Some(Duration::seconds(1))).activity_write_interval(),
+            Duration::milliseconds(500)
+        );
     }
 }

@@ -131,6 +131,7 @@ diesel::define_sql_function! {
     /// aggregate a row changes (0-2: the user's total, day, bucket; 3-5:
     /// the same for all users); rows are applied in array order.
     #[sql_name = "sessiond_record_pages"]
+    #[expect(clippy::too_many_arguments, reason = "one array per column of the SQL function")]
     fn pg_record_pages(
         v_id: Array<Text>,
         v_app: Array<Text>,

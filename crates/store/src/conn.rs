@@ -76,14 +76,14 @@ pub(crate) fn with_connect_timeout(url: &str, timeout: Duration) -> String {
 }
 
 /// Opens and prepares pooled connections.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Manager {
     pub(crate) target: Target,
     pub(crate) timeout: Duration,
 }
 
 impl Manager {
-    fn open(&self) -> Result<DbConn, diesel::r2d2::Error> {
+    pub(crate) fn open(&self) -> Result<DbConn, diesel::r2d2::Error> {
         use diesel::r2d2::Error;
         let ms = u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX);
         match &self.target {

@@ -27,6 +27,7 @@ mod analytics_store;
 mod auth_store;
 pub mod bulk;
 mod conn;
+pub mod notify;
 mod schema;
 mod sessions_store;
 #[cfg(any(test, feature = "testing"))]
@@ -49,6 +50,24 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migration
 /// Key of the PostgreSQL advisory lock that serialises concurrent
 /// migrations (two instances starting at once).
 const MIGRATION_LOCK: i64 = 0x5e55_10d0_0001;
+
+/// Jobs that one process at a time should run against a shared database
+/// (see [`Store::exclusively`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
+    /// The background sweepers (retention purge, abandoned tracked
+    /// sessions).
+    Sweep,
+}
+
+impl Job {
+    /// The job's PostgreSQL advisory lock key.
+    fn lock_key(self) -> i64 {
+        match self {
+            Self::Sweep => 0x5e55_10d0_0002,
+        }
+    }
+}
 
 /// Pool settings.
 #[derive(Debug, Clone)]
@@ -93,6 +112,8 @@ pub fn is_unavailable(error: &anyhow::Error) -> bool {
 #[derive(Clone)]
 pub struct Store {
     pool: r2d2::Pool<Manager>,
+    /// Opens connections outside the pool (the invalidation listener).
+    manager: Manager,
     backend: Backend,
 }
 
@@ -134,11 +155,12 @@ impl Store {
             // forever.
             builder = builder.max_size(1).idle_timeout(None).max_lifetime(None);
         }
+        let manager = Manager { target, timeout };
         let pool = builder
-            .build(Manager { target, timeout })
+            .build(manager.clone())
             .map_err(|e| anyhow::Error::new(Unavailable(Box::new(e))))
             .context("connecting to the database")?;
-        Ok(Store { pool, backend })
+        Ok(Store { pool, manager, backend })
     }
 
     /// Applies the pending embedded migrations of the backend. Safe when
@@ -179,6 +201,39 @@ impl Store {
     /// The database behind this store.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Runs `f` unless another process sharing the database is running the
+    /// same `job`: `Ok(None)` then. On PostgreSQL a session-level advisory
+    /// lock, held on one pooled connection while `f` runs (on others), and
+    /// released with the connection if this process dies; on SQLite, where
+    /// one process serves a database, `f` simply runs. The jobs are
+    /// idempotent, so this is about not wasting work and not fighting over
+    /// rows, not about correctness.
+    pub fn exclusively<T>(&self, job: Job, f: impl FnOnce() -> T) -> anyhow::Result<Option<T>> {
+        if self.backend != Backend::Postgres {
+            return Ok(Some(f()));
+        }
+        #[derive(QueryableByName)]
+        struct Locked {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            locked: bool,
+        }
+        let key = job.lock_key();
+        let mut conn = self.conn()?;
+        let got: Locked =
+            diesel::sql_query(format!("SELECT pg_try_advisory_lock({key}) AS locked"))
+                .get_result(&mut *conn)
+                .map_err(|e| db_err(e, "taking a job lock"))?;
+        if !got.locked {
+            return Ok(None);
+        }
+        let value = f();
+        // Unlocking fails only on a broken connection, which the pool then
+        // discards: closing the database session releases the lock too.
+        conn.batch_execute(&format!("SELECT pg_advisory_unlock({key})"))
+            .map_err(|e| db_err(e, "releasing a job lock"))?;
+        Ok(Some(value))
     }
 
     /// A pooled connection, or [`Unavailable`] after the timeout.

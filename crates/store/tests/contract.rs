@@ -1037,3 +1037,41 @@ fn postgres_audit_ids_use_the_c_collation() {
     .unwrap();
     assert_eq!(found.collation_name.as_deref(), Some("C"));
 }
+
+// ---------------------------------------------------------------- invalidation
+
+/// On PostgreSQL, every change that can end a session or alter a cached
+/// user reaches a listener (another process, in production) as a
+/// notification; changes that do not (activity, refresh rotation) send
+/// nothing. SQLite has no listener.
+#[test]
+fn invalidations_are_notified_on_postgres() {
+    use auth::Invalidation;
+    use std::sync::mpsc;
+
+    assert!(common::sqlite_store().listen_invalidations(|_| {}).unwrap().is_none());
+    let Some(store) = common::postgres_store() else { return };
+    let (tx, rx) = mpsc::channel();
+    let listener = store.listen_invalidations(move |what| tx.send(what).unwrap()).unwrap().unwrap();
+    let next = || rx.recv_timeout(StdDuration::from_secs(5)).expect("a notification");
+    assert_eq!(next(), Invalidation::Everything, "first, after connecting");
+
+    let alice = user(&store, "notified");
+    let hash = fresh_hash();
+    let s = open_session(&store, alice.id, T0, &hash);
+    let other = open_session(&store, alice.id, T0, &fresh_hash());
+    // Not notified: activity written behind, refresh rotation.
+    let mark = ActivityMark { session_id: s.id, user_id: alice.id, at: T0 + Duration::minutes(1) };
+    store.record_activity(&[mark]).unwrap();
+    assert!(store.replace_refresh(s.id, &hash, &fresh_hash(), T0 + Duration::minutes(2)).unwrap());
+    // Notified, in commit order.
+    assert!(store.end_session(s.id, SessionState::Revoked, T0 + Duration::minutes(3)).unwrap());
+    assert_eq!(next(), Invalidation::Session(s.id));
+    let patch = UserPatch { status: Some(UserStatus::Suspended), role: None };
+    store.update(alice.id, &patch, T0 + Duration::minutes(4)).unwrap().unwrap();
+    assert_eq!(next(), Invalidation::User(alice.id));
+    assert!(store.delete_session(other.id).unwrap());
+    assert_eq!(next(), Invalidation::Session(other.id));
+    assert!(rx.recv_timeout(StdDuration::from_millis(300)).is_err(), "nothing else was sent");
+    listener.stop();
+}
