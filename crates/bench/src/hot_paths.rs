@@ -1,0 +1,1087 @@
+//! The default run: the hot paths of sessiond compared on PostgreSQL and
+//! SQLite, with the issue's targets (see the crate documentation for what
+//! is measured and how).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use accounts::UserStore as _;
+use analytics::EventKind;
+use serde_json::{Value, json};
+use store::bulk::BulkSession;
+use store::{Store, StoreOptions};
+use tokens::KeyStore as _;
+
+use crate::client::{self, Conn, Response};
+use crate::load::{self, Cycle, Group, Once, Outcome, Script};
+use crate::progress::thousands;
+use crate::server::{PgDatabase, Server, TempDir};
+use crate::{Options, cpu_model, ms, ms_us, rate, secs};
+
+const USERNAME: &str = "bench_user";
+const PASSWORD: &str = "bench-password-0123456789";
+/// The application the benchmark user logs in to, tracks pages of and
+/// asks the heatmap of (a token only sees its own app's analytics).
+const APP: &str = "bench";
+const ARGON2_RUNS: usize = 5;
+
+/// Sessions the benchmark user has when `GET /api/sessions` is measured.
+const SESSIONS_PER_USER: usize = 20;
+/// Tracked sessions (over the last 30 days) behind the heatmap, so that it
+/// reports something rather than nothing.
+const HEATMAP_SESSIONS: usize = 1000;
+/// Distinct `POST /api/pages/track` bodies, cycled by the connections.
+const TRACK_VARIETY: usize = 4096;
+/// Extra connections posting logins during the login flood.
+const FLOOD_CONNECTIONS: usize = 16;
+/// Live device sessions behind the RSS measurement.
+const RSS_SESSIONS: usize = 100_000;
+/// Sessions per `Store::bulk_create_sessions` call (one transaction each).
+const RSS_BATCH: usize = 10_000;
+/// The longest the RSS run may take (it stops earlier when every token has
+/// been used once).
+const RSS_RUN_CAP: Duration = Duration::from_secs(600);
+/// sessiond instances sharing the PostgreSQL database in the scaling run.
+const INSTANCES: usize = 3;
+
+/// Issuer of access tokens: what `sessiond` writes (its `ISSUER`), so that
+/// tokens minted here validate there.
+const ISSUER: &str = "sessiond";
+/// Name of the generated JWT secret in the `settings` table (what
+/// `sessiond serve` passes to `secret_or_insert`).
+const JWT_SECRET_SETTING: &str = "jwt_secret";
+/// The server's default access-token lifetime (`SESSIOND_ACCESS_TOKEN_TTL_SECS`).
+const ACCESS_TOKEN_TTL_SECS: i64 = 900;
+
+/// Targets of the issue.
+const FLOOD_P99_MAX_RATIO: f64 = 2.0;
+const REFRESH_TARGET_PER_SEC: f64 = 5000.0;
+const RSS_TARGET_KIB: u64 = 64 * 1024;
+
+/// What the run needs from `main`.
+pub(crate) struct Context<'a> {
+    pub(crate) opts: &'a Options,
+    pub(crate) binary: &'a Path,
+    pub(crate) rt: &'a tokio::runtime::Runtime,
+    pub(crate) tmp: &'a TempDir,
+    pub(crate) id: &'a str,
+    pub(crate) cores: usize,
+    pub(crate) date: &'a str,
+    pub(crate) pg_admin_url: &'a str,
+}
+
+/// One hash's time and the login bound it implies.
+struct Argon2Bound {
+    hash: Duration,
+    logins_per_sec: f64,
+}
+
+/// The endpoints measured on each database, in the order they run (the
+/// session listing before the endpoints that add sessions to the user).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Live,
+    TokenInfo,
+    Me,
+    Sessions,
+    Refresh,
+    Login,
+    Track,
+    Heatmap,
+}
+
+impl Endpoint {
+    const ALL: [Self; 8] = [
+        Self::Live,
+        Self::TokenInfo,
+        Self::Me,
+        Self::Sessions,
+        Self::Refresh,
+        Self::Login,
+        Self::Track,
+        Self::Heatmap,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Live => "GET /health/live",
+            Self::TokenInfo => "POST /api/auth/token-info",
+            Self::Me => "GET /api/auth/me",
+            Self::Sessions => "GET /api/sessions (20)",
+            Self::Refresh => "POST /api/auth/refresh",
+            Self::Login => "POST /api/auth/login",
+            Self::Track => "POST /api/pages/track",
+            Self::Heatmap => "POST /api/sessions/heatmap",
+        }
+    }
+
+    /// The requests the connections cycle through; none for
+    /// [`Endpoint::Refresh`], whose requests depend on the answers (see
+    /// [`RefreshChain`]).
+    fn requests(self, addr: SocketAddr, token: &str) -> Vec<Vec<u8>> {
+        let one = |r: Vec<u8>| vec![r];
+        match self {
+            Self::Live => one(client::request("GET", "/health/live", addr, None, None)),
+            Self::TokenInfo => one(token_info(addr, token)),
+            Self::Refresh => Vec::new(),
+            Self::Me => one(client::request("GET", "/api/auth/me", addr, Some(token), None)),
+            Self::Sessions => one(client::request("GET", "/api/sessions", addr, Some(token), None)),
+            Self::Login => one(login_request(addr)),
+            Self::Track => track_requests(addr),
+            Self::Heatmap => {
+                let body = json!({"user": USERNAME, "app": APP}).to_string();
+                one(client::request(
+                    "POST",
+                    "/api/sessions/heatmap",
+                    addr,
+                    Some(token),
+                    Some(&body),
+                ))
+            }
+        }
+    }
+}
+
+fn token_info(addr: SocketAddr, token: &str) -> Vec<u8> {
+    client::request("POST", "/api/auth/token-info", addr, Some(token), Some("{}"))
+}
+
+fn login_request(addr: SocketAddr) -> Vec<u8> {
+    let body = json!({"username": USERNAME, "password": PASSWORD, "app": APP}).to_string();
+    client::request("POST", "/api/auth/login", addr, None, Some(&body))
+}
+
+/// Page visits of the benchmark user: 500 pages, 1–600 s each, varied so
+/// that the server's aggregates see many keys (no token: public tracking).
+fn track_requests(addr: SocketAddr) -> Vec<Vec<u8>> {
+    let mut rng = crate::dataset::Rng::new(0x7ac6);
+    (0..TRACK_VARIETY)
+        .map(|_| {
+            let body = json!({
+                "user": USERNAME,
+                "page": format!("/p/{}", rng.below(500)),
+                "timespent": 1 + rng.below(600),
+                "app": APP,
+            });
+            client::request("POST", "/api/pages/track", addr, None, Some(&body.to_string()))
+        })
+        .collect()
+}
+
+/// A connection's own refresh-token chain: every request presents the
+/// refresh token the previous answer returned (tokens rotate on each use,
+/// and an old one presented after the grace window revokes the session).
+struct RefreshChain {
+    addr: SocketAddr,
+    request: Vec<u8>,
+}
+
+impl RefreshChain {
+    fn new(addr: SocketAddr, refresh_token: &str) -> Self {
+        let mut chain = Self { addr, request: Vec::new() };
+        chain.present(refresh_token);
+        chain
+    }
+
+    fn present(&mut self, refresh_token: &str) {
+        let body = json!({ "refresh_token": refresh_token }).to_string();
+        self.request = client::request("POST", "/api/auth/refresh", self.addr, None, Some(&body));
+    }
+}
+
+impl Script for RefreshChain {
+    fn next_request(&mut self) -> Option<&[u8]> {
+        Some(&self.request)
+    }
+
+    fn answered(&mut self, response: &Response) {
+        // A failed answer keeps the current token: presenting it again
+        // within the grace window still works, and the error is counted.
+        if response.is_success()
+            && let Some(next) = json_str(&response.body, "/data/refresh_token")
+        {
+            self.present(&next);
+        }
+    }
+}
+
+fn json_str(body: &[u8], pointer: &str) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    v.pointer(pointer).and_then(Value::as_str).map(str::to_owned)
+}
+
+/// Token-info while logins flood the same server.
+struct Flood {
+    token_info: Outcome,
+    logins: Outcome,
+}
+
+/// Token-info on one instance and on [`INSTANCES`], measured back to back
+/// (the machine is shared: minutes apart, the two would not compare).
+struct Scaling {
+    one: Outcome,
+    many: Outcome,
+}
+
+/// The resident memory of a fresh server before and after every one of
+/// [`RSS_SESSIONS`] sessions was used once.
+struct Rss {
+    /// VmRSS after the warm-up, KiB.
+    before_kib: u64,
+    /// VmRSS after the run, KiB.
+    after_kib: u64,
+    /// VmHWM (peak RSS) after the run, KiB.
+    peak_kib: u64,
+    /// Writing the sessions through the store.
+    insert: Duration,
+    /// The token-info run over every session.
+    run: Outcome,
+}
+
+/// Everything measured on one database.
+#[derive(Default)]
+struct DbResults {
+    endpoints: Vec<(Endpoint, Outcome)>,
+    flood: Option<Flood>,
+    /// Token-info on one server, then over [`INSTANCES`] (PostgreSQL only).
+    instances: Option<Result<Scaling, String>>,
+    rss: Option<Result<Rss, String>>,
+}
+
+impl DbResults {
+    fn endpoint(&self, e: Endpoint) -> Option<&Outcome> {
+        self.endpoints.iter().find(|(x, _)| *x == e).map(|(_, o)| o)
+    }
+
+    fn bare_rps(&self) -> f64 {
+        self.endpoint(Endpoint::Live).map_or(0.0, |o| o.rps)
+    }
+}
+
+/// What happened on one database.
+enum DbReport {
+    Skipped(String),
+    /// A step failed; what ran before it is kept.
+    Failed(String, DbResults),
+    Ran(DbResults),
+}
+
+impl DbReport {
+    fn results(&self) -> Option<&DbResults> {
+        match self {
+            Self::Skipped(_) => None,
+            Self::Failed(_, r) | Self::Ran(r) => Some(r),
+        }
+    }
+}
+
+/// The default run on both databases; prints as it goes and ends with the
+/// markdown tables and one line per target.
+pub(crate) fn run(ctx: &Context<'_>) -> ExitCode {
+    let opts = ctx.opts;
+    println!(
+        "(this is the auth part; the analytics part runs with \
+         `make bench BENCH_ARGS=\"--analytics\"`, `--scale 0.1` for a tenth of its data)"
+    );
+    println!(
+        "load: closed loop, {} keep-alive HTTP/1.1 connections, {} warm-up + {} measured \
+         per endpoint",
+        opts.connections,
+        secs(opts.warmup),
+        secs(opts.duration)
+    );
+    println!(
+        "generator: 1 tokio thread (current_thread runtime) on this machine, sharing the cores \
+         with the server"
+    );
+    println!();
+    let argon = match measure_argon2(ctx.cores) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "Argon2: accounts::PasswordHasher::default().hash() takes {} (median of {ARGON2_RUNS}) \
+         -> bound = {} cores / {} = {:.1} logins/s",
+        ms(argon.hash),
+        ctx.cores,
+        ms(argon.hash),
+        argon.logins_per_sec
+    );
+    println!();
+
+    let mut reports: Vec<(&str, DbReport)> = Vec::new();
+    println!("== PostgreSQL ==");
+    let pg_report = match PgDatabase::create(ctx.pg_admin_url, ctx.id) {
+        Err(e) => {
+            println!(
+                "\n************************************************************\n\
+                 PostgreSQL unreachable at {}, skipping:\n  {e}\n\
+                 (start it or set TEST_DATABASE_URL)\n\
+                 ************************************************************\n",
+                ctx.pg_admin_url
+            );
+            DbReport::Skipped(format!("unreachable at {}", ctx.pg_admin_url))
+        }
+        Ok(db) => {
+            println!("database: {}", db.url);
+            let report = bench_database(ctx, &db.url, true, &argon);
+            drop(db); // after the servers, which bench_database has stopped
+            report
+        }
+    };
+    reports.push(("PostgreSQL", pg_report));
+    println!();
+
+    println!("== SQLite ==");
+    let sqlite_url = format!("sqlite://{}", ctx.tmp.0.join("bench.db").display());
+    println!("database: {sqlite_url}");
+    reports.push(("SQLite", bench_database(ctx, &sqlite_url, false, &argon)));
+    println!();
+
+    print_tables(ctx, &reports, &argon);
+    if reports.iter().any(|(_, r)| matches!(r, DbReport::Failed(..))) {
+        eprintln!("bench: a step failed; see above");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+fn bench_database(ctx: &Context<'_>, url: &str, pg: bool, argon: &Argon2Bound) -> DbReport {
+    let mut results = DbResults::default();
+    match bench_steps(ctx, url, pg, argon, &mut results) {
+        Ok(()) => DbReport::Ran(results),
+        Err(e) => {
+            println!("FAILED: {e}");
+            DbReport::Failed(e, results)
+        }
+    }
+}
+
+fn start_server(ctx: &Context<'_>, url: &str) -> Result<Server, String> {
+    let server = Server::start(ctx.binary, url, &ctx.tmp.0)
+        .map_err(|e| format!("starting sessiond: {e}"))?;
+    println!(
+        "sessiond pid {} listening on http://{} (ready after {:.2} s)",
+        server.pid(),
+        server.addr,
+        server.started_in.as_secs_f64()
+    );
+    Ok(server)
+}
+
+/// Every step on one database, in order; stops at the first failure.
+fn bench_steps(
+    ctx: &Context<'_>,
+    url: &str,
+    pg: bool,
+    argon: &Argon2Bound,
+    results: &mut DbResults,
+) -> Result<(), String> {
+    let (opts, rt) = (ctx.opts, ctx.rt);
+    let server = start_server(ctx, url)?;
+    let addr = server.addr;
+    // The store beside the server, for what would take too long over HTTP
+    // (the heatmap's data, 100,000 sessions); the server has migrated.
+    let store = Store::connect(url, &StoreOptions { max_connections: 2, ..Default::default() })
+        .map_err(|e| format!("connecting the store: {e:#}"))?;
+    let token = rt.block_on(sign_up(addr))?;
+    seed_heatmap(&store)?;
+
+    println!(
+        "{:<28} {:>10} {:>10} {:>10} {:>8}  ratio",
+        "endpoint", "req/s", "p50", "p99", "errors"
+    );
+    for endpoint in Endpoint::ALL {
+        let scripts = if endpoint == Endpoint::Refresh {
+            // One session per connection, logged in beforehand.
+            let refresh_tokens = rt.block_on(login_many(addr, opts.connections, ctx.cores))?;
+            refresh_tokens
+                .iter()
+                .map(|t| Box::new(RefreshChain::new(addr, t)) as Box<dyn Script>)
+                .collect()
+        } else {
+            let requests = endpoint.requests(addr, &token);
+            if let Some(first) = requests.first()
+                && let Err(e) = rt.block_on(probe(addr, first))
+            {
+                println!("  warning: {} answers {e}", endpoint.label());
+            }
+            Cycle::all(requests, opts.connections)
+        };
+        let group = Group { addrs: vec![addr], scripts };
+        let outcome = rt
+            .block_on(load::run_groups(vec![group], opts.warmup, opts.duration))
+            .pop()
+            .ok_or("the load generator returned nothing")?;
+        let bare = results.bare_rps();
+        let bare = if endpoint == Endpoint::Live { outcome.rps } else { bare };
+        println!(
+            "{:<28} {:>10} {:>10} {:>10} {:>8}  {}",
+            endpoint.label(),
+            rate(outcome.rps),
+            ms_us(outcome.p50_us),
+            ms_us(outcome.p99_us),
+            outcome.errors(),
+            ratio_text(endpoint, &outcome, bare, argon)
+        );
+        if outcome.io_errors > 0 {
+            println!("  ({} of the errors were connection failures)", outcome.io_errors);
+        }
+        results.endpoints.push((endpoint, outcome));
+    }
+
+    let flood = login_flood(ctx, addr, &token);
+    let idle_p99 = results.endpoint(Endpoint::TokenInfo).map_or(0, |o| o.p99_us);
+    println!(
+        "login flood: token-info on {} connections {} req/s, p99 {} (idle {}: {:.2}x), \
+         {} errors; meanwhile {} login connections {} logins/s, {} errors",
+        opts.connections,
+        rate(flood.token_info.rps),
+        ms_us(flood.token_info.p99_us),
+        ms_us(idle_p99),
+        flood.token_info.p99_us as f64 / idle_p99.max(1) as f64,
+        flood.token_info.errors(),
+        FLOOD_CONNECTIONS,
+        rate(flood.logins.rps),
+        flood.logins.errors()
+    );
+    results.flood = Some(flood);
+
+    if pg {
+        let three = instances(ctx, url, &server, &token);
+        match &three {
+            Ok(s) => {
+                println!(
+                    "{INSTANCES} instances: token-info over {} connections {} req/s, p99 {}, \
+                     {} errors; one instance just before {} req/s, p99 {}: {:.2}x",
+                    opts.connections,
+                    rate(s.many.rps),
+                    ms_us(s.many.p99_us),
+                    s.many.errors(),
+                    rate(s.one.rps),
+                    ms_us(s.one.p99_us),
+                    s.many.rps / s.one.rps.max(1e-9),
+                );
+            }
+            Err(e) => println!("{INSTANCES} instances: FAILED: {e}"),
+        }
+        results.instances = Some(three);
+    }
+    drop(server);
+
+    let rss = rss(ctx, url, &store);
+    match &rss {
+        Ok(r) => println!("{}", rss_text(r)),
+        Err(e) => println!("RSS: FAILED: {e}"),
+    }
+    results.rss = Some(rss);
+    Ok(())
+}
+
+fn ratio_text(endpoint: Endpoint, o: &Outcome, bare: f64, argon: &Argon2Bound) -> String {
+    let vs_bare =
+        if bare > 0.0 { format!("{:.2} x bare", o.rps / bare) } else { "- x bare".to_owned() };
+    match endpoint {
+        Endpoint::Login => format!(
+            "{vs_bare}; {:.2} of the Argon2 bound ({:.1}/s)",
+            o.rps / argon.logins_per_sec,
+            argon.logins_per_sec
+        ),
+        _ => vs_bare,
+    }
+}
+
+/// Token-info on `--connections` connections while [`FLOOD_CONNECTIONS`]
+/// more post logins as fast as the server answers, in the same window.
+fn login_flood(ctx: &Context<'_>, addr: SocketAddr, token: &str) -> Flood {
+    let opts = ctx.opts;
+    let info_group = Group {
+        addrs: vec![addr],
+        scripts: Cycle::all(vec![token_info(addr, token)], opts.connections),
+    };
+    let login_group = Group {
+        addrs: vec![addr],
+        scripts: Cycle::all(vec![login_request(addr)], FLOOD_CONNECTIONS),
+    };
+    let mut outcomes = ctx.rt.block_on(load::run_groups(
+        vec![info_group, login_group],
+        opts.warmup,
+        opts.duration,
+    ));
+    let logins = outcomes.pop().unwrap_or_default();
+    Flood { token_info: outcomes.pop().unwrap_or_default(), logins }
+}
+
+/// Token-info on `first` alone, then spread over it and [`INSTANCES`] − 1
+/// more servers on the same database (started for this, stopped after).
+fn instances(ctx: &Context<'_>, url: &str, first: &Server, token: &str) -> Result<Scaling, String> {
+    let opts = ctx.opts;
+    let measure = |addrs: Vec<SocketAddr>| {
+        // The Host header names the first server; sessiond does not read it.
+        let scripts = Cycle::all(vec![token_info(first.addr, token)], opts.connections);
+        ctx.rt
+            .block_on(load::run_groups(vec![Group { addrs, scripts }], opts.warmup, opts.duration))
+            .pop()
+            .ok_or("the load generator returned nothing")
+    };
+    let one = measure(vec![first.addr])?;
+    let mut more = Vec::new();
+    for _ in 1..INSTANCES {
+        more.push(start_server(ctx, url)?);
+    }
+    let addrs: Vec<SocketAddr> =
+        std::iter::once(first.addr).chain(more.iter().map(|s| s.addr)).collect();
+    for &addr in &addrs {
+        ctx.rt.block_on(probe(addr, &token_info(addr, token)))?;
+    }
+    let many = measure(addrs)?;
+    drop(more);
+    Ok(Scaling { one, many })
+}
+
+/// On a fresh server: RSS after a short token-info warm-up, then
+/// [`RSS_SESSIONS`] live sessions of the benchmark user written through the
+/// store, one access token minted for each (with the server's own secret,
+/// so they validate), token-info once with each over `--connections`
+/// connections (every one a cache miss, loaded and then cached by the
+/// server), and RSS again.
+fn rss(ctx: &Context<'_>, url: &str, store: &Store) -> Result<Rss, String> {
+    let (opts, rt) = (ctx.opts, ctx.rt);
+    let server = start_server(ctx, url)?;
+    let addr = server.addr;
+    let user = store
+        .find_by_username(USERNAME)
+        .map_err(|e| format!("loading {USERNAME}: {e}"))?
+        .ok_or_else(|| format!("{USERNAME} does not exist"))?;
+    // Connections, buffers and the allocator's arenas of a server under
+    // load, before any of the sessions: the difference is the sessions'.
+    let token = rt.block_on(login(addr))?;
+    if !opts.warmup.is_zero() {
+        let group = Group {
+            addrs: vec![addr],
+            scripts: Cycle::all(vec![token_info(addr, &token)], opts.connections),
+        };
+        rt.block_on(load::run_groups(vec![group], Duration::ZERO, opts.warmup));
+    }
+    let before_kib = proc_status_kib(server.pid(), "VmRSS")?;
+
+    let t0 = Instant::now();
+    let now = kernel::OffsetDateTime::now_utc();
+    // Logged in ten minutes ago and not seen since: every first use is
+    // activity to record (the write-behind buffer fills too), as for
+    // sessions coming back rather than sessions just made.
+    let created = now - kernel::Duration::minutes(10);
+    let mut new_sessions = Vec::with_capacity(RSS_SESSIONS);
+    for i in 0..RSS_SESSIONS {
+        new_sessions.push(sessions::NewSession {
+            session: sessions::DeviceSession {
+                id: kernel::new_id(),
+                user_id: user.id,
+                app: APP.to_owned(),
+                ip_address: Some(format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255)),
+                user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) sessiond-bench/0.1".to_owned()),
+                location: None,
+                login_method: "password".to_owned(),
+                created_at: created,
+                expires_at: created + kernel::Duration::days(1),
+                last_activity: created,
+                state: sessions::SessionState::Active,
+                ended_at: None,
+            },
+            refresh_hash: tokens::RefreshToken::generate().hash,
+        });
+    }
+    for batch in new_sessions.chunks(RSS_BATCH) {
+        store.bulk_create_sessions(batch).map_err(|e| format!("writing sessions: {e:#}"))?;
+    }
+    let insert = t0.elapsed();
+
+    // The server generated its secret at its first start and keeps it in
+    // the database; `secret_or_insert` returns it (the candidate, made as
+    // the server makes its own, is only stored if there were none).
+    let candidate = format!(
+        "{}{}",
+        tokens::RefreshToken::generate().hash,
+        tokens::RefreshToken::generate().hash
+    );
+    let secret = store
+        .secret_or_insert(JWT_SECRET_SETTING, &candidate)
+        .map_err(|e| format!("reading the JWT secret: {e:#}"))?;
+    let codec = tokens::TokenCodec::new(
+        secret.as_bytes(),
+        ISSUER,
+        kernel::Duration::seconds(ACCESS_TOKEN_TTL_SECS),
+    );
+    let requests: Vec<Vec<u8>> = new_sessions
+        .iter()
+        .map(|s| {
+            let grant = tokens::AccessGrant {
+                user_id: user.id,
+                username: user.username.clone(),
+                session_id: s.session.id,
+                app: s.session.app.clone(),
+                role: user.role.as_str().to_owned(),
+            };
+            token_info(addr, &codec.issue(&grant, now).0)
+        })
+        .collect();
+    drop(new_sessions);
+    let first = requests.first().ok_or("no sessions")?;
+    rt.block_on(probe(addr, first)).map_err(|e| format!("a minted token is refused: {e}"))?;
+
+    let group = Group { addrs: vec![addr], scripts: Once::all(requests, opts.connections) };
+    let run = rt
+        .block_on(load::run_groups(vec![group], Duration::ZERO, RSS_RUN_CAP))
+        .pop()
+        .ok_or("the load generator returned nothing")?;
+    let after_kib = proc_status_kib(server.pid(), "VmRSS")?;
+    let peak_kib = proc_status_kib(server.pid(), "VmHWM")?;
+    drop(server);
+    Ok(Rss { before_kib, after_kib, peak_kib, insert, run })
+}
+
+fn rss_text(r: &Rss) -> String {
+    format!(
+        "RSS: {} after warm-up; {} sessions written through the store in {:.1} s; token-info \
+         once with each in {:.1} s ({} req/s, p99 {}, {} errors); RSS {} ({}, peak {}), target \
+         < {} {}",
+        mib(r.before_kib),
+        thousands(RSS_SESSIONS as u64),
+        r.insert.as_secs_f64(),
+        r.run.completed as f64 / r.run.rps.max(1e-9),
+        rate(r.run.rps),
+        ms_us(r.run.p99_us),
+        r.run.errors(),
+        mib(r.after_kib),
+        per_session(r),
+        mib(r.peak_kib),
+        mib(RSS_TARGET_KIB),
+        tick(r.after_kib < RSS_TARGET_KIB)
+    )
+}
+
+/// The growth from before to after, per session.
+fn per_session(r: &Rss) -> String {
+    let grown = r.after_kib as f64 - r.before_kib as f64;
+    format!("{:+.2} KiB per session", grown / RSS_SESSIONS as f64)
+}
+
+/// A `kB` field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`).
+fn proc_status_kib(pid: u32, field: &str) -> Result<u64, String> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).map_err(|e| format!("reading {path}: {e}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| format!("no {field} in {path}"))
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+fn tick(ok: bool) -> &'static str {
+    if ok { "✓" } else { "✗" }
+}
+
+/// Tracked sessions of the benchmark user in [`APP`] over the last 30
+/// days, 1 to 60 minutes each, for the heatmap to count.
+fn seed_heatmap(store: &Store) -> Result<(), String> {
+    let mut rng = crate::dataset::Rng::new(0x4ea7);
+    let now_ms = kernel::to_millis(kernel::OffsetDateTime::now_utc());
+    let sessions: Vec<BulkSession> = (0..HEATMAP_SESSIONS)
+        .map(|_| {
+            let start_ms = now_ms - 3_600_000 - rng.below(30 * 86_400_000) as i64;
+            let end_ms = start_ms + 60_000 * (1 + rng.below(60) as i64);
+            let (start, end) = (kernel::from_millis(start_ms), kernel::from_millis(end_ms));
+            BulkSession {
+                id: kernel::new_id(),
+                app: APP.to_owned(),
+                user: USERNAME.to_owned(),
+                events: vec![(EventKind::Start, start), (EventKind::End, end)],
+                last_seen_at: end,
+            }
+        })
+        .collect();
+    store.bulk_load_tracking(&sessions).map_err(|e| format!("loading tracked sessions: {e:#}"))?;
+    Ok(())
+}
+
+/// Registers the benchmark user and logs in [`SESSIONS_PER_USER`] times
+/// (so that listing sessions lists that many); returns the last access token.
+async fn sign_up(addr: SocketAddr) -> Result<String, String> {
+    let mut conn = Conn::connect(addr).await.map_err(|e| format!("connecting to {addr}: {e}"))?;
+    let credentials = json!({ "username": USERNAME, "password": PASSWORD }).to_string();
+    let register = client::request("POST", "/api/auth/register", addr, None, Some(&credentials));
+    let resp =
+        conn.roundtrip(&register).await.map_err(|e| format!("POST /api/auth/register: {e}"))?;
+    if resp.status != 201 {
+        return Err(format!(
+            "POST /api/auth/register answered {} (want 201): {}",
+            resp.status,
+            resp.body_snippet()
+        ));
+    }
+    for _ in 1..SESSIONS_PER_USER {
+        login(addr).await?;
+    }
+    login(addr).await
+}
+
+/// Logs the benchmark user in once; its access token.
+async fn login(addr: SocketAddr) -> Result<String, String> {
+    login_json(addr).await.and_then(|v| {
+        v.pointer("/data/access_token")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| format!("POST /api/auth/login: no data.access_token in {v}"))
+    })
+}
+
+async fn login_json(addr: SocketAddr) -> Result<Value, String> {
+    let mut conn = Conn::connect(addr).await.map_err(|e| format!("connecting to {addr}: {e}"))?;
+    let resp = conn
+        .roundtrip(&login_request(addr))
+        .await
+        .map_err(|e| format!("POST /api/auth/login: {e}"))?;
+    if resp.status != 200 {
+        return Err(format!(
+            "POST /api/auth/login answered {} (want 200): {}",
+            resp.status,
+            resp.body_snippet()
+        ));
+    }
+    serde_json::from_slice(&resp.body)
+        .map_err(|e| format!("POST /api/auth/login: body is not JSON: {e}"))
+}
+
+/// `count` logins, `parallel` at a time (the server hashes on every core);
+/// their refresh tokens.
+async fn login_many(
+    addr: SocketAddr,
+    count: usize,
+    parallel: usize,
+) -> Result<Vec<String>, String> {
+    let local = tokio::task::LocalSet::new();
+    let parallel = parallel.clamp(1, count.max(1));
+    let handles: Vec<_> = (0..parallel)
+        .map(|i| {
+            // Worker i does logins i, i + parallel, …
+            let mine = (i..count).step_by(parallel).count();
+            local.spawn_local(async move {
+                let mut tokens = Vec::with_capacity(mine);
+                for _ in 0..mine {
+                    let v = login_json(addr).await?;
+                    let t = v.pointer("/data/refresh_token").and_then(Value::as_str).ok_or_else(
+                        || format!("POST /api/auth/login: no data.refresh_token in {v}"),
+                    )?;
+                    tokens.push(t.to_owned());
+                }
+                Ok::<_, String>(tokens)
+            })
+        })
+        .collect();
+    local
+        .run_until(async move {
+            let mut all = Vec::with_capacity(count);
+            for h in handles {
+                all.extend(h.await.map_err(|e| format!("a login task failed: {e}"))??);
+            }
+            Ok(all)
+        })
+        .await
+}
+
+/// Sends one request and complains unless it succeeds.
+async fn probe(addr: SocketAddr, request: &[u8]) -> Result<(), String> {
+    let mut conn = Conn::connect(addr).await.map_err(|e| e.to_string())?;
+    let resp = conn.roundtrip(request).await.map_err(|e| e.to_string())?;
+    if resp.is_success() {
+        Ok(())
+    } else {
+        Err(format!("{}: {}", resp.status, resp.body_snippet()))
+    }
+}
+
+/// Times `PasswordHasher::default().hash` (median of [`ARGON2_RUNS`]).
+fn measure_argon2(cores: usize) -> Result<Argon2Bound, String> {
+    let hasher = accounts::PasswordHasher::default();
+    let password = accounts::Password::parse(PASSWORD).map_err(|e| format!("password: {e}"))?;
+    let mut times: Vec<Duration> = (0..ARGON2_RUNS)
+        .map(|_| {
+            let t0 = Instant::now();
+            std::hint::black_box(hasher.hash(&password));
+            t0.elapsed()
+        })
+        .collect();
+    times.sort_unstable();
+    let hash = times[ARGON2_RUNS / 2];
+    Ok(Argon2Bound { hash, logins_per_sec: cores as f64 / hash.as_secs_f64() })
+}
+
+// ---------------------------------------------------------------- tables
+
+fn print_tables(ctx: &Context<'_>, reports: &[(&str, DbReport)], argon: &Argon2Bound) {
+    let opts = ctx.opts;
+    let cores = ctx.cores;
+    println!("## sessiond benchmark");
+    println!();
+    println!("- date: {}", ctx.date);
+    println!("- machine: {cores} cores (`available_parallelism`), {}", cpu_model());
+    println!("- command: `{}`", opts.command());
+    println!(
+        "- server: `cargo build --release -p sessiond`, then per database `sessiond serve` with \
+         `SESSIOND_BIND=127.0.0.1:0 SESSIOND_RATE_LIMIT_ENABLED=false RUST_LOG=warn`, \
+         everything else default, on a fresh database"
+    );
+    println!(
+        "- load: closed loop, {} keep-alive HTTP/1.1 connections, {} warm-up + {} measured per \
+         row; generator on 1 tokio thread on the same machine",
+        opts.connections,
+        secs(opts.warmup),
+        secs(opts.duration)
+    );
+    println!(
+        "- Argon2 bound: {cores} cores / {} per hash (`PasswordHasher::default()`, median of \
+         {ARGON2_RUNS}) = {:.1} logins/s",
+        ms(argon.hash),
+        argon.logins_per_sec
+    );
+    println!(
+        "- refresh: each connection logged in once beforehand and presents the refresh token \
+         of its previous answer; track: {TRACK_VARIETY} distinct bodies, no token; heatmap: \
+         the user's own, over {HEATMAP_SESSIONS} tracked sessions"
+    );
+    println!(
+        "- profile of the token-info path: `bench/profile-token-info.sh` \
+         (`bench/token-info-profile.md`)"
+    );
+    println!();
+
+    // Hot paths: one column group per database.
+    let dbs: Vec<&str> = reports.iter().map(|(db, _)| *db).collect();
+    print!("| hot path |");
+    for db in &dbs {
+        print!(" {db} req/s | p50 | p99 | ratio |");
+    }
+    println!();
+    print!("|---|");
+    for _ in &dbs {
+        print!("---:|---:|---:|---|");
+    }
+    println!();
+    for endpoint in Endpoint::ALL {
+        print!("| `{}` |", endpoint.label());
+        for (_, report) in reports {
+            match report.results().and_then(|r| r.endpoint(endpoint).map(|o| (r, o))) {
+                Some((r, o)) => {
+                    let errors = if o.errors() > 0 {
+                        format!(" ({} errors)", o.errors())
+                    } else {
+                        String::new()
+                    };
+                    print!(
+                        " {}{errors} | {} | {} | {} |",
+                        rate(o.rps),
+                        ms_us(o.p50_us),
+                        ms_us(o.p99_us),
+                        ratio_text(endpoint, o, r.bare_rps(), argon).replace(" x ", " × ")
+                    );
+                }
+                None => print!(" {} | | | |", not_run(report)),
+            }
+        }
+        println!();
+    }
+    println!();
+
+    // Everything else: one column per database.
+    print!("| measure |");
+    for db in &dbs {
+        print!(" {db} |");
+    }
+    println!();
+    print!("|---|");
+    for _ in &dbs {
+        print!("---:|");
+    }
+    println!();
+    type Cell = Box<dyn Fn(&DbResults) -> Option<String>>;
+    let rows: Vec<(String, Cell)> = vec![
+        (
+            format!("token-info p99, idle ({} connections)", opts.connections),
+            Box::new(|r: &DbResults| r.endpoint(Endpoint::TokenInfo).map(|o| ms_us(o.p99_us))),
+        ),
+        (
+            format!(
+                "token-info p99 during a login flood ({} + {FLOOD_CONNECTIONS} login connections)",
+                opts.connections
+            ),
+            Box::new(|r: &DbResults| r.flood.as_ref().map(|f| ms_us(f.token_info.p99_us))),
+        ),
+        (
+            format!("flood p99 ÷ idle p99 (target ≤ {FLOOD_P99_MAX_RATIO}×)"),
+            Box::new(|r: &DbResults| {
+                flood_ratio(r).map(|x| format!("{x:.2}× {}", tick(x <= FLOOD_P99_MAX_RATIO)))
+            }),
+        ),
+        (
+            "token-info req/s during the flood".to_owned(),
+            Box::new(|r: &DbResults| r.flood.as_ref().map(|f| with_errors(&f.token_info))),
+        ),
+        (
+            "logins/s during the flood".to_owned(),
+            Box::new(|r: &DbResults| r.flood.as_ref().map(|f| with_errors(&f.logins))),
+        ),
+        (
+            format!(
+                "refresh/s (target ≥ {} on PostgreSQL)",
+                thousands(REFRESH_TARGET_PER_SEC as u64)
+            ),
+            Box::new(|r: &DbResults| r.endpoint(Endpoint::Refresh).map(with_errors)),
+        ),
+        (
+            "token-info req/s, 1 instance (just before the next row)".to_owned(),
+            Box::new(|r: &DbResults| scaling_cell(r, |s| with_errors(&s.one))),
+        ),
+        (
+            format!("token-info req/s, {INSTANCES} instances on the same database"),
+            Box::new(|r: &DbResults| scaling_cell(r, |s| with_errors(&s.many))),
+        ),
+        (
+            format!("{INSTANCES} instances ÷ 1 instance"),
+            Box::new(|r: &DbResults| {
+                scaling_cell(r, |s| format!("{:.2}×", s.many.rps / s.one.rps.max(1e-9)))
+            }),
+        ),
+        (
+            "RSS, fresh server after warm-up".to_owned(),
+            Box::new(|r: &DbResults| rss_cell(r, |x| mib(x.before_kib))),
+        ),
+        (
+            format!(
+                "RSS after token-info with {} sessions (target < {})",
+                thousands(RSS_SESSIONS as u64),
+                mib(RSS_TARGET_KIB)
+            ),
+            Box::new(|r: &DbResults| {
+                rss_cell(r, |x| {
+                    format!(
+                        "{} {} ({})",
+                        mib(x.after_kib),
+                        tick(x.after_kib < RSS_TARGET_KIB),
+                        per_session(x)
+                    )
+                })
+            }),
+        ),
+        ("peak RSS (VmHWM)".to_owned(), Box::new(|r: &DbResults| rss_cell(r, |x| mib(x.peak_kib)))),
+        (
+            format!(
+                "token-info, {} distinct sessions (cache misses)",
+                thousands(RSS_SESSIONS as u64)
+            ),
+            Box::new(|r: &DbResults| {
+                rss_cell(r, |x| {
+                    format!("{} req/s, p99 {}", with_errors(&x.run), ms_us(x.run.p99_us))
+                })
+            }),
+        ),
+    ];
+    for (label, cell) in &rows {
+        print!("| {label} |");
+        for (_, report) in reports {
+            let text = report.results().and_then(cell).unwrap_or_else(|| not_run(report));
+            print!(" {text} |");
+        }
+        println!();
+    }
+    println!();
+
+    // One line per target.
+    println!("Targets:");
+    for (db, report) in reports {
+        let Some(r) = report.results() else { continue };
+        if let (Some(x), Some(f), Some(idle)) =
+            (flood_ratio(r), r.flood.as_ref(), r.endpoint(Endpoint::TokenInfo))
+        {
+            println!(
+                "- {} {db}: token-info p99 during a login flood {} = {x:.2}× idle {} (target ≤ \
+                 {FLOOD_P99_MAX_RATIO}×)",
+                tick(x <= FLOOD_P99_MAX_RATIO),
+                ms_us(f.token_info.p99_us),
+                ms_us(idle.p99_us)
+            );
+        }
+        if *db == "PostgreSQL"
+            && let Some(o) = r.endpoint(Endpoint::Refresh)
+        {
+            println!(
+                "- {} {db}: {} refresh/s (target ≥ {}/s){}",
+                tick(o.rps >= REFRESH_TARGET_PER_SEC && o.errors() == 0),
+                rate(o.rps),
+                thousands(REFRESH_TARGET_PER_SEC as u64),
+                if o.errors() > 0 { format!(", {} errors", o.errors()) } else { String::new() }
+            );
+        }
+        if let Some(Ok(x)) = &r.rss {
+            println!(
+                "- {} {db}: RSS {} with {} sessions used once (target < {}){}",
+                tick(x.after_kib < RSS_TARGET_KIB && x.run.errors() == 0),
+                mib(x.after_kib),
+                thousands(RSS_SESSIONS as u64),
+                mib(RSS_TARGET_KIB),
+                if x.run.errors() > 0 {
+                    format!(", but {} token-info errors", x.run.errors())
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    for (db, report) in reports {
+        match report {
+            DbReport::Skipped(why) => println!("- {db}: skipped ({why})"),
+            DbReport::Failed(why, _) => println!("- {db}: FAILED ({why})"),
+            DbReport::Ran(_) => {}
+        }
+    }
+}
+
+fn not_run(report: &DbReport) -> String {
+    match report {
+        DbReport::Skipped(_) => "skipped".to_owned(),
+        DbReport::Failed(..) => "failed".to_owned(),
+        DbReport::Ran(_) => "-".to_owned(),
+    }
+}
+
+fn flood_ratio(r: &DbResults) -> Option<f64> {
+    let idle = r.endpoint(Endpoint::TokenInfo)?.p99_us;
+    let flood = r.flood.as_ref()?.token_info.p99_us;
+    Some(flood as f64 / idle.max(1) as f64)
+}
+
+fn with_errors(o: &Outcome) -> String {
+    if o.errors() > 0 { format!("{} ({} errors)", rate(o.rps), o.errors()) } else { rate(o.rps) }
+}
+
+fn scaling_cell(r: &DbResults, f: impl Fn(&Scaling) -> String) -> Option<String> {
+    match r.instances.as_ref()? {
+        Ok(s) => Some(f(s)),
+        Err(e) => Some(format!("failed: {e}")),
+    }
+}
+
+fn rss_cell(r: &DbResults, f: impl Fn(&Rss) -> String) -> Option<String> {
+    match r.rss.as_ref()? {
+        Ok(x) => Some(f(x)),
+        Err(e) => Some(format!("failed: {e}")),
+    }
+}
