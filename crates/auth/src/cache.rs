@@ -16,8 +16,8 @@
 //!   epoch did not move while it was being read.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use accounts::User;
 use kernel::{Duration, OffsetDateTime, Uuid};
