@@ -1075,3 +1075,20 @@ fn invalidations_are_notified_on_postgres() {
     assert!(rx.recv_timeout(StdDuration::from_millis(300)).is_err(), "nothing else was sent");
     listener.stop();
 }
+
+/// Background jobs take turns across processes sharing PostgreSQL: while
+/// one holder runs a job, another gets `None` (another pool stands for
+/// another process); afterwards the job can be taken again. On SQLite the
+/// job always runs.
+#[test]
+fn exclusive_jobs_take_turns() {
+    use store::Job;
+
+    assert_eq!(common::sqlite_store().exclusively(Job::Sweep, || 1).unwrap(), Some(1));
+    let Some(url) = testing::fresh_postgres_url() else { return };
+    let (a, b) = (open(&url), open(&url));
+    let inner = a.exclusively(Job::Sweep, || b.exclusively(Job::Sweep, || "b ran").unwrap());
+    assert_eq!(inner.unwrap(), Some(None), "b must not run while a holds the job");
+    assert_eq!(b.exclusively(Job::Sweep, || "b ran").unwrap(), Some("b ran"), "released");
+    assert_eq!(a.exclusively(Job::Sweep, || "a ran").unwrap(), Some("a ran"));
+}
