@@ -238,24 +238,12 @@ pub(crate) fn run(ctx: &Context<'_>) -> ExitCode {
 
     let mut outcomes: Vec<(&str, DbOutcome)> = Vec::new();
     println!("== PostgreSQL ==");
-    let pg = match PgDatabase::create(ctx.pg_admin_url, ctx.id) {
-        Err(e) => {
-            println!(
-                "\n************************************************************\n\
-                 PostgreSQL unreachable at {}, skipping:\n  {e}\n\
-                 (start it or set TEST_DATABASE_URL)\n\
-                 ************************************************************\n",
-                ctx.pg_admin_url
-            );
-            DbOutcome::Skipped(format!("unreachable at {}", ctx.pg_admin_url))
-        }
-        Ok(db) => {
-            println!("database: {}", db.url);
-            let outcome = bench_database(ctx, &plan, &db.url, true);
-            drop(db);
-            outcome
-        }
-    };
+    let pg = PgDatabase::bench_or_skip(
+        ctx.pg_admin_url,
+        ctx.id,
+        |url| bench_database(ctx, &plan, url, true),
+        DbOutcome::Skipped,
+    );
     outcomes.push(("PostgreSQL", pg));
     println!();
 

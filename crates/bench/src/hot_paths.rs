@@ -316,24 +316,12 @@ pub(crate) fn run(ctx: &Context<'_>) -> ExitCode {
 
     let mut reports: Vec<(&str, DbReport)> = Vec::new();
     println!("== PostgreSQL ==");
-    let pg_report = match PgDatabase::create(ctx.pg_admin_url, ctx.id) {
-        Err(e) => {
-            println!(
-                "\n************************************************************\n\
-                 PostgreSQL unreachable at {}, skipping:\n  {e}\n\
-                 (start it or set TEST_DATABASE_URL)\n\
-                 ************************************************************\n",
-                ctx.pg_admin_url
-            );
-            DbReport::Skipped(format!("unreachable at {}", ctx.pg_admin_url))
-        }
-        Ok(db) => {
-            println!("database: {}", db.url);
-            let report = bench_database(ctx, &db.url, true, &argon);
-            drop(db); // after the servers, which bench_database has stopped
-            report
-        }
-    };
+    let pg_report = PgDatabase::bench_or_skip(
+        ctx.pg_admin_url,
+        ctx.id,
+        |url| bench_database(ctx, url, true, &argon),
+        DbReport::Skipped,
+    );
     reports.push(("PostgreSQL", pg_report));
     println!();
 

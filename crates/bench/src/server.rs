@@ -201,6 +201,32 @@ impl PgDatabase {
         psql(admin_url, &format!("CREATE DATABASE {name}"))?;
         Ok(Self { admin_url: admin_url.to_owned(), name, url })
     }
+
+    /// Runs `bench` on a fresh database (dropped afterwards), or says
+    /// loudly that PostgreSQL is unreachable and returns `skipped` of why.
+    pub(crate) fn bench_or_skip<T>(
+        admin_url: &str,
+        id: &str,
+        bench: impl FnOnce(&str) -> T,
+        skipped: impl FnOnce(String) -> T,
+    ) -> T {
+        match Self::create(admin_url, id) {
+            Err(e) => {
+                println!(
+                    "\n************************************************************\n\
+                     PostgreSQL unreachable at {admin_url}, skipping:\n  {e}\n\
+                     (start it or set TEST_DATABASE_URL)\n\
+                     ************************************************************\n"
+                );
+                skipped(format!("unreachable at {admin_url}"))
+            }
+            Ok(db) => {
+                println!("database: {}", db.url);
+                // Dropped after `bench`, which stops the servers using it.
+                bench(&db.url)
+            }
+        }
+    }
 }
 
 impl Drop for PgDatabase {

@@ -36,8 +36,8 @@ use crate::conn::DbConn;
 use crate::per_backend;
 use crate::schema::{
     device_sessions as ds, tracked_events as te, tracked_intervals as ti, tracked_sessions as ts,
-    users,
 };
+use crate::sessions_store::{NewSessionRow, advance_user_activity};
 
 /// Rows per PostgreSQL statement (one array per column, so no limit on
 /// parameters; this only bounds the size of one message).
@@ -346,46 +346,6 @@ fn sqlite_write(
     Ok(())
 }
 
-/// A row of `device_sessions`, as `SessionStore::create_session` writes it.
-#[derive(Insertable)]
-#[diesel(table_name = ds, treat_none_as_default_value = false)]
-struct DeviceSessionRow<'a> {
-    id: String,
-    user_id: String,
-    app: &'a str,
-    ip_address: Option<&'a str>,
-    user_agent: Option<&'a str>,
-    location: Option<&'a str>,
-    login_method: &'a str,
-    created_at_ms: i64,
-    expires_at_ms: i64,
-    last_activity_ms: i64,
-    state: &'static str,
-    ended_at_ms: Option<i64>,
-    refresh_hash: &'a str,
-}
-
-impl<'a> DeviceSessionRow<'a> {
-    fn of(new: &'a NewSession) -> Self {
-        let s = &new.session;
-        Self {
-            id: s.id.to_string(),
-            user_id: s.user_id.to_string(),
-            app: &s.app,
-            ip_address: s.ip_address.as_deref(),
-            user_agent: s.user_agent.as_deref(),
-            location: s.location.as_deref(),
-            login_method: &s.login_method,
-            created_at_ms: to_millis(s.created_at),
-            expires_at_ms: to_millis(s.expires_at),
-            last_activity_ms: to_millis(s.last_activity),
-            state: s.state.as_str(),
-            ended_at_ms: s.ended_at.map(to_millis),
-            refresh_hash: &new.refresh_hash,
-        }
-    }
-}
-
 impl Store {
     /// Writes `sessions` in ONE transaction, leaving what one
     /// `SessionStore::create_session` per session would have: the
@@ -398,7 +358,7 @@ impl Store {
     /// a call holds the write lock (SQLite) until it commits, so keep calls
     /// to some tens of thousands of sessions.
     pub fn bulk_create_sessions(&self, sessions: &[NewSession]) -> anyhow::Result<u64> {
-        let rows: Vec<DeviceSessionRow<'_>> = sessions.iter().map(DeviceSessionRow::of).collect();
+        let rows: Vec<NewSessionRow<'_>> = sessions.iter().map(NewSessionRow::of).collect();
         // Each user's latest activity, in id order (the order every other
         // writer of `users` locks rows in).
         let mut latest: BTreeMap<&str, i64> = BTreeMap::new();
@@ -415,13 +375,7 @@ impl Store {
                     .execute(c))?;
             }
             for (&user_id, &at) in &latest {
-                diesel::update(
-                    users::table.find(user_id).filter(
-                        users::last_activity_ms.is_null().or(users::last_activity_ms.lt(at)),
-                    ),
-                )
-                .set(users::last_activity_ms.eq(at))
-                .execute(conn)?;
+                advance_user_activity(conn, user_id, at)?;
             }
             Ok(())
         })?;

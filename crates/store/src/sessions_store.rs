@@ -8,6 +8,7 @@ use diesel::sql_types::BigInt;
 use kernel::{OffsetDateTime, Uuid, from_millis, to_millis};
 use sessions::{ActivityMark, DeviceSession, NewSession, SessionState, SessionStore};
 
+use crate::conn::DbConn;
 use crate::schema::{device_sessions as ds, users};
 use crate::{Store, parse_id, per_backend};
 
@@ -23,9 +24,9 @@ const DEAD_AT: &str =
 /// A row of `device_sessions` as written at login.
 #[derive(Insertable)]
 #[diesel(table_name = ds)]
-struct NewSessionRow<'a> {
+pub(crate) struct NewSessionRow<'a> {
     id: String,
-    user_id: String,
+    pub(crate) user_id: String,
     app: &'a str,
     ip_address: Option<&'a str>,
     user_agent: Option<&'a str>,
@@ -33,10 +34,47 @@ struct NewSessionRow<'a> {
     login_method: &'a str,
     created_at_ms: i64,
     expires_at_ms: i64,
-    last_activity_ms: i64,
+    pub(crate) last_activity_ms: i64,
     state: &'static str,
     ended_at_ms: Option<i64>,
     refresh_hash: &'a str,
+}
+
+impl<'a> NewSessionRow<'a> {
+    /// The row of a new session.
+    pub(crate) fn of(new: &'a NewSession) -> Self {
+        let s = &new.session;
+        Self {
+            id: s.id.to_string(),
+            user_id: s.user_id.to_string(),
+            app: &s.app,
+            ip_address: s.ip_address.as_deref(),
+            user_agent: s.user_agent.as_deref(),
+            location: s.location.as_deref(),
+            login_method: &s.login_method,
+            created_at_ms: to_millis(s.created_at),
+            expires_at_ms: to_millis(s.expires_at),
+            last_activity_ms: to_millis(s.last_activity),
+            state: s.state.as_str(),
+            ended_at_ms: s.ended_at.map(to_millis),
+            refresh_hash: &new.refresh_hash,
+        }
+    }
+}
+
+/// Moves a user's `last_activity` forward to `at`, never back.
+pub(crate) fn advance_user_activity(
+    conn: &mut DbConn,
+    user_id: &str,
+    at: i64,
+) -> QueryResult<usize> {
+    diesel::update(
+        users::table
+            .find(user_id)
+            .filter(users::last_activity_ms.is_null().or(users::last_activity_ms.lt(at))),
+    )
+    .set(users::last_activity_ms.eq(at))
+    .execute(conn)
 }
 
 /// A row of `device_sessions` as read (without the refresh hash).
@@ -87,33 +125,11 @@ fn ended_state(state: SessionState) -> anyhow::Result<&'static str> {
 
 impl SessionStore for Store {
     fn create_session(&self, new: &NewSession) -> anyhow::Result<()> {
-        let s = &new.session;
-        let row = NewSessionRow {
-            id: s.id.to_string(),
-            user_id: s.user_id.to_string(),
-            app: &s.app,
-            ip_address: s.ip_address.as_deref(),
-            user_agent: s.user_agent.as_deref(),
-            location: s.location.as_deref(),
-            login_method: &s.login_method,
-            created_at_ms: to_millis(s.created_at),
-            expires_at_ms: to_millis(s.expires_at),
-            last_activity_ms: to_millis(s.last_activity),
-            state: s.state.as_str(),
-            ended_at_ms: s.ended_at.map(to_millis),
-            refresh_hash: &new.refresh_hash,
-        };
-        let (user_id, at) = (row.user_id.clone(), row.last_activity_ms);
+        let row = NewSessionRow::of(new);
         // A login is activity: the user's `lastActivity` moves with it.
         self.write_tx("creating a session", |c| {
             diesel::insert_into(ds::table).values(&row).execute(c)?;
-            diesel::update(
-                users::table
-                    .find(&user_id)
-                    .filter(users::last_activity_ms.is_null().or(users::last_activity_ms.lt(at))),
-            )
-            .set(users::last_activity_ms.eq(at))
-            .execute(c)
+            advance_user_activity(c, &row.user_id, row.last_activity_ms)
         })?;
         Ok(())
     }
@@ -286,13 +302,7 @@ impl SessionStore for Store {
             // A session row left alone was already at least as late, and
             // whatever wrote it moved its user too.
             for (user_id, at) in user_latest {
-                diesel::update(
-                    users::table.find(user_id).filter(
-                        users::last_activity_ms.is_null().or(users::last_activity_ms.lt(at)),
-                    ),
-                )
-                .set(users::last_activity_ms.eq(at))
-                .execute(c)?;
+                advance_user_activity(c, user_id, at)?;
             }
             Ok(changed)
         })
