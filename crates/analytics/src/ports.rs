@@ -157,6 +157,14 @@ pub trait TrackingStore: Send + Sync {
     /// durable.
     fn record_pages(&self, visits: &[PageVisit]) -> anyhow::Result<()>;
 
+    /// How many [`record_pages`](Self::record_pages) calls the store serves
+    /// well at once: the service runs that many group-commit writers. One
+    /// suits a store with a single writer (SQLite); a server database
+    /// overlaps one batch's commit with the next batch's work.
+    fn page_writers(&self) -> usize {
+        1
+    }
+
     /// Session aggregates per bucket over `range` for `subject` in `app`,
     /// exact at partial buckets, in ascending bucket order; buckets with
     /// nothing in them may be omitted.

@@ -617,39 +617,54 @@ struct Job {
     reply: mpsc::Sender<Outcome>,
 }
 
-/// The group-commit writer of page visits: one thread that takes whatever
-/// is queued (up to [`MAX_BATCH`]), writes it with one
-/// [`TrackingStore::record_pages`] call, and answers every submitter.
+/// The group-commit writer of page visits: [`TrackingStore::page_writers`]
+/// threads, each of which takes whatever is queued (up to [`MAX_BATCH`]),
+/// writes it with one [`TrackingStore::record_pages`] call, and answers
+/// every submitter. With two or more, one batch fills while another waits
+/// for its commit to be durable, so the fsync no longer idles the database.
 struct Batcher {
-    /// `None` once stopped (or if the thread could not be started): visits
+    /// `None` once stopped (or if no thread could be started): visits
     /// are then written directly.
     queue: RwLock<Option<mpsc::Sender<Job>>>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Batcher {
     fn start(store: Arc<dyn TrackingStore>) -> Self {
         let (tx, rx) = mpsc::channel::<Job>();
-        let spawned = std::thread::Builder::new()
-            .name("analytics-pages".into())
-            .spawn(move || Self::run(store.as_ref(), &rx));
-        match spawned {
-            Ok(handle) => Self { queue: RwLock::new(Some(tx)), thread: Mutex::new(Some(handle)) },
-            Err(_) => Self { queue: RwLock::new(None), thread: Mutex::new(None) },
-        }
+        let rx = Arc::new(Mutex::new(rx));
+        let threads: Vec<JoinHandle<()>> = (0..store.page_writers().max(1))
+            .map_while(|n| {
+                let (store, rx) = (store.clone(), rx.clone());
+                std::thread::Builder::new()
+                    .name(format!("analytics-pages-{n}"))
+                    .spawn(move || Self::run(store.as_ref(), &rx))
+                    .ok()
+            })
+            .collect();
+        let queue = if threads.is_empty() { None } else { Some(tx) };
+        Self { queue: RwLock::new(queue), threads: Mutex::new(threads) }
     }
 
-    /// The batcher thread: runs until every sender is gone and the queue is
-    /// drained, so a stop never drops an accepted visit.
-    fn run(store: &dyn TrackingStore, rx: &mpsc::Receiver<Job>) {
-        while let Ok(first) = rx.recv() {
-            let mut jobs = vec![first];
-            while jobs.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(job) => jobs.push(job),
-                    Err(_) => break,
-                }
+    /// Takes the next batch: waits for one visit, then adds whatever else
+    /// is queued. `None` once every sender is gone and the queue is empty.
+    /// The receiver is held only while taking, never while writing.
+    fn next_batch(rx: &Mutex<mpsc::Receiver<Job>>) -> Option<Vec<Job>> {
+        let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
+        let mut jobs = vec![rx.recv().ok()?];
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
             }
+        }
+        Some(jobs)
+    }
+
+    /// A batcher thread: runs until every sender is gone and the queue is
+    /// drained, so a stop never drops an accepted visit.
+    fn run(store: &dyn TrackingStore, rx: &Mutex<mpsc::Receiver<Job>>) {
+        while let Some(mut jobs) = Self::next_batch(rx) {
             let visits: Vec<PageVisit> = jobs.iter().map(|j| j.visit.clone()).collect();
             // A panicking store must not take the batcher (and every later
             // visit) down with it.
@@ -696,11 +711,12 @@ impl Batcher {
         }
     }
 
-    /// Closes the queue, lets the thread write what it holds, and joins it.
+    /// Closes the queue, lets the threads write what it holds, and joins
+    /// them.
     fn stop(&self) {
         drop(self.queue.write().unwrap_or_else(|e| e.into_inner()).take());
-        let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(handle) = handle {
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for handle in threads {
             let _panicked = handle.join();
         }
     }
@@ -750,6 +766,11 @@ mod tests {
         batches: Mutex<Vec<usize>>,
         fail_pages: AtomicBool,
         slow_pages: AtomicBool,
+        /// What `page_writers` answers (0 = the port's default).
+        writers: usize,
+        /// `record_pages` calls running now, and the most seen at once.
+        in_flight: AtomicUsize,
+        max_in_flight: AtomicUsize,
         /// When set, the next `apply_transition` first lets a concurrent
         /// request win with this step (at the same time) and reports the
         /// conflict.
@@ -827,15 +848,22 @@ mod tests {
         }
 
         fn record_pages(&self, visits: &[PageVisit]) -> anyhow::Result<()> {
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.max_in_flight.fetch_max(now, Ordering::SeqCst);
             if self.slow_pages.load(Ordering::SeqCst) {
                 std::thread::sleep(std::time::Duration::from_millis(30));
             }
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
             if self.fail_pages.load(Ordering::SeqCst) {
                 return Err(anyhow::Error::new(kernel::Unavailable("db down".into())));
             }
             lock(&self.batches).push(visits.len());
             lock(&self.visits).extend_from_slice(visits);
             Ok(())
+        }
+
+        fn page_writers(&self) -> usize {
+            if self.writers == 0 { 1 } else { self.writers }
         }
 
         fn session_buckets(
@@ -943,7 +971,10 @@ mod tests {
     }
 
     fn fixture_with(public: bool) -> Fixture {
-        let store = Arc::new(MemStore::default());
+        fixture_on(Arc::new(MemStore::default()), public)
+    }
+
+    fn fixture_on(store: Arc<MemStore>, public: bool) -> Fixture {
         let clock = Arc::new(ManualClock::at(at("2024-06-01T12:00:00Z")));
         let svc = AnalyticsService::new(
             store.clone(),
@@ -1251,6 +1282,41 @@ mod tests {
         let batches = lock(&f.store.batches).clone();
         assert_eq!(batches.iter().sum::<usize>(), n);
         assert!(batches.len() < n / 2, "expected group commits, got {batches:?}");
+    }
+
+    #[test]
+    fn several_writers_commit_batches_at_once_and_lose_nothing() {
+        let f =
+            Arc::new(fixture_on(Arc::new(MemStore { writers: 3, ..MemStore::default() }), true));
+        let store = f.store.clone();
+        store.slow_pages.store(true, Ordering::SeqCst);
+        let n = 60;
+        let barrier = Arc::new(Barrier::new(n));
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                let (f, barrier) = (f.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    // Spread over time, so that later visits arrive while
+                    // earlier batches are being written.
+                    std::thread::sleep(std::time::Duration::from_millis(i as u64));
+                    f.svc.track_page(None, visit("alice", &format!("/p{i}"))).is_ok()
+                })
+            })
+            .collect();
+        assert!(join_all(handles).into_iter().all(|ok| ok));
+        let mut stored: Vec<String> =
+            lock(&store.visits).iter().map(|v| v.page.as_str().to_owned()).collect();
+        stored.sort();
+        let mut expected: Vec<String> = (0..n).map(|i| format!("/p{i}")).collect();
+        expected.sort();
+        assert_eq!(stored, expected, "every acknowledged visit exactly once");
+        let most = store.max_in_flight.load(Ordering::SeqCst);
+        assert!((2..=3).contains(&most), "expected overlapping batches, at most 3: {most}");
+        // A stop drains every writer; later visits are written directly.
+        f.svc.shutdown();
+        ok(f.svc.track_page(None, visit("alice", "/after")));
+        assert_eq!(lock(&store.visits).len(), n + 1);
     }
 
     fn join_all<T>(handles: Vec<JoinHandle<T>>) -> Vec<T> {

@@ -904,6 +904,17 @@ impl TrackingStore for Store {
         })
     }
 
+    /// Two on PostgreSQL: one batch is written while the other waits for
+    /// its commit's fsync. More buys little, since every batch of an app
+    /// ends on the same all-users rows, which it holds until it commits.
+    /// SQLite has one writer at a time.
+    fn page_writers(&self) -> usize {
+        match self.backend() {
+            Backend::Postgres => 2,
+            Backend::Sqlite => 1,
+        }
+    }
+
     fn session_buckets(
         &self,
         app: &str,
