@@ -103,6 +103,22 @@ pub trait PrincipalStore: Send + Sync {
         &self,
         session_id: Uuid,
     ) -> anyhow::Result<Option<(sessions::DeviceSession, accounts::User)>>;
+
+    /// Rotates a session's refresh token and records the rotation in the
+    /// audit trail, in ONE transaction: a compare-and-swap that stores
+    /// `new_hash` as the current token when the session is still active,
+    /// unexpired at `now` and holds `expected`, keeps `expected` as
+    /// superseded at `now`, and appends `audit`. `false` (and nothing
+    /// written) when the swap does not apply. One commit instead of two,
+    /// and no rotation without its audit record.
+    fn rotate_refresh(
+        &self,
+        session_id: Uuid,
+        expected: &str,
+        new_hash: &str,
+        now: kernel::OffsetDateTime,
+        audit: &AuditEvent,
+    ) -> anyhow::Result<bool>;
 }
 
 #[cfg(test)]

@@ -204,7 +204,20 @@ impl AuthService {
         session_id: Option<Uuid>,
         meta: &RequestMeta,
     ) -> Result<(), AuthError> {
-        self.ports.audit.record(&AuditEvent {
+        self.ports.audit.record(&self.audit_event(action, outcome, user_id, session_id, meta))?;
+        Ok(())
+    }
+
+    /// An audit event of the request, now.
+    fn audit_event(
+        &self,
+        action: AuditAction,
+        outcome: AuditOutcome,
+        user_id: Option<Uuid>,
+        session_id: Option<Uuid>,
+        meta: &RequestMeta,
+    ) -> AuditEvent {
+        AuditEvent {
             id: kernel::new_id(),
             at: self.now(),
             action,
@@ -214,8 +227,7 @@ impl AuthService {
             user_agent: meta.user_agent.clone(),
             request_id: meta.request_id.clone(),
             outcome,
-        })?;
-        Ok(())
+        }
     }
 
     /// Registers an account (when registration is open).
@@ -532,16 +544,22 @@ impl AuthService {
                 },
                 _ => presented_hash.clone(),
             };
-            if self.ports.refresh.replace_refresh(session.id, &expected, &fresh.hash, now)? {
+            let audit = self.audit_event(
+                AuditAction::Refresh,
+                AuditOutcome::Success,
+                Some(user.id),
+                Some(session.id),
+                meta,
+            );
+            if self.ports.principals.rotate_refresh(
+                session.id,
+                &expected,
+                &fresh.hash,
+                now,
+                &audit,
+            )? {
                 let (mut session, mut user) = (session, user);
                 self.mark_used(&mut session, &mut user, now, true);
-                self.audit(
-                    AuditAction::Refresh,
-                    AuditOutcome::Success,
-                    Some(user.id),
-                    Some(session.id),
-                    meta,
-                )?;
                 let (access_token, _) = self.codec.issue(&grant(&user, &session), now);
                 return Ok(Refreshed {
                     access_token,

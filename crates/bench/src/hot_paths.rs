@@ -104,6 +104,20 @@ impl Endpoint {
         Self::Heatmap,
     ];
 
+    /// The endpoint's name for `--only`.
+    fn part(self) -> &'static str {
+        match self {
+            Self::Live => "live",
+            Self::TokenInfo => "token-info",
+            Self::Me => "me",
+            Self::Sessions => "sessions",
+            Self::Refresh => "refresh",
+            Self::Login => "login",
+            Self::Track => "track",
+            Self::Heatmap => "heatmap",
+        }
+    }
+
     fn label(self) -> &'static str {
         match self {
             Self::Live => "GET /health/live",
@@ -384,7 +398,7 @@ fn bench_steps(
         "{:<28} {:>10} {:>10} {:>10} {:>8}  ratio",
         "endpoint", "req/s", "p50", "p99", "errors"
     );
-    for endpoint in Endpoint::ALL {
+    for endpoint in Endpoint::ALL.into_iter().filter(|e| opts.wants(e.part())) {
         let scripts = if endpoint == Endpoint::Refresh {
             // One session per connection, logged in beforehand.
             let refresh_tokens = rt.block_on(login_many(addr, opts.connections, ctx.cores))?;
@@ -423,7 +437,29 @@ fn bench_steps(
         results.endpoints.push((endpoint, outcome));
     }
 
-    let flood = login_flood(ctx, addr, &token);
+    if opts.wants("flood") {
+        login_flood_step(ctx, addr, &token, results);
+    }
+    if pg && opts.wants("instances") {
+        instances_step(ctx, url, &server, &token, results);
+    }
+    drop(server);
+
+    if opts.wants("rss") {
+        let rss = rss(ctx, url, &store);
+        match &rss {
+            Ok(r) => println!("{}", rss_text(r)),
+            Err(e) => println!("RSS: FAILED: {e}"),
+        }
+        results.rss = Some(rss);
+    }
+    Ok(())
+}
+
+/// Token-info under a login flood, against its idle p99 measured before.
+fn login_flood_step(ctx: &Context<'_>, addr: SocketAddr, token: &str, results: &mut DbResults) {
+    let opts = ctx.opts;
+    let flood = login_flood(ctx, addr, token);
     let idle_p99 = results.endpoint(Endpoint::TokenInfo).map_or(0, |o| o.p99_us);
     println!(
         "login flood: token-info on {} connections {} req/s, p99 {} (idle {}: {:.2}x), \
@@ -439,36 +475,35 @@ fn bench_steps(
         flood.logins.errors()
     );
     results.flood = Some(flood);
+}
 
-    if pg {
-        let three = instances(ctx, url, &server, &token);
-        match &three {
-            Ok(s) => {
-                println!(
-                    "{INSTANCES} instances: token-info over {} connections {} req/s, p99 {}, \
+/// Token-info through [`INSTANCES`] processes on one PostgreSQL.
+fn instances_step(
+    ctx: &Context<'_>,
+    url: &str,
+    server: &Server,
+    token: &str,
+    results: &mut DbResults,
+) {
+    let opts = ctx.opts;
+    let three = instances(ctx, url, server, token);
+    match &three {
+        Ok(s) => {
+            println!(
+                "{INSTANCES} instances: token-info over {} connections {} req/s, p99 {}, \
                      {} errors; one instance just before {} req/s, p99 {}: {:.2}x",
-                    opts.connections,
-                    rate(s.many.rps),
-                    ms_us(s.many.p99_us),
-                    s.many.errors(),
-                    rate(s.one.rps),
-                    ms_us(s.one.p99_us),
-                    s.many.rps / s.one.rps.max(1e-9),
-                );
-            }
-            Err(e) => println!("{INSTANCES} instances: FAILED: {e}"),
+                opts.connections,
+                rate(s.many.rps),
+                ms_us(s.many.p99_us),
+                s.many.errors(),
+                rate(s.one.rps),
+                ms_us(s.one.p99_us),
+                s.many.rps / s.one.rps.max(1e-9),
+            );
         }
-        results.instances = Some(three);
+        Err(e) => println!("{INSTANCES} instances: FAILED: {e}"),
     }
-    drop(server);
-
-    let rss = rss(ctx, url, &store);
-    match &rss {
-        Ok(r) => println!("{}", rss_text(r)),
-        Err(e) => println!("RSS: FAILED: {e}"),
-    }
-    results.rss = Some(rss);
-    Ok(())
+    results.instances = Some(three);
 }
 
 fn ratio_text(endpoint: Endpoint, o: &Outcome, bare: f64, argon: &Argon2Bound) -> String {

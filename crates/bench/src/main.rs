@@ -108,11 +108,29 @@ struct Options {
     scale: f64,
     /// Timed calls per report case.
     report_calls: usize,
+    /// `--only`: the parts of the auth run to do (all when `None`).
+    only: Option<Vec<String>>,
     args: Vec<String>,
 }
 
 const USAGE: &str = "usage: bench [--duration SECS] [--warmup SECS] [--connections N] \
-                     [--sessiond PATH] [--analytics [--scale F] [--report-calls N]]";
+                     [--sessiond PATH] [--only PART,...] [--analytics [--scale F] [--report-calls N]]
+parts of the auth run: live token-info me sessions refresh login track heatmap flood instances rss";
+
+/// What `--only` accepts: the auth run's endpoints and its later steps.
+const PARTS: [&str; 11] = [
+    "live",
+    "token-info",
+    "me",
+    "sessions",
+    "refresh",
+    "login",
+    "track",
+    "heatmap",
+    "flood",
+    "instances",
+    "rss",
+];
 
 impl Options {
     fn parse() -> Result<Self, String> {
@@ -125,6 +143,7 @@ impl Options {
             analytics: false,
             scale: 1.0,
             report_calls: 50,
+            only: None,
             args: args.clone(),
         };
         let mut it = args.into_iter();
@@ -174,6 +193,14 @@ impl Options {
                             format!("--report-calls: not a positive count: {v:?}")
                         })?;
                 }
+                "--only" => {
+                    let v = value()?;
+                    let parts: Vec<String> = v.split(',').map(|p| p.trim().to_owned()).collect();
+                    if let Some(bad) = parts.iter().find(|p| !PARTS.contains(&p.as_str())) {
+                        return Err(format!("--only: unknown part {bad:?}"));
+                    }
+                    opts.only = Some(parts);
+                }
                 other => return Err(format!("unknown argument {other:?}")),
             }
         }
@@ -181,6 +208,12 @@ impl Options {
             return Err("--duration must be positive".to_owned());
         }
         Ok(opts)
+    }
+
+    /// Whether `--only` leaves `part` (one of [`PARTS`]) in the run. The
+    /// bare endpoint always runs: every ratio is to it.
+    fn wants(&self, part: &str) -> bool {
+        part == "live" || self.only.as_ref().is_none_or(|only| only.iter().any(|p| p == part))
     }
 
     /// The command as the user typed it, as far as we can tell.

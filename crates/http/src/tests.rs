@@ -149,6 +149,16 @@ impl PrincipalStore for Stub {
     fn session_with_user(&self, id: Uuid) -> anyhow::Result<Option<(DeviceSession, User)>> {
         Ok(self.session(id).cloned())
     }
+    fn rotate_refresh(
+        &self,
+        _: Uuid,
+        _: &str,
+        _: &str,
+        _: OffsetDateTime,
+        _: &AuditEvent,
+    ) -> anyhow::Result<bool> {
+        Ok(false)
+    }
 }
 
 impl AuditLog for Stub {

@@ -2,12 +2,15 @@
 
 use auth::{AuditAction, AuditEvent, AuditLog, AuditOutcome, AuditQuery, PrincipalStore};
 use diesel::prelude::*;
-use kernel::{Uuid, from_millis, to_millis};
+use diesel::sql_types::{BigInt, Nullable, Text};
+use kernel::{OffsetDateTime, Uuid, from_millis, to_millis};
 
 use crate::accounts_store::UserRow;
 use crate::schema::{audit_events, device_sessions, users};
 use crate::sessions_store::SessionRow;
-use crate::{Store, parse_id};
+use crate::tokens_store::rotate;
+use crate::conn::DbConn;
+use crate::{Store, parse_id, write_tx};
 
 impl PrincipalStore for Store {
     fn session_with_user(
@@ -27,6 +30,71 @@ impl PrincipalStore for Store {
         })?;
         row.map(|(s, u)| Ok((s.into_session()?, u.into_user()?))).transpose()
     }
+
+    fn rotate_refresh(
+        &self,
+        session_id: Uuid,
+        expected: &str,
+        new_hash: &str,
+        now: OffsetDateTime,
+        audit: &AuditEvent,
+    ) -> anyhow::Result<bool> {
+        let id = session_id.to_string();
+        let now_ms = to_millis(now);
+        let row = AuditRow::of(audit);
+        self.run("rotating a refresh token", |conn| {
+            // One call of a PL/pgSQL function (migration
+            // `000007_rotate_refresh`): one round trip, its own commit, and
+            // a prepared statement whose plans the connection keeps.
+            if let DbConn::Pg(c) = conn {
+                return diesel::select(pg_rotate_refresh(
+                    &id,
+                    expected,
+                    new_hash,
+                    now_ms,
+                    &row.id,
+                    row.at_ms,
+                    row.action,
+                    row.user_id.as_deref(),
+                    row.session_id.as_deref(),
+                    row.ip_address,
+                    row.user_agent,
+                    row.request_id,
+                    row.outcome,
+                ))
+                .get_result::<bool>(c);
+            }
+            write_tx(conn, |c| {
+                let swapped = rotate(c, &id, expected, new_hash, now_ms)?;
+                if swapped {
+                    diesel::insert_into(audit_events::table).values(&row).execute(c)?;
+                }
+                Ok(swapped)
+            })
+        })
+    }
+}
+
+diesel::define_sql_function! {
+    /// PostgreSQL refresh rotation with its audit record (migration
+    /// `000007_rotate_refresh`); see [`PrincipalStore::rotate_refresh`].
+    #[sql_name = "sessiond_rotate_refresh"]
+    #[expect(clippy::too_many_arguments, reason = "one parameter per column of the SQL function")]
+    fn pg_rotate_refresh(
+        p_session: Text,
+        p_expected: Text,
+        p_new: Text,
+        p_now: BigInt,
+        a_id: Text,
+        a_at: BigInt,
+        a_action: Text,
+        a_user: Nullable<Text>,
+        a_session: Nullable<Text>,
+        a_ip: Nullable<Text>,
+        a_agent: Nullable<Text>,
+        a_request: Nullable<Text>,
+        a_outcome: Text,
+    ) -> Bool;
 }
 
 /// A row of `audit_events`.
@@ -81,9 +149,9 @@ impl StoredAuditRow {
     }
 }
 
-impl AuditLog for Store {
-    fn record(&self, event: &AuditEvent) -> anyhow::Result<()> {
-        let row = AuditRow {
+impl<'a> AuditRow<'a> {
+    fn of(event: &'a AuditEvent) -> Self {
+        AuditRow {
             id: event.id.to_string(),
             at_ms: to_millis(event.at),
             action: event.action.as_str(),
@@ -93,7 +161,13 @@ impl AuditLog for Store {
             user_agent: event.user_agent.as_deref(),
             request_id: event.request_id.as_deref(),
             outcome: event.outcome.as_str(),
-        };
+        }
+    }
+}
+
+impl AuditLog for Store {
+    fn record(&self, event: &AuditEvent) -> anyhow::Result<()> {
+        let row = AuditRow::of(event);
         self.run("recording an audit event", |c| {
             diesel::insert_into(audit_events::table).values(&row).execute(c)
         })?;

@@ -8,6 +8,7 @@ use diesel::prelude::*;
 use kernel::{OffsetDateTime, Uuid, from_millis, to_millis};
 use tokens::{KeyStore, RefreshRecord, RefreshTokenStore};
 
+use crate::conn::DbConn;
 use crate::schema::{device_sessions as ds, refresh_tokens as rt, settings};
 use crate::{Store, parse_id, per_backend};
 
@@ -54,34 +55,45 @@ impl RefreshTokenStore for Store {
         now: OffsetDateTime,
     ) -> anyhow::Result<bool> {
         let id = session_id.to_string();
-        let now = to_millis(now);
-        // The conditional UPDATE is the compare-and-swap: on PostgreSQL a
-        // concurrent rotation blocks on the row lock and then re-checks
-        // `refresh_hash = expected` against the committed row (READ
-        // COMMITTED), so only one wins; on SQLite writers are serialised.
         self.write_tx("rotating a refresh token", |c| {
-            let n = diesel::update(
-                ds::table
-                    .find(&id)
-                    .filter(ds::refresh_hash.eq(expected))
-                    .filter(ds::state.eq("active"))
-                    .filter(ds::expires_at_ms.gt(now)),
-            )
-            .set(ds::refresh_hash.eq(new_hash))
-            .execute(c)?;
-            if n == 0 {
-                return Ok(false);
-            }
-            diesel::insert_into(rt::table)
-                .values((
-                    rt::token_hash.eq(expected),
-                    rt::session_id.eq(&id),
-                    rt::superseded_at_ms.eq(now),
-                ))
-                .execute(c)?;
-            Ok(true)
+            rotate(c, &id, expected, new_hash, to_millis(now))
         })
     }
+}
+
+/// The rotation's compare-and-swap, inside the caller's transaction.
+///
+/// The conditional UPDATE is the compare-and-swap: on PostgreSQL a
+/// concurrent rotation blocks on the row lock and then re-checks
+/// `refresh_hash = expected` against the committed row (READ COMMITTED), so
+/// only one wins; on SQLite writers are serialised.
+pub(crate) fn rotate(
+    c: &mut DbConn,
+    id: &str,
+    expected: &str,
+    new_hash: &str,
+    now_ms: i64,
+) -> QueryResult<bool> {
+    let n = diesel::update(
+        ds::table
+            .find(id)
+            .filter(ds::refresh_hash.eq(expected))
+            .filter(ds::state.eq("active"))
+            .filter(ds::expires_at_ms.gt(now_ms)),
+    )
+    .set(ds::refresh_hash.eq(new_hash))
+    .execute(c)?;
+    if n == 0 {
+        return Ok(false);
+    }
+    diesel::insert_into(rt::table)
+        .values((
+            rt::token_hash.eq(expected),
+            rt::session_id.eq(id),
+            rt::superseded_at_ms.eq(now_ms),
+        ))
+        .execute(c)?;
+    Ok(true)
 }
 
 impl KeyStore for Store {

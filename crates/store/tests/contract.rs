@@ -46,6 +46,7 @@ contract!(
     refresh_tokens_rotate_by_compare_and_swap,
     refresh_rotation_stops_with_the_session,
     concurrent_rotations_have_one_winner,
+    audited_rotation_is_all_or_nothing,
     secret_or_insert_keeps_the_first_value,
     session_with_user_joins,
     audit_events_round_trip,
@@ -781,6 +782,74 @@ fn concurrent_rotations_have_one_winner(store: &Store) {
     }
 }
 
+/// `PrincipalStore::rotate_refresh`: the swap and its audit record commit
+/// together or not at all, and only the winner of a race is recorded.
+fn audited_rotation_is_all_or_nothing(store: &Store) {
+    let alice = user(store, "alice");
+    let (h1, h2, h3) = (fresh_hash(), fresh_hash(), fresh_hash());
+    let s = open_session(store, alice.id, T0, &h1);
+    let t1 = T0 + Duration::minutes(1);
+    let event = |at: OffsetDateTime| AuditEvent {
+        id: kernel::new_id(),
+        at,
+        action: AuditAction::Refresh,
+        user_id: Some(alice.id),
+        session_id: Some(s.id),
+        ip_address: Some("203.0.113.9".into()),
+        user_agent: None,
+        request_id: Some("req-9".into()),
+        outcome: AuditOutcome::Success,
+    };
+    let refreshes = || {
+        let q = AuditQuery { action: Some(AuditAction::Refresh), limit: 100, ..Default::default() };
+        store.list_events(&q).unwrap()
+    };
+
+    let first = event(t1);
+    assert!(store.rotate_refresh(s.id, &h1, &h2, t1, &first).unwrap());
+    assert_eq!(store.current_refresh(s.id).unwrap(), Some(h2.clone()));
+    assert_eq!(
+        store.find_refresh(&h1).unwrap(),
+        Some(RefreshRecord { session_id: s.id, superseded_at: Some(t1) })
+    );
+    assert_eq!(refreshes(), vec![first.clone()]);
+
+    // A stale expectation writes nothing, the audit record neither.
+    assert!(!store.rotate_refresh(s.id, &h1, &h3, t1, &event(t1)).unwrap());
+    assert_eq!(refreshes(), vec![first.clone()]);
+
+    // A failing audit insert (a duplicate id) undoes the swap.
+    assert!(store.rotate_refresh(s.id, &h2, &h3, t1, &first).is_err());
+    assert_eq!(store.current_refresh(s.id).unwrap(), Some(h2.clone()));
+    assert_eq!(store.find_refresh(&h3).unwrap(), None);
+
+    // Nothing once the session has ended.
+    assert!(store.end_session(s.id, SessionState::LoggedOut, t1).unwrap());
+    assert!(!store.rotate_refresh(s.id, &h2, &h3, t1, &event(t1)).unwrap());
+    assert_eq!(refreshes(), vec![first]);
+
+    // Eight at once on one token: one swap, one record.
+    let h = fresh_hash();
+    let live = open_session(store, alice.id, T0, &h);
+    let barrier = Arc::new(Barrier::new(8));
+    let won: Vec<bool> = thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let (barrier, h) = (Arc::clone(&barrier), h.clone());
+                scope.spawn(move || {
+                    let e = AuditEvent { session_id: Some(live.id), ..event(t1) };
+                    barrier.wait();
+                    store.rotate_refresh(live.id, &h, &fresh_hash(), t1, &e).unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(won.iter().filter(|w| **w).count(), 1);
+    let of_live = refreshes().into_iter().filter(|e| e.session_id == Some(live.id)).count();
+    assert_eq!(of_live, 1);
+}
+
 fn secret_or_insert_keeps_the_first_value(store: &Store) {
     assert_eq!(store.secret_or_insert("jwt", "first").unwrap(), "first");
     assert_eq!(store.secret_or_insert("jwt", "second").unwrap(), "first");
@@ -1053,17 +1122,39 @@ fn invalidations_are_notified_on_postgres() {
     let Some(store) = common::postgres_store() else { return };
     let (tx, rx) = mpsc::channel();
     let listener = store.listen_invalidations(move |what| tx.send(what).unwrap()).unwrap().unwrap();
-    let next = || rx.recv_timeout(StdDuration::from_secs(5)).expect("a notification");
-    assert_eq!(next(), Invalidation::Everything, "first, after connecting");
+    let first = rx.recv_timeout(StdDuration::from_secs(5)).expect("a notification");
+    assert_eq!(first, Invalidation::Everything, "first, after connecting");
 
     let alice = user(&store, "notified");
     let hash = fresh_hash();
     let s = open_session(&store, alice.id, T0, &hash);
     let other = open_session(&store, alice.id, T0, &fresh_hash());
+    // The channel is database-wide: tests running beside this one in other
+    // schemas notify too. Only this test's user and sessions count.
+    let mine = |w: &Invalidation| match w {
+        Invalidation::Session(id) => *id == s.id || *id == other.id,
+        Invalidation::User(id) => *id == alice.id,
+        Invalidation::Everything => true,
+    };
+    let within = |timeout: StdDuration| {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(w) if mine(&w) => return Some(w),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+    };
+    let next = || within(StdDuration::from_secs(5)).expect("a notification");
     // Not notified: activity written behind, refresh rotation.
     let mark = ActivityMark { session_id: s.id, user_id: alice.id, at: T0 + Duration::minutes(1) };
     store.record_activity(&[mark]).unwrap();
-    assert!(store.replace_refresh(s.id, &hash, &fresh_hash(), T0 + Duration::minutes(2)).unwrap());
+    let (h2, t2) = (fresh_hash(), T0 + Duration::minutes(2));
+    assert!(store.replace_refresh(s.id, &hash, &h2, t2).unwrap());
+    let audit = audit_event(t2, AuditAction::Refresh, Some(alice.id));
+    assert!(store.rotate_refresh(s.id, &h2, &fresh_hash(), t2, &audit).unwrap());
     // Notified, in commit order.
     assert!(store.end_session(s.id, SessionState::Revoked, T0 + Duration::minutes(3)).unwrap());
     assert_eq!(next(), Invalidation::Session(s.id));
@@ -1072,7 +1163,7 @@ fn invalidations_are_notified_on_postgres() {
     assert_eq!(next(), Invalidation::User(alice.id));
     assert!(store.delete_session(other.id).unwrap());
     assert_eq!(next(), Invalidation::Session(other.id));
-    assert!(rx.recv_timeout(StdDuration::from_millis(300)).is_err(), "nothing else was sent");
+    assert_eq!(within(StdDuration::from_millis(300)), None, "nothing else was sent");
     listener.stop();
 }
 

@@ -1,0 +1,2 @@
+DROP FUNCTION sessiond_rotate_refresh(text, text, text, int8, text, int8, text, text, text,
+    text, text, text, text);
