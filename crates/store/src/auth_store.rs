@@ -6,10 +6,10 @@ use diesel::sql_types::{BigInt, Nullable, Text};
 use kernel::{OffsetDateTime, Uuid, from_millis, to_millis};
 
 use crate::accounts_store::UserRow;
+use crate::conn::DbConn;
 use crate::schema::{audit_events, device_sessions, users};
 use crate::sessions_store::SessionRow;
 use crate::tokens_store::rotate;
-use crate::conn::DbConn;
 use crate::{Store, parse_id, write_tx};
 
 impl PrincipalStore for Store {

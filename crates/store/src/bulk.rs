@@ -402,7 +402,7 @@ mod tests {
 
     fn dump(store: &Store) -> Dump {
         let mut c = store.conn().expect("connection");
-        let c = &mut *c;
+        let c: &mut DbConn = &mut c;
         let sessions = ts::table
             .order(ts::id)
             .select((

@@ -168,7 +168,7 @@ impl Store {
     /// advisory lock, SQLite with an immediate transaction.
     pub fn migrate(&self) -> anyhow::Result<()> {
         let mut conn = self.conn()?;
-        let applied = match &mut *conn {
+        let applied = match &mut **conn {
             DbConn::Pg(c) => c.transaction(|c| {
                 // Waiting for another instance's migration, or building an
                 // index on a big table, may take longer than a request may.
@@ -193,7 +193,7 @@ impl Store {
     pub fn ping(&self) -> anyhow::Result<()> {
         let mut conn = self.conn()?;
         diesel::sql_query("SELECT 1")
-            .execute(&mut *conn)
+            .execute(&mut **conn)
             .map_err(|e| db_err(e, "pinging the database"))?;
         Ok(())
     }
@@ -223,7 +223,7 @@ impl Store {
         let mut conn = self.conn()?;
         let got: Locked =
             diesel::sql_query(format!("SELECT pg_try_advisory_lock({key}) AS locked"))
-                .get_result(&mut *conn)
+                .get_result(&mut **conn)
                 .map_err(|e| db_err(e, "taking a job lock"))?;
         if !got.locked {
             return Ok(None);
@@ -255,7 +255,8 @@ impl Store {
         f: impl FnOnce(&mut DbConn) -> QueryResult<T>,
     ) -> anyhow::Result<T> {
         let mut conn = self.conn()?;
-        write_tx(&mut conn, f).map_err(|e| db_err(e, what))
+        let done = write_tx(&mut conn, f);
+        conn.used(done).map_err(|e| db_err(e, what))
     }
 
     /// Runs `f` on a pooled connection, outside of any explicit transaction.
@@ -265,7 +266,8 @@ impl Store {
         f: impl FnOnce(&mut DbConn) -> QueryResult<T>,
     ) -> anyhow::Result<T> {
         let mut conn = self.conn()?;
-        f(&mut conn).map_err(|e| db_err(e, what))
+        let done = f(&mut conn);
+        conn.used(done).map_err(|e| db_err(e, what))
     }
 }
 

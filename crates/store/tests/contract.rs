@@ -1183,3 +1183,39 @@ fn exclusive_jobs_take_turns() {
     assert_eq!(b.exclusively(Job::Sweep, || "b ran").unwrap(), Some("b ran"), "released");
     assert_eq!(a.exclusively(Job::Sweep, || "a ran").unwrap(), Some("a ran"));
 }
+
+/// Pooled connections skip the `SELECT 1` check only for a second after a
+/// use without error. A connection killed under the pool costs at most the
+/// one request that finds it dead, and none after a pause: the check then
+/// finds it first and the pool opens another.
+#[test]
+fn pooled_connections_are_checked_after_an_error_or_a_pause() {
+    use diesel::prelude::*;
+    let Some(url) = testing::fresh_postgres_url() else { return };
+    let name = format!("pooltest_{}", kernel::new_id().simple());
+    let url = format!("{url}&application_name={name}");
+    let store =
+        Store::connect(&url, &StoreOptions { max_connections: 1, ..Default::default() }).unwrap();
+    store.migrate().unwrap();
+    let mut admin = PgConnection::establish(&testing::fresh_postgres_url().unwrap()).unwrap();
+    let kill = |admin: &mut PgConnection| {
+        diesel::sql_query(format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = '{name}'"
+        ))
+        .execute(admin)
+        .unwrap();
+    };
+    let works = || store.find_refresh(&fresh_hash()).is_ok();
+    assert!(works());
+
+    // Right after a use: at most one failure, then a fresh connection.
+    kill(&mut admin);
+    let first = works();
+    assert!(works(), "the pool replaced the dead connection (first use ok: {first})");
+
+    // After a pause the check runs and nothing fails.
+    kill(&mut admin);
+    thread::sleep(StdDuration::from_millis(1100));
+    assert!(works());
+}
