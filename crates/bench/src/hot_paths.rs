@@ -59,6 +59,11 @@ const ACCESS_TOKEN_TTL_SECS: i64 = 900;
 const FLOOD_P99_MAX_RATIO: f64 = 2.0;
 const REFRESH_TARGET_PER_SEC: f64 = 5000.0;
 const RSS_TARGET_KIB: u64 = 64 * 1024;
+/// Throughput as a share of the bare endpoint's, and login's of the Argon2
+/// bound.
+const TOKEN_INFO_MIN_RATIO: f64 = 0.8;
+const ME_MIN_RATIO: f64 = 0.6;
+const LOGIN_MIN_RATIO: f64 = 0.8;
 
 /// What the run needs from `main`.
 pub(crate) struct Context<'a> {
@@ -1031,6 +1036,28 @@ fn print_tables(ctx: &Context<'_>, reports: &[(&str, DbReport)], argon: &Argon2B
     println!("Targets:");
     for (db, report) in reports {
         let Some(r) = report.results() else { continue };
+        let bare = r.bare_rps();
+        for (endpoint, min) in
+            [(Endpoint::TokenInfo, TOKEN_INFO_MIN_RATIO), (Endpoint::Me, ME_MIN_RATIO)]
+        {
+            if let Some(o) = r.endpoint(endpoint)
+                && bare > 0.0
+            {
+                let x = o.rps / bare;
+                println!(
+                    "- {} {db}: {} at {x:.2}× the bare endpoint (target ≥ {min}×)",
+                    tick(x >= min && o.errors() == 0),
+                    endpoint.label()
+                );
+            }
+        }
+        if let Some(o) = r.endpoint(Endpoint::Login) {
+            let x = o.rps / argon.logins_per_sec;
+            println!(
+                "- {} {db}: login at {x:.2}× the Argon2 bound (target ≥ {LOGIN_MIN_RATIO}×)",
+                tick(x >= LOGIN_MIN_RATIO && o.errors() == 0)
+            );
+        }
         if let (Some(x), Some(f), Some(idle)) =
             (flood_ratio(r), r.flood.as_ref(), r.endpoint(Endpoint::TokenInfo))
         {

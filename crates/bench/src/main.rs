@@ -55,8 +55,9 @@
 //!    `VmHWM`) again (target: under 64 MiB).
 //!
 //! It ends with markdown tables of everything and one line per target
-//! (✓/✗): the login-flood p99 ratio, refresh/s on PostgreSQL against
-//! 5,000/s, and the RSS. A profile of the token-info path is made apart,
+//! (✓/✗): token-info and me against the bare endpoint (0.8×, 0.6×), login
+//! against the Argon2 bound (0.8×), the login-flood p99 ratio, refresh/s on
+//! PostgreSQL against 5,000/s, and the RSS. A profile of the token-info path is made apart,
 //! by `bench/profile-token-info.sh` (see `bench/token-info-profile.md`).
 //!
 //! The load generator runs on one thread on the same machine, so it takes
