@@ -167,12 +167,13 @@ impl r2d2::ManageConnection for Manager {
     }
 
     fn is_valid(&self, conn: &mut PoolConn) -> Result<(), Self::Error> {
-        if conn.last_ok.is_some_and(|at| at.elapsed() < TRUSTED_FOR) {
+        // Trust is used up here: only a use that reports its success
+        // through `PoolConn::used` earns it again, so a path that does not
+        // report has its connection checked next time.
+        if conn.last_ok.take().is_some_and(|at| at.elapsed() < TRUSTED_FOR) {
             return Ok(());
         }
-        conn.db.ping().map_err(diesel::r2d2::Error::QueryError)?;
-        conn.last_ok = Some(Instant::now());
-        Ok(())
+        conn.db.ping().map_err(diesel::r2d2::Error::QueryError)
     }
 
     fn has_broken(&self, conn: &mut PoolConn) -> bool {
