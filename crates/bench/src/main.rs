@@ -135,7 +135,11 @@ const PARTS: [&str; 11] = [
 
 impl Options {
     fn parse() -> Result<Self, String> {
-        let args: Vec<String> = std::env::args().skip(1).collect();
+        Self::parse_from(std::env::args().skip(1).collect())
+    }
+
+    /// [`Self::parse`] of the given arguments (without the program name).
+    fn parse_from(args: Vec<String>) -> Result<Self, String> {
         let mut opts = Self {
             duration: Duration::from_secs(5),
             warmup: Duration::from_secs(1),
@@ -356,4 +360,37 @@ fn random_id() -> String {
     );
     h.write_u32(std::process::id());
     format!("{:012x}", h.finish() & 0xffff_ffff_ffff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options, String> {
+        Options::parse_from(args.iter().map(|a| (*a).to_owned()).collect())
+    }
+
+    #[test]
+    fn only_selects_parts_and_keeps_the_bare_endpoint() {
+        let all = parse(&[]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(PARTS.iter().all(|p| all.wants(p)));
+        let some = parse(&["--only", "refresh,token-info"]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(some.wants("refresh") && some.wants("token-info"));
+        assert!(some.wants("live"), "every ratio is to the bare endpoint");
+        assert!(!some.wants("rss") && !some.wants("flood") && !some.wants("me"));
+        let inline = parse(&["--only=rss"]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(inline.wants("rss") && !inline.wants("refresh"));
+    }
+
+    #[test]
+    fn bad_arguments_are_named() {
+        assert_eq!(
+            parse(&["--only", "refresh,nope"]).err().as_deref(),
+            Some("--only: unknown part \"nope\"")
+        );
+        assert_eq!(parse(&["--only"]).err().as_deref(), Some("--only needs a value"));
+        assert!(parse(&["--duration", "0"]).is_err());
+        assert!(parse(&["--connections", "-1"]).is_err());
+        assert!(parse(&["--frobnicate"]).is_err());
+    }
 }
