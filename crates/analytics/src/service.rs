@@ -1265,17 +1265,7 @@ mod tests {
         let f = Arc::new(fixture());
         f.store.slow_pages.store(true, Ordering::SeqCst);
         let n = 40;
-        let barrier = Arc::new(Barrier::new(n));
-        let handles: Vec<_> = (0..n)
-            .map(|i| {
-                let (f, barrier) = (f.clone(), barrier.clone());
-                std::thread::spawn(move || {
-                    barrier.wait();
-                    f.svc.track_page(None, visit("alice", &format!("/p{i}"))).is_ok()
-                })
-            })
-            .collect();
-        let acked = join_all(handles).into_iter().filter(|ok| *ok).count();
+        let acked = track_at_once(&f, n, 0).into_iter().filter(Result::is_ok).count();
         assert_eq!(acked, n);
         // Every acknowledged visit is stored, in far fewer commits.
         assert_eq!(lock(&f.store.visits).len(), n);
@@ -1291,20 +1281,9 @@ mod tests {
         let store = f.store.clone();
         store.slow_pages.store(true, Ordering::SeqCst);
         let n = 60;
-        let barrier = Arc::new(Barrier::new(n));
-        let handles: Vec<_> = (0..n)
-            .map(|i| {
-                let (f, barrier) = (f.clone(), barrier.clone());
-                std::thread::spawn(move || {
-                    barrier.wait();
-                    // Spread over time, so that later visits arrive while
-                    // earlier batches are being written.
-                    std::thread::sleep(std::time::Duration::from_millis(i as u64));
-                    f.svc.track_page(None, visit("alice", &format!("/p{i}"))).is_ok()
-                })
-            })
-            .collect();
-        assert!(join_all(handles).into_iter().all(|ok| ok));
+        // Spread over time, so that later visits arrive while earlier
+        // batches are being written.
+        assert!(track_at_once(&f, n, 1).iter().all(Result::is_ok));
         let mut stored: Vec<String> =
             lock(&store.visits).iter().map(|v| v.page.as_str().to_owned()).collect();
         stored.sort();
@@ -1319,6 +1298,27 @@ mod tests {
         assert_eq!(lock(&store.visits).len(), n + 1);
     }
 
+    /// Alice's visits to `/p0` … `/p{n-1}`, tracked from `n` threads
+    /// released together, the i-th after a further `i × stagger_ms`.
+    fn track_at_once(
+        f: &Arc<Fixture>,
+        n: usize,
+        stagger_ms: u64,
+    ) -> Vec<Result<PageVisit, AnalyticsError>> {
+        let barrier = Arc::new(Barrier::new(n));
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                let (f, barrier) = (f.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    std::thread::sleep(std::time::Duration::from_millis(i as u64 * stagger_ms));
+                    f.svc.track_page(None, visit("alice", &format!("/p{i}")))
+                })
+            })
+            .collect();
+        join_all(handles)
+    }
+
     fn join_all<T>(handles: Vec<JoinHandle<T>>) -> Vec<T> {
         handles.into_iter().map(|h| h.join().expect("thread")).collect()
     }
@@ -1328,21 +1328,11 @@ mod tests {
         let f = Arc::new(fixture());
         f.store.fail_pages.store(true, Ordering::SeqCst);
         f.store.slow_pages.store(true, Ordering::SeqCst);
-        let barrier = Arc::new(Barrier::new(10));
-        let handles: Vec<_> = (0..10)
-            .map(|_| {
-                let (f, barrier) = (f.clone(), barrier.clone());
-                std::thread::spawn(move || {
-                    barrier.wait();
-                    match f.svc.track_page(None, visit("alice", "/x")) {
-                        Err(AnalyticsError::Unknown(e)) => kernel::Unavailable::in_chain(e.chain()),
-                        _ => false,
-                    }
-                })
-            })
-            .collect();
         // Each submitter sees the store's error, 503-able through the chain.
-        assert!(join_all(handles).into_iter().all(|unavailable| unavailable));
+        assert!(track_at_once(&f, 10, 0).into_iter().all(|outcome| match outcome {
+            Err(AnalyticsError::Unknown(e)) => kernel::Unavailable::in_chain(e.chain()),
+            _ => false,
+        }));
         assert!(lock(&f.store.visits).is_empty());
     }
 

@@ -25,7 +25,6 @@
 //! non-zero.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -38,8 +37,8 @@ use crate::client::{self, Conn};
 use crate::dataset::{self, APP, Chunk, DAY_MS, Expected, Plan, SLICES, USERS};
 use crate::load::{self, Outcome};
 use crate::progress::{Progress, thousands};
-use crate::server::{self, PgDatabase, Server, TempDir};
-use crate::{Options, cpu_model, ms_us, rate, secs};
+use crate::server::{self, PgDatabase, Server};
+use crate::{Context, cpu_model, ms_us, rate, secs};
 
 const ADMIN: &str = "bench_admin";
 const ADMIN_PASSWORD: &str = "bench-admin-password-0123456789";
@@ -183,18 +182,6 @@ enum DbOutcome {
     Skipped(String),
     Failed(String, DbResults),
     Ran(DbResults),
-}
-
-/// What the benchmark needs from `main`.
-pub(crate) struct Context<'a> {
-    pub(crate) opts: &'a Options,
-    pub(crate) binary: &'a Path,
-    pub(crate) rt: &'a tokio::runtime::Runtime,
-    pub(crate) tmp: &'a TempDir,
-    pub(crate) id: &'a str,
-    pub(crate) cores: usize,
-    pub(crate) date: &'a str,
-    pub(crate) pg_admin_url: &'a str,
 }
 
 /// Runs the analytics benchmark on both databases; prints as it goes and
@@ -360,23 +347,10 @@ fn bench_phases(
     Ok(())
 }
 
+/// Open sessions are the data set's, dated up to the window's end: a
+/// 20-year idle timeout keeps the sweeper from closing them meanwhile.
 fn start_server(ctx: &Context<'_>, url: &str) -> Result<Server, String> {
-    // Open sessions are the data set's, dated up to the window's end: a
-    // 20-year idle timeout keeps the sweeper from closing them meanwhile.
-    let server = Server::start_with(
-        ctx.binary,
-        url,
-        &ctx.tmp.0,
-        &[("SESSIOND_TRACKING_IDLE_TIMEOUT_SECS", "631152000")],
-    )
-    .map_err(|e| format!("starting sessiond: {e}"))?;
-    println!(
-        "sessiond pid {} listening on http://{} (ready after {:.2} s)",
-        server.pid(),
-        server.addr,
-        server.started_in.as_secs_f64()
-    );
-    Ok(server)
+    ctx.start_server(url, &[("SESSIOND_TRACKING_IDLE_TIMEOUT_SECS", "631152000")])
 }
 
 /// Loads `slices` of the plan: a generator thread feeds chunks to this

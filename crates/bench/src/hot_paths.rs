@@ -3,7 +3,6 @@
 //! is measured and how).
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -17,8 +16,8 @@ use tokens::KeyStore as _;
 use crate::client::{self, Conn, Response};
 use crate::load::{self, Cycle, Group, Once, Outcome, Script};
 use crate::progress::thousands;
-use crate::server::{PgDatabase, Server, TempDir};
-use crate::{Options, cpu_model, ms, ms_us, rate, secs};
+use crate::server::{PgDatabase, Server};
+use crate::{Context, cpu_model, ms, ms_us, rate, secs};
 
 const USERNAME: &str = "bench_user";
 const PASSWORD: &str = "bench-password-0123456789";
@@ -64,18 +63,6 @@ const RSS_TARGET_KIB: u64 = 64 * 1024;
 const TOKEN_INFO_MIN_RATIO: f64 = 0.8;
 const ME_MIN_RATIO: f64 = 0.6;
 const LOGIN_MIN_RATIO: f64 = 0.8;
-
-/// What the run needs from `main`.
-pub(crate) struct Context<'a> {
-    pub(crate) opts: &'a Options,
-    pub(crate) binary: &'a Path,
-    pub(crate) rt: &'a tokio::runtime::Runtime,
-    pub(crate) tmp: &'a TempDir,
-    pub(crate) id: &'a str,
-    pub(crate) cores: usize,
-    pub(crate) date: &'a str,
-    pub(crate) pg_admin_url: &'a str,
-}
 
 /// One hash's time and the login bound it implies.
 struct Argon2Bound {
@@ -370,15 +357,7 @@ fn bench_database(ctx: &Context<'_>, url: &str, pg: bool, argon: &Argon2Bound) -
 }
 
 fn start_server(ctx: &Context<'_>, url: &str) -> Result<Server, String> {
-    let server = Server::start(ctx.binary, url, &ctx.tmp.0)
-        .map_err(|e| format!("starting sessiond: {e}"))?;
-    println!(
-        "sessiond pid {} listening on http://{} (ready after {:.2} s)",
-        server.pid(),
-        server.addr,
-        server.started_in.as_secs_f64()
-    );
-    Ok(server)
+    ctx.start_server(url, &[])
 }
 
 /// Every step on one database, in order; stops at the first failure.

@@ -89,11 +89,11 @@ mod load;
 mod progress;
 mod server;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use server::TempDir;
+use server::{Server, TempDir};
 
 const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -259,19 +259,7 @@ fn main() -> ExitCode {
         }
     };
     let pg_admin_url = pg_admin_url();
-    if opts.analytics {
-        return analytics_bench::run(&analytics_bench::Context {
-            opts: &opts,
-            binary: &binary,
-            rt: &rt,
-            tmp: &tmp,
-            id: &id,
-            cores,
-            date: &date,
-            pg_admin_url: &pg_admin_url,
-        });
-    }
-    hot_paths::run(&hot_paths::Context {
+    let ctx = Context {
         opts: &opts,
         binary: &binary,
         rt: &rt,
@@ -280,7 +268,36 @@ fn main() -> ExitCode {
         cores,
         date: &date,
         pg_admin_url: &pg_admin_url,
-    })
+    };
+    if opts.analytics { analytics_bench::run(&ctx) } else { hot_paths::run(&ctx) }
+}
+
+/// What either part of the benchmark needs from `main`.
+pub(crate) struct Context<'a> {
+    pub(crate) opts: &'a Options,
+    pub(crate) binary: &'a Path,
+    pub(crate) rt: &'a tokio::runtime::Runtime,
+    pub(crate) tmp: &'a TempDir,
+    pub(crate) id: &'a str,
+    pub(crate) cores: usize,
+    pub(crate) date: &'a str,
+    pub(crate) pg_admin_url: &'a str,
+}
+
+impl Context<'_> {
+    /// Starts `sessiond` on `url`, with `env` added to the benchmark's
+    /// settings, and says where it listens.
+    pub(crate) fn start_server(&self, url: &str, env: &[(&str, &str)]) -> Result<Server, String> {
+        let server = Server::start_with(self.binary, url, &self.tmp.0, env)
+            .map_err(|e| format!("starting sessiond: {e}"))?;
+        println!(
+            "sessiond pid {} listening on http://{} (ready after {:.2} s)",
+            server.pid(),
+            server.addr,
+            server.started_in.as_secs_f64()
+        );
+        Ok(server)
+    }
 }
 
 /// The `sessiond` binary, a run id, a temporary directory and the runtime.

@@ -46,14 +46,9 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    /// Starts `binary` on `database_url` with an ephemeral port and rate
-    /// limits off, in `dir` (so no `.env` of the caller is read), and waits
-    /// for its `sessiond listening on http://…` line.
-    pub(crate) fn start(binary: &Path, database_url: &str, dir: &Path) -> Result<Self, String> {
-        Self::start_with(binary, database_url, dir, &[])
-    }
-
-    /// [`Server::start`] with more environment variables.
+    /// Starts `binary` on `database_url` with an ephemeral port, rate
+    /// limits off and `env` added, in `dir` (so no `.env` of the caller is
+    /// read), and waits for its `sessiond listening on http://…` line.
     pub(crate) fn start_with(
         binary: &Path,
         database_url: &str,
