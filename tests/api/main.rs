@@ -9,6 +9,7 @@ mod cache;
 mod concurrency;
 mod errors;
 mod geo;
+mod limits;
 mod mmdb;
 mod multi_instance;
 mod openapi;

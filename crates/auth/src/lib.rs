@@ -11,6 +11,7 @@ mod audit;
 mod cache;
 mod devices;
 mod service;
+mod throttle;
 
 pub use activity::ActivityBuffer;
 pub use audit::{AuditAction, AuditEvent, AuditLog, AuditOutcome, AuditPosition, AuditQuery};
@@ -20,6 +21,7 @@ pub use service::{
     AuthService, CACHE_TTL, LoginInput, LoginOk, Ports, Principal, Refreshed, RegisterInput,
     Settings, UserProfile,
 };
+pub use throttle::{DEFAULT_MEMORY, LoginFailures, LoginThrottleStore, ThrottlePolicy};
 
 use kernel::{Uuid, Violations};
 
@@ -53,6 +55,13 @@ pub enum AuthError {
     /// Unknown user or wrong password (deliberately the same answer).
     #[error("invalid username or password")]
     InvalidCredentials,
+    /// Too many failed logins for this account or client address: no
+    /// password is checked until the lock ends.
+    #[error("too many failed logins; retry in {retry_after} s")]
+    Locked {
+        /// Whole seconds until the lock ends.
+        retry_after: u64,
+    },
     /// The right password, but the account is suspended.
     #[error("account is suspended")]
     Suspended,

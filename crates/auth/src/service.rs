@@ -13,6 +13,7 @@ use tokens::{AccessGrant, Claims, RefreshToken, RefreshTokenStore, TokenCodec, T
 
 use crate::activity::ActivityBuffer;
 use crate::cache::SessionCache;
+use crate::throttle::{self, Claim, LoginThrottleStore, ThrottlePolicy};
 use crate::{
     AuditAction, AuditEvent, AuditLog, AuditOutcome, AuthError, DEFAULT_APP, PrincipalStore,
     RequestMeta, parse_app,
@@ -33,6 +34,8 @@ pub struct Ports {
     pub audit: Arc<dyn AuditLog>,
     /// Client address → place, for the session record.
     pub locator: Arc<dyn sessions::Locator>,
+    /// Failed-login records (throttling).
+    pub throttle: Arc<dyn LoginThrottleStore>,
     /// Time.
     pub clock: Arc<dyn Clock>,
 }
@@ -46,6 +49,8 @@ pub struct Settings {
     pub refresh_grace: Duration,
     /// Whether anyone may register.
     pub registration_open: bool,
+    /// Login throttling.
+    pub throttle: ThrottlePolicy,
 }
 
 /// The caller of an authenticated request.
@@ -302,19 +307,36 @@ impl AuthService {
         };
         v.into_result().map_err(AuthError::Invalid)?;
 
-        let found = match login {
-            Login::Username(u) => self.ports.users.find_by_username(u)?,
-            Login::Email(e) => self.ports.users.find_by_email(e)?,
+        let (found, typed) = match login {
+            Login::Username(u) => (self.ports.users.find_by_username(u)?, u),
+            Login::Email(e) => (self.ports.users.find_by_email(e)?, e),
         };
-        let Some(user) = found else {
-            self.hasher.verify_decoy(&input.password);
-            self.audit(AuditAction::LoginFailed, AuditOutcome::Failure, None, None, meta)?;
+        // One key per account however it is named; an unknown name is
+        // throttled like an account, so answers never tell which exist.
+        let account_key = match &found {
+            Some(user) => throttle::key("user", &user.id.to_string()),
+            None => throttle::key("name", &typed.to_lowercase()),
+        };
+        let ip_key = meta.ip.as_deref().map(|ip| throttle::key("ip", ip));
+        let keys: Vec<&str> =
+            std::iter::once(account_key.as_str()).chain(ip_key.as_deref()).collect();
+        let claims = self.claim_attempt(&keys)?;
+        let user_id = found.as_ref().map(|u| u.id);
+        let right = match &found {
+            Some(user) => self.hasher.verify(&input.password, &user.password_hash),
+            None => {
+                self.hasher.verify_decoy(&input.password);
+                false
+            }
+        };
+        let Some(user) = found.filter(|_| right) else {
+            self.audit(AuditAction::LoginFailed, AuditOutcome::Failure, user_id, None, meta)?;
+            if claims.iter().any(Claim::locked) {
+                self.audit(AuditAction::Lockout, AuditOutcome::Failure, user_id, None, meta)?;
+            }
             return Err(AuthError::InvalidCredentials);
         };
-        if !self.hasher.verify(&input.password, &user.password_hash) {
-            self.audit(AuditAction::LoginFailed, AuditOutcome::Failure, Some(user.id), None, meta)?;
-            return Err(AuthError::InvalidCredentials);
-        }
+        self.release_attempt(&keys, &claims)?;
         if user.status != UserStatus::Active {
             self.audit(AuditAction::LoginFailed, AuditOutcome::Failure, Some(user.id), None, meta)?;
             return Err(AuthError::Suspended);
@@ -355,6 +377,50 @@ impl AuthService {
             session,
             user: UserProfile { user: Arc::new(user), is_online: true },
         })
+    }
+
+    /// Counts a login attempt against each of `keys` (account first, then
+    /// the client address), atomically: `Locked` when any key is locked,
+    /// else the claims to take back if the password is right.
+    fn claim_attempt(&self, keys: &[&str]) -> Result<Vec<Claim>, AuthError> {
+        let now = self.now();
+        let policy = self.settings.throttle;
+        let limits = [policy.account_max_failures, policy.ip_max_failures];
+        let mut outcome = Ok(Vec::new());
+        self.ports.throttle.update_failures(keys, now, &mut |records| {
+            // A lock on any key refuses the attempt and counts it nowhere.
+            let wait = records.iter().filter_map(|r| throttle::wait(r.as_ref(), now)).max();
+            outcome = match wait {
+                Some(secs) => Err(secs),
+                None => Ok(records
+                    .iter_mut()
+                    .zip(limits)
+                    .filter_map(|(r, max)| policy.claim(r, max, now).ok())
+                    .collect()),
+            };
+        })?;
+        outcome.map_err(|retry_after| AuthError::Locked { retry_after })
+    }
+
+    /// The password was right: the account's failures are forgotten (its
+    /// owner proved who they are), the address only loses this attempt's
+    /// count (others behind it may still be guessing).
+    fn release_attempt(&self, keys: &[&str], claims: &[Claim]) -> Result<(), AuthError> {
+        self.ports.throttle.update_failures(keys, self.now(), &mut |records| {
+            if let Some((account, others)) = records.split_first_mut() {
+                *account = None;
+                for (r, claim) in others.iter_mut().zip(&claims[1..]) {
+                    ThrottlePolicy::release(r, *claim);
+                }
+            }
+        })?;
+        Ok(())
+    }
+
+    /// Forgets failed-login records older than the policy's memory.
+    pub fn purge_login_failures(&self) -> Result<u64, AuthError> {
+        let now = self.now();
+        Ok(self.ports.throttle.purge_failures(now - self.settings.throttle.memory, now)?)
     }
 
     /// Authenticates a bearer token: valid signature, issuer and expiry, and

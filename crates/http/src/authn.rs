@@ -53,10 +53,15 @@ pub(crate) async fn authenticate(req: &HttpRequest) -> Result<Principal, ApiErro
     let state = state(req)?;
     // The hot path: signature and the session cache, no thread hop. Only a
     // cache miss or a due `last_activity` write goes to the blocking pool.
-    if let Some(answer) = state.auth.authenticate_cached(&token) {
-        return answer.map_err(ApiError::from);
-    }
-    blocking(move || state.auth.authenticate(&token)).await
+    let principal = match state.auth.authenticate_cached(&token) {
+        Some(answer) => answer?,
+        None => {
+            let auth = state.auth.clone();
+            blocking(move || auth.authenticate(&token)).await?
+        }
+    };
+    state.rate_limits.check_user(req, principal.user.id)?;
+    Ok(principal)
 }
 
 /// The caller of a request that needs a valid bearer token.
@@ -76,16 +81,20 @@ impl FromRequest for Authenticated {
 /// The client address: the peer, or what trusted proxies forwarded (see
 /// [`crate::client_ip`]).
 pub(crate) fn client_ip(req: &HttpRequest) -> Option<String> {
+    client_addr(req).map(|ip| ip.to_string())
+}
+
+/// The client address (see [`client_ip`]), unformatted.
+pub(crate) fn client_addr(req: &HttpRequest) -> Option<std::net::IpAddr> {
     let peer = req.peer_addr().map(|a| a.ip());
     let state = req.app_data::<web::Data<ApiState>>();
-    let ip = match state {
+    match state {
         Some(s) if !s.trusted_proxies.is_empty() => {
             crate::client_ip::resolve(peer, req.headers(), &s.trusted_proxies)
         }
         // Nothing trusted: the headers are never even read.
         _ => peer.map(|p| p.to_canonical()),
-    };
-    ip.map(|ip| ip.to_string())
+    }
 }
 
 /// Facts about the request for the session record and the audit log.

@@ -157,6 +157,8 @@ pub struct ApiError {
     pub details: ErrorDetails,
     /// Methods the path does answer (405 only): the `Allow` header.
     pub allow: Option<&'static str>,
+    /// Seconds to wait (429 only): the `Retry-After` header.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -167,6 +169,7 @@ impl ApiError {
             message: message.into(),
             details: ErrorDetails::Text(details.into()),
             allow: None,
+            retry_after: None,
         }
     }
 
@@ -182,6 +185,7 @@ impl ApiError {
             message: "Validation failed".into(),
             details: violations.into(),
             allow: None,
+            retry_after: None,
         }
     }
 
@@ -249,6 +253,14 @@ impl ApiError {
         )
     }
 
+    /// 429 RATE_LIMITED, retry after `secs` seconds.
+    pub fn rate_limited(details: impl Into<String>, secs: u64) -> Self {
+        Self {
+            retry_after: Some(secs),
+            ..Self::new(ErrorCode::RateLimited, "Too many requests", details)
+        }
+    }
+
     /// 500 INTERNAL_ERROR; says nothing about the cause, which is logged
     /// where it happened.
     pub fn internal() -> Self {
@@ -278,6 +290,9 @@ impl ResponseError for ApiError {
         let mut res = envelope::error_response(self);
         if let Some(allow) = self.allow {
             res.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        if let Some(secs) = self.retry_after {
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if self.code == ErrorCode::Unauthorized {
             res.headers_mut().insert(
@@ -310,6 +325,10 @@ impl From<AuthError> for ApiError {
                 ErrorCode::InvalidCredentials,
                 "Invalid credentials",
                 "The username, email or password is wrong",
+            ),
+            AuthError::Locked { retry_after } => Self::rate_limited(
+                format!("Too many failed logins; try again in {retry_after} seconds"),
+                retry_after,
             ),
             AuthError::Suspended => Self::new(
                 ErrorCode::Forbidden,
@@ -432,6 +451,10 @@ mod tests {
             (401, "INVALID_CREDENTIALS", "Invalid credentials".into())
         );
         assert_eq!(mapped(AuthError::Suspended), (403, "FORBIDDEN", "Account is suspended".into()));
+        let locked = ApiError::from(AuthError::Locked { retry_after: 42 });
+        assert_eq!((locked.code.status().as_u16(), locked.code.as_str()), (429, "RATE_LIMITED"));
+        let res = locked.error_response();
+        assert_eq!(res.headers().get(header::RETRY_AFTER), Some(&HeaderValue::from_static("42")));
         let unauth = ApiError::from(AuthError::Unauthenticated("Token has expired"));
         assert_eq!(unauth.code, ErrorCode::Unauthorized);
         assert_eq!(unauth.message, "Unauthorized");

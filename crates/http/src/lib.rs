@@ -20,11 +20,13 @@ mod envelope;
 pub mod error;
 mod openapi;
 mod query;
+mod rate_limit;
 mod request_id;
 mod routes;
 mod views;
 
 pub use client_ip::TrustedProxies;
+pub use rate_limit::{RateLimitConfig, RateLimits};
 
 use std::future::{Ready, ready};
 use std::sync::Arc;
@@ -55,6 +57,8 @@ pub struct ApiState {
     /// Proxies whose `X-Forwarded-For` / `Forwarded` are believed; with
     /// none, the client address is always the TCP peer.
     pub trusted_proxies: TrustedProxies,
+    /// Request rate limits (SPEC §5).
+    pub rate_limits: Arc<RateLimits>,
 }
 
 impl FromRequest for ApiState {
@@ -87,8 +91,10 @@ pub(crate) fn app(
         .app_data(web::QueryConfig::default().error_handler(|e, _| query::query_error(&e).into()))
         .configure(routes::configure)
         .default_service(web::to(routes::not_found))
-        // Outermost last: the request id scope covers everything, and paths
-        // are normalised before routing.
+        // Outermost last: the request id scope covers everything, paths
+        // are normalised before routing, and a refused request costs no
+        // routing at all.
+        .wrap(from_fn(rate_limit::middleware))
         .wrap(NormalizePath::trim())
         .wrap(from_fn(request_id::middleware))
 }

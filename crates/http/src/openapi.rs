@@ -239,8 +239,9 @@ impl Modify for Security {
     }
 }
 
-/// Answers every operation can give (a wrong method, a server fault), and
-/// those of every operation that reads a body.
+/// Answers every operation can give (a wrong method, a server fault),
+/// those of every operation that reads a body, and 429 on rate-limited
+/// paths.
 struct CommonErrors;
 
 impl Modify for CommonErrors {
@@ -265,12 +266,18 @@ impl Modify for CommonErrors {
             ("413", "PAYLOAD_TOO_LARGE: the body is larger than 64 KiB"),
             ("422", "VALIDATION_ERROR: a field is missing, of the wrong type or invalid"),
         ];
-        for item in doc.paths.paths.values_mut() {
+        const LIMITED: [(&str, &str); 1] = [(
+            "429",
+            "RATE_LIMITED: over a rate limit (or a login lock); `Retry-After` says when to retry",
+        )];
+        for (path, item) in doc.paths.paths.iter_mut() {
+            let limited: &[(&str, &str)] =
+                if crate::rate_limit::limited(path) { &LIMITED } else { &[] };
             for op in operations(item) {
                 let body: &[(&str, &str)] =
                     if op.request_body.is_some() { &WITH_BODY } else { &[] };
                 let responses = &mut op.responses.responses;
-                for (status, description) in ALWAYS.iter().chain(body) {
+                for (status, description) in ALWAYS.iter().chain(body).chain(limited) {
                     responses
                         .entry((*status).to_owned())
                         .or_insert_with(|| error(description).into());

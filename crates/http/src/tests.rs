@@ -18,6 +18,7 @@ use tokens::{AccessGrant, RefreshRecord, RefreshTokenStore, TokenCodec};
 
 use super::*;
 
+mod rate_limits;
 mod tracking;
 
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
@@ -161,6 +162,24 @@ impl PrincipalStore for Stub {
     }
 }
 
+/// Keeps no records: every login attempt is the first (throttling itself
+/// is tested on the real stores).
+impl auth::LoginThrottleStore for Stub {
+    fn update_failures(
+        &self,
+        keys: &[&str],
+        _: OffsetDateTime,
+        update: &mut dyn FnMut(&mut [Option<auth::LoginFailures>]),
+    ) -> anyhow::Result<()> {
+        update(&mut vec![None; keys.len()]);
+        Ok(())
+    }
+
+    fn purge_failures(&self, _: OffsetDateTime, _: OffsetDateTime) -> anyhow::Result<u64> {
+        Ok(0)
+    }
+}
+
 impl AuditLog for Stub {
     fn record(&self, _: &AuditEvent) -> anyhow::Result<()> {
         Ok(())
@@ -286,7 +305,8 @@ fn fixture() -> Fixture {
         sessions: stub.clone(),
         refresh: stub.clone(),
         principals: stub.clone(),
-        audit: stub,
+        audit: stub.clone(),
+        throttle: stub,
         locator: Arc::new(sessions::NoLocator),
         clock: Arc::new(SystemClock),
     };
@@ -294,6 +314,7 @@ fn fixture() -> Fixture {
         lifetimes: Lifetimes { absolute: Duration::hours(24), idle: None },
         refresh_grace: Duration::seconds(10),
         registration_open: true,
+        throttle: auth::ThrottlePolicy::default(),
     };
     let auth = AuthService::new(ports, codec, accounts::PasswordHasher::fast_for_tests(), settings);
     let probe = Arc::new(Probe(AtomicBool::new(true)));
@@ -304,6 +325,7 @@ fn fixture() -> Fixture {
             analytics: tracking::service(tracking.clone(), true),
             readiness: probe.clone(),
             trusted_proxies: TrustedProxies::none(),
+            rate_limits: Arc::new(RateLimits::new(RateLimitConfig::off())),
         },
         probe,
         tracking,

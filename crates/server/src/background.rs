@@ -1,5 +1,6 @@
 //! Background work of a serving process: writing session activity behind,
-//! and purging sessions past their retention.
+//! purging sessions past their retention, forgetting old failed logins and
+//! idle rate-limit counters.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,6 +38,7 @@ impl Background {
     pub fn start(
         auth: Arc<AuthService>,
         analytics: Arc<AnalyticsService>,
+        rate_limits: Arc<http::RateLimits>,
         store: Store,
         retention: kernel::Duration,
         sweep_every: Duration,
@@ -50,11 +52,15 @@ impl Background {
                 }
             })
         };
-        let tracked = analytics.clone();
+        let (tracked, logins) = (analytics.clone(), auth.clone());
         let sweeper = every(sweep_every, stop.clone(), move || {
+            // Rate-limit counters are per process: every process forgets
+            // its own idle clients.
+            rate_limits.housekeep();
             // Several processes sharing PostgreSQL take turns: one sweeps,
             // the others skip this round.
-            let swept = store.exclusively(Job::Sweep, || sweep(&store, &tracked, retention));
+            let swept =
+                store.exclusively(Job::Sweep, || sweep(&store, &tracked, &logins, retention));
             if let Err(e) = swept {
                 tracing::warn!(error = %e, "cannot start a sweep; will retry");
             }
@@ -78,11 +84,21 @@ impl Background {
 }
 
 /// One round of the sweepers.
-fn sweep(store: &Store, tracked: &AnalyticsService, retention: kernel::Duration) {
+fn sweep(
+    store: &Store,
+    tracked: &AnalyticsService,
+    logins: &AuthService,
+    retention: kernel::Duration,
+) {
     match purge(store, SystemClock.now() - retention) {
         Ok(0) => {}
         Ok(n) => tracing::info!(purged = n, "purged sessions past their retention"),
         Err(e) => tracing::warn!(error = %e, "session purge failed; will retry"),
+    }
+    match logins.purge_login_failures() {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(forgotten = n, "forgot old failed-login records"),
+        Err(e) => tracing::warn!(error = %e, "forgetting old failed logins failed; will retry"),
     }
     match tracked.close_idle_sessions() {
         Ok(0) => {}

@@ -61,13 +61,6 @@ pub enum LogFormat {
 
 /// The server's configuration.
 #[derive(Debug, Clone)]
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "rate limits, lockout and tracking settings are validated now and used by later features"
-    )
-)]
 pub struct Config {
     /// `sqlite://…` or `postgres://…`.
     pub database_url: String,

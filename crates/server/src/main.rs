@@ -170,7 +170,8 @@ fn auth_service(config: &Config, store: &Store) -> anyhow::Result<AuthService> {
         sessions: shared.clone(),
         refresh: shared.clone(),
         principals: shared.clone(),
-        audit: shared,
+        audit: shared.clone(),
+        throttle: shared,
         locator: match &config.geoip_db {
             Some(path) => Arc::new(geoip::MaxMindLocator::open(std::path::Path::new(path))?),
             None => Arc::new(sessions::NoLocator),
@@ -185,6 +186,15 @@ fn auth_service(config: &Config, store: &Store) -> anyhow::Result<AuthService> {
         },
         refresh_grace: secs(config.refresh_grace_secs),
         registration_open: config.registration == Registration::Open,
+        throttle: auth::ThrottlePolicy {
+            account_max_failures: config.login_max_failures,
+            ip_max_failures: config.login_ip_max_failures,
+            lockout: secs(config.login_lockout_secs),
+            // SPEC: doubling, at most 900 s (or the first lock, when that
+            // is configured longer).
+            max_lockout: secs(config.login_lockout_secs.max(900)),
+            memory: auth::DEFAULT_MEMORY.max(secs(config.login_lockout_secs.saturating_mul(2))),
+        },
     };
     Ok(AuthService::new(ports, codec, PasswordHasher::default(), settings))
 }
@@ -228,6 +238,12 @@ fn serve(config: Config, store: Store) -> anyhow::Result<()> {
         analytics,
         readiness: Arc::new(StoreReadiness(store.clone())),
         trusted_proxies,
+        rate_limits: Arc::new(http::RateLimits::new(http::RateLimitConfig {
+            enabled: config.rate_limit_enabled,
+            ip_per_minute: config.rate_limit_ip_per_minute,
+            user_per_hour: config.rate_limit_user_per_hour,
+            logout_all_per_minute: config.rate_limit_logout_all_per_minute,
+        })),
     };
     // Other processes sharing a PostgreSQL database tell this one when a
     // session or user changes, so their revocations apply here at once.
@@ -241,6 +257,7 @@ fn serve(config: Config, store: Store) -> anyhow::Result<()> {
     let background = background::Background::start(
         state.auth.clone(),
         state.analytics.clone(),
+        state.rate_limits.clone(),
         store.clone(),
         retention,
         std::time::Duration::from_secs(config.sweep_interval_secs),

@@ -2,35 +2,13 @@
 //! session cause at most one write per interval, on a real database, with
 //! an injected clock.
 
-use std::sync::Arc;
+mod common;
 
-use accounts::{PasswordHasher, Role};
-use auth::{AuthService, LoginInput, Ports, RegisterInput, RequestMeta, Settings};
-use kernel::{Clock as _, Duration, ManualClock};
-use sessions::{Lifetimes, SessionStore as _};
-use store::{Store, StoreOptions, testing};
-use tokens::TokenCodec;
-
-fn service(store: &Store, clock: Arc<ManualClock>, idle: Option<Duration>) -> AuthService {
-    let shared = Arc::new(store.clone());
-    let ports = Ports {
-        users: shared.clone(),
-        sessions: shared.clone(),
-        refresh: shared.clone(),
-        principals: shared.clone(),
-        audit: shared,
-        locator: Arc::new(sessions::NoLocator),
-        clock,
-    };
-    let settings = Settings {
-        lifetimes: Lifetimes { absolute: Duration::hours(24), idle },
-        refresh_grace: Duration::seconds(10),
-        registration_open: true,
-    };
-    let codec =
-        TokenCodec::new(b"0123456789abcdef0123456789abcdef", "sessiond", Duration::hours(1));
-    AuthService::new(ports, codec, PasswordHasher::fast_for_tests(), settings)
-}
+use accounts::Role;
+use auth::{AuthService, LoginInput, RegisterInput, RequestMeta};
+use common::{service, stores};
+use kernel::{Clock as _, Duration};
+use sessions::SessionStore as _;
 
 fn login(auth: &AuthService) -> (String, kernel::Uuid) {
     let input = RegisterInput {
@@ -52,24 +30,11 @@ fn login(auth: &AuthService) -> (String, kernel::Uuid) {
     (ok.access_token, ok.session.id)
 }
 
-fn stores() -> Vec<Store> {
-    let mut urls = vec![testing::fresh_sqlite_url()];
-    urls.extend(testing::fresh_postgres_url());
-    urls.iter()
-        .map(|u| {
-            let s = Store::connect(u, &StoreOptions::default()).expect("connect");
-            s.migrate().expect("migrate");
-            s
-        })
-        .collect()
-}
-
 #[test]
 fn many_reads_write_activity_at_most_once_a_minute() {
     for store in stores() {
-        let clock =
-            Arc::new(ManualClock::at(kernel::parse_instant("2024-04-05T12:00:00Z").expect("t0")));
-        let auth = service(&store, clock.clone(), None);
+        let clock = common::clock();
+        let auth = service(&store, clock.clone(), |_| {});
         let (token, sid) = login(&auth);
         let t0 = clock.now();
 
@@ -95,9 +60,9 @@ fn many_reads_write_activity_at_most_once_a_minute() {
 #[test]
 fn unwritten_activity_keeps_an_idle_timeout_from_firing() {
     for store in stores() {
-        let clock =
-            Arc::new(ManualClock::at(kernel::parse_instant("2024-04-05T12:00:00Z").expect("t0")));
-        let auth = service(&store, clock.clone(), Some(Duration::seconds(10)));
+        let clock = common::clock();
+        let auth =
+            service(&store, clock.clone(), |s| s.lifetimes.idle = Some(Duration::seconds(10)));
         let (token, _) = login(&auth);
         // Used every 4 s for a minute and never flushed: the pending marks
         // must count, also after the cache entry expired.

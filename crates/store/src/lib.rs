@@ -32,6 +32,7 @@ mod schema;
 mod sessions_store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod throttle_store;
 mod tokens_store;
 
 use std::time::Duration;

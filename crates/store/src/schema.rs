@@ -170,6 +170,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    login_failures (key) {
+        key -> Text,
+        failures -> Integer,
+        last_failure_ms -> BigInt,
+        locked_until_ms -> Nullable<BigInt>,
+    }
+}
+
 diesel::joinable!(device_sessions -> users (user_id));
 diesel::joinable!(refresh_tokens -> device_sessions (session_id));
 diesel::joinable!(tracked_events -> tracked_sessions (session_id));
@@ -180,6 +189,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     device_sessions,
     refresh_tokens,
     settings,
+    login_failures,
     audit_events,
     tracked_sessions,
     tracked_events,

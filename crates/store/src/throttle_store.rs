@@ -1,0 +1,110 @@
+//! `auth::LoginThrottleStore`: failed-login records, changed atomically.
+
+use auth::{LoginFailures, LoginThrottleStore};
+use diesel::prelude::*;
+use kernel::{OffsetDateTime, from_millis, to_millis};
+
+use crate::Store;
+use crate::conn::DbConn;
+use crate::schema::login_failures as lf;
+
+type Row = (i32, i64, Option<i64>);
+
+impl LoginThrottleStore for Store {
+    fn update_failures(
+        &self,
+        keys: &[&str],
+        now: OffsetDateTime,
+        update: &mut dyn FnMut(&mut [Option<LoginFailures>]),
+    ) -> anyhow::Result<()> {
+        let now_ms = to_millis(now);
+        self.write_tx("counting a login attempt", |c| {
+            // Rows are locked in key order, so two attempts on overlapping
+            // keys cannot deadlock.
+            let mut order: Vec<usize> = (0..keys.len()).collect();
+            order.sort_by_key(|&i| keys[i]);
+            let mut records = vec![None; keys.len()];
+            for &i in &order {
+                records[i] = lock(c, keys[i], now_ms)?;
+            }
+            update(&mut records);
+            for &i in &order {
+                write(c, keys[i], records[i])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn purge_failures(
+        &self,
+        forgotten_before: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<u64> {
+        let (before, now) = (to_millis(forgotten_before), to_millis(now));
+        let n = self.run("forgetting old login failures", |c| {
+            diesel::delete(
+                lf::table
+                    .filter(lf::last_failure_ms.lt(before))
+                    .filter(lf::locked_until_ms.is_null().or(lf::locked_until_ms.le(now))),
+            )
+            .execute(c)
+        })?;
+        Ok(n as u64)
+    }
+}
+
+/// The record of `key`, its row held until the transaction ends.
+///
+/// On PostgreSQL a missing row cannot be locked, so an empty placeholder is
+/// inserted first (and read as "no record"): the second of two concurrent
+/// first attempts then waits on it instead of both counting from zero. On
+/// SQLite the transaction (`BEGIN IMMEDIATE`) already excludes every other
+/// writer.
+fn lock(c: &mut DbConn, key: &str, now_ms: i64) -> QueryResult<Option<LoginFailures>> {
+    let row: Option<Row> = match c {
+        DbConn::Pg(pg) => {
+            diesel::insert_into(lf::table)
+                .values((lf::key.eq(key), lf::failures.eq(0), lf::last_failure_ms.eq(now_ms)))
+                .on_conflict_do_nothing()
+                .execute(pg)?;
+            lf::table
+                .find(key)
+                .select((lf::failures, lf::last_failure_ms, lf::locked_until_ms))
+                .for_update()
+                .first(pg)
+                .optional()?
+        }
+        DbConn::Sqlite(lite) => lf::table
+            .find(key)
+            .select((lf::failures, lf::last_failure_ms, lf::locked_until_ms))
+            .first(lite)
+            .optional()?,
+    };
+    Ok(row.filter(|(failures, ..)| *failures > 0).map(|(failures, last, until)| LoginFailures {
+        failures: u32::try_from(failures).unwrap_or(0),
+        last_failure: from_millis(last),
+        locked_until: until.map(from_millis),
+    }))
+}
+
+/// Stores `record` as the row of `key` (`None` deletes it).
+fn write(c: &mut DbConn, key: &str, record: Option<LoginFailures>) -> QueryResult<()> {
+    let Some(r) = record else {
+        diesel::delete(lf::table.find(key)).execute(c)?;
+        return Ok(());
+    };
+    let values = (
+        lf::failures.eq(i32::try_from(r.failures).unwrap_or(i32::MAX)),
+        lf::last_failure_ms.eq(to_millis(r.last_failure)),
+        lf::locked_until_ms.eq(r.locked_until.map(to_millis)),
+    );
+    crate::per_backend!(c, |c| {
+        diesel::insert_into(lf::table)
+            .values((lf::key.eq(key), values))
+            .on_conflict(lf::key)
+            .do_update()
+            .set(values)
+            .execute(c)
+    })?;
+    Ok(())
+}
