@@ -123,6 +123,8 @@ pub struct AnalyticsService {
     clock: Arc<dyn Clock>,
     settings: AnalyticsSettings,
     pages: Batcher,
+    /// Events acknowledged (session steps and page visits), for metrics.
+    ingested: std::sync::atomic::AtomicU64,
 }
 
 impl AnalyticsService {
@@ -134,7 +136,7 @@ impl AnalyticsService {
         settings: AnalyticsSettings,
     ) -> Self {
         let pages = Batcher::start(store.clone());
-        Self { store, clock, settings, pages }
+        Self { store, clock, settings, pages, ingested: Default::default() }
     }
 
     /// The settings in force.
@@ -168,6 +170,7 @@ impl AnalyticsService {
             ..TrackedSession::start(kernel::new_id(), app.0, user, at)
         };
         self.store.insert_session(&session)?;
+        self.count_ingested();
         Ok(session)
     }
 
@@ -227,6 +230,7 @@ impl AnalyticsService {
             t.after.last_seen_at = self.now();
             let closed = t.closed.filter(|i| i.to > i.from);
             if self.store.apply_transition(&current, &t.after, &t.event(kind), closed)? {
+                self.count_ingested();
                 return Ok(t.after);
             }
         }
@@ -290,7 +294,18 @@ impl AnalyticsService {
             at: at.unwrap_or_else(|| self.now()),
         };
         self.pages.write(self.store.as_ref(), &visit)?;
+        self.count_ingested();
         Ok(visit)
+    }
+
+    fn count_ingested(&self) {
+        self.ingested.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Tracking events acknowledged by this process since it started
+    /// (session steps and page visits): the metrics' counter.
+    pub fn events_ingested(&self) -> u64 {
+        self.ingested.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Heatmap. `caller` is `None` only for the public endpoints.

@@ -117,6 +117,9 @@ impl AuthService {
         // Deleting a row that a concurrent request deleted first is still a
         // success for this caller: the session is gone either way.
         self.ports().sessions.delete_session(session.id)?;
+        if session.state == SessionState::Active && session.expires_at > now {
+            self.counters().revoked(1);
+        }
         self.forget_session(session.id);
         self.record(AuditAction::SessionDelete, Some(owner), Some(session.id), meta)?;
         Ok(self.info(session, None, now))
@@ -142,6 +145,7 @@ impl AuthService {
     ) -> Result<u64, AuthError> {
         let now = self.clock_now();
         let ended = self.ports().sessions.delete_user_sessions(owner, except, now)?;
+        self.counters().revoked(ended.len() as u64);
         self.forget_user(owner);
         for id in &ended {
             self.record(AuditAction::SessionDelete, Some(owner), Some(*id), meta)?;
@@ -172,6 +176,7 @@ impl AuthService {
         let session = self.owned_session(caller.user.id, session_id)?;
         let now = self.clock_now();
         if self.ports().sessions.end_session(session.id, SessionState::Deactivated, now)? {
+            self.counters().revoked(1);
             self.forget_session(session.id);
             self.record(
                 AuditAction::SessionDeactivate,

@@ -11,6 +11,7 @@ mod audit;
 mod cache;
 mod devices;
 mod service;
+mod stats;
 mod throttle;
 
 pub use activity::ActivityBuffer;
@@ -21,6 +22,7 @@ pub use service::{
     AuthService, CACHE_TTL, LoginInput, LoginOk, Ports, Principal, Refreshed, RegisterInput,
     Settings, UserProfile,
 };
+pub use stats::AuthStats;
 pub use throttle::{DEFAULT_MEMORY, LoginFailures, LoginThrottleStore, ThrottlePolicy};
 
 use kernel::{Uuid, Violations};

@@ -144,6 +144,7 @@ pub struct AuthService {
     settings: Settings,
     cache: SessionCache,
     activity: ActivityBuffer,
+    counters: crate::stats::Counters,
 }
 
 /// How long a cached session state is trusted: the bound on how late a
@@ -174,7 +175,18 @@ impl AuthService {
             settings,
             cache: SessionCache::new(CACHE_TTL, CACHE_CAPACITY),
             activity: ActivityBuffer::new(),
+            counters: Default::default(),
         }
+    }
+
+    /// What the use cases have done since this service started.
+    pub fn stats(&self) -> crate::AuthStats {
+        self.counters.snapshot()
+    }
+
+    /// The counters, for the use cases in sibling modules.
+    pub(crate) fn counters(&self) -> &crate::stats::Counters {
+        &self.counters
     }
 
     /// The policy in force.
@@ -332,6 +344,7 @@ impl AuthService {
         let Some(user) = found.filter(|_| right) else {
             self.audit(AuditAction::LoginFailed, AuditOutcome::Failure, user_id, None, meta)?;
             if claims.iter().any(Claim::locked) {
+                self.counters.lockout();
                 self.audit(AuditAction::Lockout, AuditOutcome::Failure, user_id, None, meta)?;
             }
             return Err(AuthError::InvalidCredentials);
@@ -361,6 +374,7 @@ impl AuthService {
         self.ports
             .sessions
             .create_session(&NewSession { session: session.clone(), refresh_hash: refresh.hash })?;
+        self.counters.created();
         self.audit(
             AuditAction::Login,
             AuditOutcome::Success,
@@ -649,7 +663,10 @@ impl AuthService {
         now: OffsetDateTime,
         meta: &RequestMeta,
     ) -> Result<AuthError, AuthError> {
-        self.ports.sessions.end_session(session_id, SessionState::Revoked, now)?;
+        if self.ports.sessions.end_session(session_id, SessionState::Revoked, now)? {
+            self.counters.revoked(1);
+        }
+        self.counters.reuse();
         self.forget_session(session_id);
         let user_id = self.ports.sessions.get_session(session_id)?.map(|s| s.user_id);
         self.audit(
@@ -693,7 +710,9 @@ impl AuthService {
     /// Ends the caller's session.
     pub fn logout(&self, principal: &Principal, meta: &RequestMeta) -> Result<(), AuthError> {
         let (uid, sid) = (principal.user.id, principal.session.id);
-        self.ports.sessions.end_session(sid, SessionState::LoggedOut, self.now())?;
+        if self.ports.sessions.end_session(sid, SessionState::LoggedOut, self.now())? {
+            self.counters.revoked(1);
+        }
         self.forget_session(sid);
         self.audit(AuditAction::Logout, AuditOutcome::Success, Some(uid), Some(sid), meta)
     }
@@ -708,6 +727,7 @@ impl AuthService {
             SessionState::LoggedOut,
             self.now(),
         )?;
+        self.counters.revoked(n);
         self.forget_user(uid);
         self.audit(AuditAction::LogoutAll, AuditOutcome::Success, Some(uid), Some(sid), meta)?;
         Ok(n)

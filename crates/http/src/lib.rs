@@ -18,6 +18,7 @@ mod body;
 mod client_ip;
 mod envelope;
 pub mod error;
+mod metrics;
 mod openapi;
 mod query;
 mod rate_limit;
@@ -26,6 +27,7 @@ mod routes;
 mod views;
 
 pub use client_ip::TrustedProxies;
+pub use metrics::{Metrics, PoolSnapshot};
 pub use rate_limit::{RateLimitConfig, RateLimits};
 
 use std::future::{Ready, ready};
@@ -43,6 +45,11 @@ use crate::error::ApiError;
 pub trait Readiness: Send + Sync {
     /// `Ok` when the database answers.
     fn check(&self) -> anyhow::Result<()>;
+
+    /// The database pool, for `/metrics` (`None`: not shown).
+    fn pool(&self) -> Option<PoolSnapshot> {
+        None
+    }
 }
 
 /// What the handlers share.
@@ -59,6 +66,8 @@ pub struct ApiState {
     pub trusted_proxies: TrustedProxies,
     /// Request rate limits (SPEC §5).
     pub rate_limits: Arc<RateLimits>,
+    /// What `/metrics` shows.
+    pub metrics: Arc<Metrics>,
 }
 
 impl FromRequest for ApiState {
@@ -97,6 +106,7 @@ pub(crate) fn app(
         .wrap(from_fn(rate_limit::middleware))
         .wrap(NormalizePath::trim())
         .wrap(from_fn(request_id::middleware))
+        .wrap(from_fn(metrics::middleware))
 }
 
 /// The HTTP server, serving on `listener` with `workers` workers; it binds

@@ -145,6 +145,7 @@ pub(crate) struct HeatmapEnvelope {
         health::api_health_post,
         health::live,
         health::ready,
+        health::metrics,
         health::auth_health,
         docs::openapi_json,
         auth::register,

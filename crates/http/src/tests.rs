@@ -18,6 +18,7 @@ use tokens::{AccessGrant, RefreshRecord, RefreshTokenStore, TokenCodec};
 
 use super::*;
 
+mod metrics;
 mod rate_limits;
 mod tracking;
 
@@ -326,6 +327,7 @@ fn fixture() -> Fixture {
             readiness: probe.clone(),
             trusted_proxies: TrustedProxies::none(),
             rate_limits: Arc::new(RateLimits::new(RateLimitConfig::off())),
+            metrics: Arc::new(Metrics::new()),
         },
         probe,
         tracking,

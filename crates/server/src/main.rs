@@ -213,6 +213,18 @@ impl http::Readiness for StoreReadiness {
     fn check(&self) -> anyhow::Result<()> {
         self.0.ping()
     }
+
+    fn pool(&self) -> Option<http::PoolSnapshot> {
+        let p = self.0.pool_stats();
+        Some(http::PoolSnapshot {
+            max: p.max,
+            open: p.open,
+            idle: p.idle,
+            checkouts: p.checkouts,
+            wait_nanos: p.wait_nanos,
+            timeouts: p.timeouts,
+        })
+    }
 }
 
 fn serve(config: Config, store: Store) -> anyhow::Result<()> {
@@ -244,6 +256,7 @@ fn serve(config: Config, store: Store) -> anyhow::Result<()> {
             user_per_hour: config.rate_limit_user_per_hour,
             logout_all_per_minute: config.rate_limit_logout_all_per_minute,
         })),
+        metrics: Arc::new(http::Metrics::new()),
     };
     // Other processes sharing a PostgreSQL database tell this one when a
     // session or user changes, so their revocations apply here at once.

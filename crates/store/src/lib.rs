@@ -35,6 +35,8 @@ pub mod testing;
 mod throttle_store;
 mod tokens_store;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -67,6 +69,47 @@ impl Job {
         match self {
             Self::Sweep => 0x5e55_10d0_0002,
         }
+    }
+}
+
+/// The connection pool's state and history (for metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Most connections the pool opens.
+    pub max: u32,
+    /// Connections open now.
+    pub open: u32,
+    /// Of those, not checked out.
+    pub idle: u32,
+    /// Connections handed out since start.
+    pub checkouts: u64,
+    /// Time spent waiting for them, in total.
+    pub wait_nanos: u64,
+    /// Requests for a connection that gave up (the database timeout).
+    pub timeouts: u64,
+}
+
+/// Counts checkouts and waits as r2d2 reports them (the pool owns the
+/// handler, the store reads it: hence the shared wrapper).
+#[derive(Debug, Default)]
+struct PoolEvents {
+    checkouts: AtomicU64,
+    wait_nanos: AtomicU64,
+    timeouts: AtomicU64,
+}
+
+#[derive(Debug)]
+struct SharedPoolEvents(Arc<PoolEvents>);
+
+impl r2d2::HandleEvent for SharedPoolEvents {
+    fn handle_checkout(&self, event: r2d2::event::CheckoutEvent) {
+        self.0.checkouts.fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(event.duration().as_nanos()).unwrap_or(u64::MAX);
+        self.0.wait_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    fn handle_timeout(&self, _: r2d2::event::TimeoutEvent) {
+        self.0.timeouts.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -113,6 +156,8 @@ pub fn is_unavailable(error: &anyhow::Error) -> bool {
 #[derive(Clone)]
 pub struct Store {
     pool: r2d2::Pool<Manager>,
+    /// Checkouts and their waits, for metrics.
+    pool_events: Arc<PoolEvents>,
     /// Opens connections outside the pool (the invalidation listener).
     manager: Manager,
     backend: Backend,
@@ -151,6 +196,8 @@ impl Store {
             .min_idle(Some(1))
             .connection_timeout(timeout)
             .error_handler(Box::new(conn::LogErrors));
+        let pool_events = Arc::new(PoolEvents::default());
+        builder = builder.event_handler(Box::new(SharedPoolEvents(pool_events.clone())));
         if memory {
             // Every connection to `:memory:` is its own database: keep one,
             // forever.
@@ -161,7 +208,7 @@ impl Store {
             .build(manager.clone())
             .map_err(|e| anyhow::Error::new(Unavailable(Box::new(e))))
             .context("connecting to the database")?;
-        Ok(Store { pool, manager, backend })
+        Ok(Store { pool, pool_events, manager, backend })
     }
 
     /// Applies the pending embedded migrations of the backend. Safe when
@@ -238,6 +285,19 @@ impl Store {
     }
 
     /// A pooled connection, or [`Unavailable`] after the timeout.
+    /// The connection pool now, and its checkouts since start.
+    pub fn pool_stats(&self) -> PoolStats {
+        let state = self.pool.state();
+        PoolStats {
+            max: self.pool.max_size(),
+            open: state.connections,
+            idle: state.idle_connections,
+            checkouts: self.pool_events.checkouts.load(Ordering::Relaxed),
+            wait_nanos: self.pool_events.wait_nanos.load(Ordering::Relaxed),
+            timeouts: self.pool_events.timeouts.load(Ordering::Relaxed),
+        }
+    }
+
     fn conn(&self) -> anyhow::Result<Pooled> {
         self.pool
             .get()

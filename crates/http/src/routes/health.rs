@@ -113,3 +113,15 @@ pub(crate) async fn ready(state: ApiState) -> Result<HttpResponse, ApiError> {
         }
     }
 }
+
+/// Prometheus metrics, text exposition format 0.0.4.
+#[utoipa::path(
+    get, path = "/metrics", tag = "health", operation_id = "getMetrics",
+    responses(
+        (status = 200, description = "Metrics in Prometheus text format", content_type = "text/plain; version=0.0.4", body = String),
+    )
+)]
+pub(crate) async fn metrics(state: ApiState) -> HttpResponse {
+    let body = state.metrics.render(&state);
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(body)
+}

@@ -68,6 +68,11 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::head().to(health::live)),
     )
     .service(
+        resource("/metrics", GET)
+            .route(web::get().to(health::metrics))
+            .route(web::head().to(health::metrics)),
+    )
+    .service(
         resource("/health/ready", GET)
             .route(web::get().to(health::ready))
             .route(web::head().to(health::ready)),
