@@ -10,6 +10,7 @@ mod concurrency;
 mod errors;
 mod geo;
 mod limits;
+mod logs;
 mod metrics;
 mod mmdb;
 mod multi_instance;

@@ -158,6 +158,11 @@ impl Server {
         Self::start_on(&self.database_url.clone(), &env)
     }
 
+    /// What the server has written to its log (stderr) so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

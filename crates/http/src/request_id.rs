@@ -11,6 +11,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage};
+use tracing::Instrument as _;
 
 /// The header, lower-case as HTTP/2 wants it.
 pub(crate) const HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -61,10 +62,25 @@ pub(crate) async fn middleware(
     let id = for_header(req.headers().get(&HEADER));
     req.extensions_mut().insert(RequestId(id.clone()));
     let header = HeaderValue::from_str(&id).ok();
-    let mut res = scope(id, next.call(req)).await?;
+    // Every log line written while answering carries the request id.
+    let span = tracing::info_span!("request", request_id = %id);
+    let (method, started) = (req.method().clone(), std::time::Instant::now());
+    let mut res = scope(id, next.call(req)).instrument(span.clone()).await?;
     if let Some(value) = header {
         res.headers_mut().insert(HEADER, value);
     }
+    // The access log: the route template, never the path's ids or query.
+    span.in_scope(|| {
+        let route = res.request().match_pattern();
+        tracing::info!(
+            target: "sessiond::access",
+            method = %method,
+            route = route.as_deref().unwrap_or("unmatched"),
+            status = res.status().as_u16(),
+            micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "answered"
+        );
+    });
     Ok(res)
 }
 
