@@ -423,7 +423,7 @@ impl AuthService {
         self.ports.throttle.update_failures(keys, self.now(), &mut |records| {
             if let Some((account, others)) = records.split_first_mut() {
                 *account = None;
-                for (r, claim) in others.iter_mut().zip(&claims[1..]) {
+                for (r, claim) in others.iter_mut().zip(claims.iter().skip(1)) {
                     ThrottlePolicy::release(r, *claim);
                 }
             }

@@ -27,7 +27,7 @@ mod routes;
 mod views;
 
 pub use client_ip::TrustedProxies;
-pub use metrics::{Metrics, PoolSnapshot};
+pub use metrics::Metrics;
 pub use rate_limit::{RateLimitConfig, RateLimits};
 
 use std::future::{Ready, ready};
@@ -47,7 +47,7 @@ pub trait Readiness: Send + Sync {
     fn check(&self) -> anyhow::Result<()>;
 
     /// The database pool, for `/metrics` (`None`: not shown).
-    fn pool(&self) -> Option<PoolSnapshot> {
+    fn pool(&self) -> Option<kernel::PoolStats> {
         None
     }
 }

@@ -22,23 +22,6 @@ use prometheus::{
 
 use crate::ApiState;
 
-/// The database pool as the metrics show it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PoolSnapshot {
-    /// Most connections the pool opens.
-    pub max: u32,
-    /// Connections open now.
-    pub open: u32,
-    /// Of those, idle.
-    pub idle: u32,
-    /// Connections handed out since start.
-    pub checkouts: u64,
-    /// Total time spent waiting for a connection, in nanoseconds.
-    pub wait_nanos: u64,
-    /// Waits that gave up.
-    pub timeouts: u64,
-}
-
 /// The process's metrics.
 pub struct Metrics {
     registry: Registry,

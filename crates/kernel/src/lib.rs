@@ -173,6 +173,24 @@ pub fn check_app_name(s: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// A database connection pool's state and history, as the store reports
+/// it and `/metrics` shows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Most connections the pool opens.
+    pub max: u32,
+    /// Connections open now.
+    pub open: u32,
+    /// Of those, not checked out.
+    pub idle: u32,
+    /// Connections handed out since start.
+    pub checkouts: u64,
+    /// Time spent waiting for them, in total, in nanoseconds.
+    pub wait_nanos: u64,
+    /// Requests for a connection that gave up (the database timeout).
+    pub timeouts: u64,
+}
+
 /// A dependency (the database) could not be reached in time. Adapters put
 /// it into the chain of an `anyhow` error so that the HTTP edge can answer
 /// 503 instead of 500 without knowing the adapter.

@@ -214,16 +214,8 @@ impl http::Readiness for StoreReadiness {
         self.0.ping()
     }
 
-    fn pool(&self) -> Option<http::PoolSnapshot> {
-        let p = self.0.pool_stats();
-        Some(http::PoolSnapshot {
-            max: p.max,
-            open: p.open,
-            idle: p.idle,
-            checkouts: p.checkouts,
-            wait_nanos: p.wait_nanos,
-            timeouts: p.timeouts,
-        })
+    fn pool(&self) -> Option<kernel::PoolStats> {
+        Some(self.0.pool_stats())
     }
 }
 

@@ -72,23 +72,6 @@ impl Job {
     }
 }
 
-/// The connection pool's state and history (for metrics).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PoolStats {
-    /// Most connections the pool opens.
-    pub max: u32,
-    /// Connections open now.
-    pub open: u32,
-    /// Of those, not checked out.
-    pub idle: u32,
-    /// Connections handed out since start.
-    pub checkouts: u64,
-    /// Time spent waiting for them, in total.
-    pub wait_nanos: u64,
-    /// Requests for a connection that gave up (the database timeout).
-    pub timeouts: u64,
-}
-
 /// Counts checkouts and waits as r2d2 reports them (the pool owns the
 /// handler, the store reads it: hence the shared wrapper).
 #[derive(Debug, Default)]
@@ -286,9 +269,9 @@ impl Store {
 
     /// A pooled connection, or [`Unavailable`] after the timeout.
     /// The connection pool now, and its checkouts since start.
-    pub fn pool_stats(&self) -> PoolStats {
+    pub fn pool_stats(&self) -> kernel::PoolStats {
         let state = self.pool.state();
-        PoolStats {
+        kernel::PoolStats {
             max: self.pool.max_size(),
             open: state.connections,
             idle: state.idle_connections,
