@@ -100,13 +100,14 @@ pub(crate) fn app(
         .app_data(web::QueryConfig::default().error_handler(|e, _| query::query_error(&e).into()))
         .configure(routes::configure)
         .default_service(web::to(routes::not_found))
-        // Outermost last: the request id scope covers everything, paths
-        // are normalised before routing, and a refused request costs no
+        // Outermost last: the request id scope covers everything (the
+        // access line included), every answer is measured, paths are
+        // normalised before routing, and a refused request costs no
         // routing at all.
         .wrap(from_fn(rate_limit::middleware))
         .wrap(NormalizePath::trim())
-        .wrap(from_fn(request_id::middleware))
         .wrap(from_fn(metrics::middleware))
+        .wrap(from_fn(request_id::middleware))
 }
 
 /// The HTTP server, serving on `listener` with `workers` workers; it binds

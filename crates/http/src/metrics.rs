@@ -1,9 +1,10 @@
 //! `GET /metrics`: Prometheus text exposition (SPEC §5), names prefixed
 //! `sessiond_`.
 //!
-//! HTTP traffic is measured by a middleware around everything: requests by
-//! method, route template (never the raw path: ids would explode the
-//! series) and status, and a latency histogram. What the use cases did
+//! HTTP traffic is measured by a middleware around everything but the
+//! request-id scope: requests by method, route template (never the raw
+//! path: ids would explode the series) and status, a latency histogram,
+//! and the access log line from the same figures. What the use cases did
 //! (sessions created and revoked, refresh reuse, lockouts, tracking events)
 //! and the database pool are read at scrape time from the services' own
 //! counters, so the domain crates need no metrics library.
@@ -135,10 +136,8 @@ impl Metrics {
     }
 
     /// Counts one answered request.
-    fn observe(&self, method: &Method, route: &str, status: u16, seconds: f64) {
-        let method = known_method(method);
-        let status = status.to_string();
-        self.requests.with_label_values(&[method, route, status.as_str()]).inc();
+    fn observe(&self, method: &str, route: &str, status: &str, seconds: f64) {
+        self.requests.with_label_values(&[method, route, status]).inc();
         self.duration.with_label_values(&[method, route]).observe(seconds);
     }
 
@@ -205,21 +204,31 @@ fn known_method(m: &Method) -> &'static str {
     }
 }
 
-/// The middleware: times every request and counts it under its route
-/// template (`unmatched` for paths no route knows).
+/// The middleware: times every request, counts it under its route
+/// template (`unmatched` for paths no route knows) and writes the access
+/// line. It runs inside the request-id span, so the line carries the id.
 pub(crate) async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let metrics = crate::authn::state(req.request()).ok().map(|s| s.metrics.clone());
-    let started = Instant::now();
-    let method = req.method().clone();
+    let (method, started) = (known_method(req.method()), Instant::now());
     let res = next.call(req).await?;
-    if let Some(metrics) = metrics {
-        let route = res.request().match_pattern();
-        let route = route.as_deref().unwrap_or("unmatched");
-        let status = res.status().as_u16();
-        metrics.observe(&method, route, status, started.elapsed().as_secs_f64());
+    let elapsed = started.elapsed();
+    // The template, never the path: ids and query strings stay out of both
+    // the series and the log.
+    let route = res.request().match_pattern();
+    let route = route.as_deref().unwrap_or("unmatched");
+    let status = res.status();
+    if let Some(state) = res.request().app_data::<actix_web::web::Data<ApiState>>() {
+        state.metrics.observe(method, route, status.as_str(), elapsed.as_secs_f64());
     }
+    tracing::info!(
+        target: "sessiond::access",
+        method,
+        route,
+        status = status.as_u16(),
+        micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+        "answered"
+    );
     Ok(res)
 }

@@ -25,7 +25,7 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{HttpMessage, HttpRequest, ResponseError};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DashMapStateStore;
@@ -100,13 +100,26 @@ impl RateLimits {
         }
     }
 
+    /// Counts a request on a limited path against its client address;
+    /// the standing is kept for the response headers. The 429 answer,
+    /// headers included, when the address is over its limit.
+    fn check_address(&self, req: &HttpRequest) -> Option<HttpResponse> {
+        let (limiter, ip) = self.ip.as_ref().zip(crate::authn::client_addr(req))?;
+        let standing = limiter.check(&ip);
+        record(&mut req.extensions_mut(), standing);
+        let mut res = standing.refusal().err()?.error_response();
+        standing.write(res.headers_mut());
+        Some(res)
+    }
+
     /// Counts an authenticated request of `user` on `req` (and a
     /// logout-all against its own limit); the standing is kept for the
     /// response headers.
     pub(crate) fn check_user(&self, req: &HttpRequest, user: Uuid) -> Result<(), ApiError> {
+        let Some(per_user) = &self.user else { return Ok(()) };
         let logout_all = req.path().ends_with("/auth/logout-all");
-        let limiters = [Some(&self.user), logout_all.then_some(&self.logout_all)];
-        for limiter in limiters.into_iter().flatten().flatten() {
+        let limiters = [Some(per_user), self.logout_all.as_ref().filter(|_| logout_all)];
+        for limiter in limiters.into_iter().flatten() {
             let standing = limiter.check(&user);
             record(&mut req.extensions_mut(), standing);
             standing.refusal()?;
@@ -228,22 +241,12 @@ pub(crate) async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let limiter = crate::authn::state(req.request())
-        .ok()
-        .filter(|_| limited(req.path()))
-        .map(|s| s.rate_limits.clone())
-        .filter(|l| l.ip.is_some());
-    if let Some(limits) = limiter {
-        let ip = crate::authn::client_addr(req.request());
-        if let (Some(ip), Some(l)) = (ip, &limits.ip) {
-            let standing = l.check(&ip);
-            record(&mut req.extensions_mut(), standing);
-            if let Err(e) = standing.refusal() {
-                let mut res = e.error_response();
-                standing.write(res.headers_mut());
-                return Ok(req.into_response(res).map_into_right_body());
-            }
-        }
+    let refused = match req.app_data::<actix_web::web::Data<crate::ApiState>>() {
+        Some(state) if limited(req.path()) => state.rate_limits.check_address(req.request()),
+        _ => None,
+    };
+    if let Some(res) = refused {
+        return Ok(req.into_response(res).map_into_right_body());
     }
     let mut res = next.call(req).await?;
     let standing = res.request().extensions().get::<Standing>().copied();

@@ -64,23 +64,10 @@ pub(crate) async fn middleware(
     let header = HeaderValue::from_str(&id).ok();
     // Every log line written while answering carries the request id.
     let span = tracing::info_span!("request", request_id = %id);
-    let (method, started) = (req.method().clone(), std::time::Instant::now());
-    let mut res = scope(id, next.call(req)).instrument(span.clone()).await?;
+    let mut res = scope(id, next.call(req)).instrument(span).await?;
     if let Some(value) = header {
         res.headers_mut().insert(HEADER, value);
     }
-    // The access log: the route template, never the path's ids or query.
-    span.in_scope(|| {
-        let route = res.request().match_pattern();
-        tracing::info!(
-            target: "sessiond::access",
-            method = %method,
-            route = route.as_deref().unwrap_or("unmatched"),
-            status = res.status().as_u16(),
-            micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-            "answered"
-        );
-    });
     Ok(res)
 }
 

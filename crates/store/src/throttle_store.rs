@@ -2,6 +2,7 @@
 
 use auth::{LoginFailures, LoginThrottleStore};
 use diesel::prelude::*;
+use diesel::upsert::excluded;
 use kernel::{OffsetDateTime, from_millis, to_millis};
 
 use crate::Store;
@@ -55,32 +56,25 @@ impl LoginThrottleStore for Store {
 
 /// The record of `key`, its row held until the transaction ends.
 ///
-/// On PostgreSQL a missing row cannot be locked, so an empty placeholder is
-/// inserted first (and read as "no record"): the second of two concurrent
-/// first attempts then waits on it instead of both counting from zero. On
-/// SQLite the transaction (`BEGIN IMMEDIATE`) already excludes every other
-/// writer.
+/// One upsert both ways: a missing key gets an empty placeholder (read as
+/// "no record"), an existing one is touched without change; either way the
+/// statement takes the row lock and returns the row. On PostgreSQL that
+/// lock makes the second of two concurrent first attempts wait instead of
+/// both counting from zero (a plain `SELECT … FOR UPDATE` cannot lock a row
+/// that does not exist yet); on SQLite the transaction (`BEGIN IMMEDIATE`)
+/// already excludes every other writer.
 fn lock(c: &mut DbConn, key: &str, now_ms: i64) -> QueryResult<Option<LoginFailures>> {
-    let row: Option<Row> = match c {
-        DbConn::Pg(pg) => {
-            diesel::insert_into(lf::table)
-                .values((lf::key.eq(key), lf::failures.eq(0), lf::last_failure_ms.eq(now_ms)))
-                .on_conflict_do_nothing()
-                .execute(pg)?;
-            lf::table
-                .find(key)
-                .select((lf::failures, lf::last_failure_ms, lf::locked_until_ms))
-                .for_update()
-                .first(pg)
-                .optional()?
-        }
-        DbConn::Sqlite(lite) => lf::table
-            .find(key)
-            .select((lf::failures, lf::last_failure_ms, lf::locked_until_ms))
-            .first(lite)
-            .optional()?,
-    };
-    Ok(row.filter(|(failures, ..)| *failures > 0).map(|(failures, last, until)| LoginFailures {
+    let placeholder = (lf::key.eq(key), lf::failures.eq(0), lf::last_failure_ms.eq(now_ms));
+    let (failures, last, until): Row = crate::per_backend!(c, |c| {
+        diesel::insert_into(lf::table)
+            .values(placeholder)
+            .on_conflict(lf::key)
+            .do_update()
+            .set(lf::key.eq(excluded(lf::key)))
+            .returning((lf::failures, lf::last_failure_ms, lf::locked_until_ms))
+            .get_result(c)
+    })?;
+    Ok((failures > 0).then(|| LoginFailures {
         failures: u32::try_from(failures).unwrap_or(0),
         last_failure: from_millis(last),
         locked_until: until.map(from_millis),
