@@ -158,6 +158,31 @@ impl Server {
         Self::start_on(&self.database_url.clone(), &env)
     }
 
+    /// Sends a signal (a name `kill` knows: `TERM`, `INT`, `KILL`).
+    pub fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(sent, "kill -{signal} {}", self.child.id());
+    }
+
+    /// Waits up to `within` for the process to exit; its exit status, or
+    /// `None` if it is still running.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let since = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for sessiond") {
+                return Some(status);
+            }
+            if since.elapsed() >= within {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// What the server has written to its log (stderr) so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

@@ -9,7 +9,7 @@
 //! ```no_run
 //! # fn wire(state: http::ApiState) -> std::io::Result<()> {
 //! let listener = std::net::TcpListener::bind("127.0.0.1:8000")?;
-//! let server = http::server(state, listener, 2)?;
+//! let server = http::server(state, listener, 2, std::time::Duration::from_secs(10))?;
 //! # drop(server); Ok(()) }
 //! ```
 
@@ -112,14 +112,18 @@ pub(crate) fn app(
 
 /// The HTTP server, serving on `listener` with `workers` workers; it binds
 /// nothing itself. Await the returned [`actix_web::dev::Server`] to run it.
+/// On SIGTERM or SIGINT it stops accepting at once and gives requests in
+/// flight up to `shutdown_timeout` to finish before the future resolves.
 pub fn server(
     state: ApiState,
     listener: std::net::TcpListener,
     workers: usize,
+    shutdown_timeout: std::time::Duration,
 ) -> std::io::Result<actix_web::dev::Server> {
     let state = web::Data::new(state);
     let server = HttpServer::new(move || app(state.clone()))
         .workers(workers.max(1))
+        .shutdown_timeout(shutdown_timeout.as_secs())
         // Answers are small and written at once: Nagle's algorithm would
         // only hold them back waiting for the client's delayed ACK.
         .tcp_nodelay(true)

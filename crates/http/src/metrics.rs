@@ -112,7 +112,7 @@ impl Metrics {
             .expect("valid metric"),
             pool_timeouts: counter(
                 "sessiond_db_pool_timeouts_total",
-                "Waits for a database connection that gave up",
+                "Requests for a database connection that got none (timeout or database unreachable)",
             ),
         };
         let m = &mirrored;

@@ -984,7 +984,8 @@ async fn the_real_server_counts_chunked_bodies() {
     let f = fixture();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
     let addr = listener.local_addr().expect("its address");
-    let srv = server(f.state.clone(), listener, 1).expect("a server");
+    let srv =
+        server(f.state.clone(), listener, 1, std::time::Duration::from_secs(1)).expect("a server");
     let handle = srv.handle();
     actix_web::rt::spawn(srv);
     let head = "POST /api/auth/health HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\

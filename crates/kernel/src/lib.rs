@@ -187,7 +187,8 @@ pub struct PoolStats {
     pub checkouts: u64,
     /// Time spent waiting for them, in total, in nanoseconds.
     pub wait_nanos: u64,
-    /// Requests for a connection that gave up (the database timeout).
+    /// Requests for a connection that got none: the database timeout ran
+    /// out, or the database was known to be unreachable.
     pub timeouts: u64,
 }
 

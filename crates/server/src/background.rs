@@ -13,12 +13,6 @@ use kernel::{Clock as _, SystemClock};
 use sessions::SessionStore;
 use store::{Job, Store};
 
-/// How often pending `last_activity` marks are written. Each session is
-/// marked at most once a minute; this only bounds how stale the database
-/// copy is (and what a crash can lose: activity timestamps, never a
-/// session or token).
-pub const ACTIVITY_FLUSH_EVERY: Duration = Duration::from_secs(2);
-
 /// Sessions deleted per statement, so a large backlog never holds locks
 /// for long.
 pub const PURGE_BATCH: u32 = 1000;
@@ -34,7 +28,11 @@ pub struct Background {
 
 impl Background {
     /// Starts the activity flusher and the sweepers (session retention,
-    /// abandoned tracked sessions).
+    /// abandoned tracked sessions). `flush_every` is how often pending
+    /// `last_activity` marks are written: each session is marked at most
+    /// once a minute, so it only bounds how stale the database copy is
+    /// (and what a crash can lose: activity timestamps, never a session or
+    /// token).
     pub fn start(
         auth: Arc<AuthService>,
         analytics: Arc<AnalyticsService>,
@@ -42,11 +40,12 @@ impl Background {
         store: Store,
         retention: kernel::Duration,
         sweep_every: Duration,
+        flush_every: Duration,
     ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flusher = {
             let (auth, stop) = (auth.clone(), stop.clone());
-            every(ACTIVITY_FLUSH_EVERY, stop, move || {
+            every(flush_every, stop, move || {
                 if let Err(e) = auth.flush_activity() {
                     tracing::warn!(error = %e, "cannot write session activity yet; will retry");
                 }

@@ -82,6 +82,8 @@ pub struct Config {
     pub tracking_idle_timeout_secs: u64,
     /// How often the sweepers run.
     pub sweep_interval_secs: u64,
+    /// How often pending `last_activity` marks are written.
+    pub activity_flush_secs: u64,
     /// Self-registration.
     pub registration: Registration,
     /// Whether `/api/pages/track` works without a token.
@@ -112,6 +114,8 @@ pub struct Config {
     pub db_max_connections: u32,
     /// HTTP worker threads.
     pub workers: usize,
+    /// How long requests in flight may take to finish on SIGTERM/SIGINT.
+    pub shutdown_timeout_secs: u64,
     /// Log format.
     pub log_format: LogFormat,
 }
@@ -128,6 +132,7 @@ pub const KNOWN: &[&str] = &[
     "SESSIOND_SESSION_RETENTION_SECS",
     "SESSIOND_TRACKING_IDLE_TIMEOUT_SECS",
     "SESSIOND_SWEEP_INTERVAL_SECS",
+    "SESSIOND_ACTIVITY_FLUSH_SECS",
     "SESSIOND_REGISTRATION",
     "SESSIOND_PUBLIC_TRACKING",
     "SESSIOND_PUBLIC_ANALYTICS",
@@ -143,6 +148,7 @@ pub const KNOWN: &[&str] = &[
     "SESSIOND_DB_TIMEOUT_SECS",
     "SESSIOND_DB_MAX_CONNECTIONS",
     "SESSIOND_WORKERS",
+    "SESSIOND_SHUTDOWN_TIMEOUT_SECS",
     "SESSIOND_LOG_FORMAT",
 ];
 
@@ -274,6 +280,7 @@ impl Config {
             session_retention_secs: r.secs("SESSIOND_SESSION_RETENTION_SECS", 2_592_000, 0)?,
             tracking_idle_timeout_secs: r.secs("SESSIOND_TRACKING_IDLE_TIMEOUT_SECS", 43_200, 1)?,
             sweep_interval_secs: r.secs("SESSIOND_SWEEP_INTERVAL_SECS", 60, 1)?,
+            activity_flush_secs: r.secs("SESSIOND_ACTIVITY_FLUSH_SECS", 2, 1)?,
             registration: r.choice(
                 "SESSIOND_REGISTRATION",
                 Registration::Open,
@@ -294,6 +301,7 @@ impl Config {
             db_timeout_secs: r.secs("SESSIOND_DB_TIMEOUT_SECS", 2, 1)?,
             db_max_connections: r.count("SESSIOND_DB_MAX_CONNECTIONS", 16)?,
             workers: r.parse::<usize>("SESSIOND_WORKERS", cores, "a positive whole number")?.max(1),
+            shutdown_timeout_secs: r.secs("SESSIOND_SHUTDOWN_TIMEOUT_SECS", 10, 0)?,
             log_format: r.choice(
                 "SESSIOND_LOG_FORMAT",
                 LogFormat::Text,
@@ -336,6 +344,7 @@ mod tests {
             (5, 20, 60)
         );
         assert_eq!(c.db_timeout_secs, 2);
+        assert_eq!((c.activity_flush_secs, c.shutdown_timeout_secs), (2, 10));
         assert_eq!(c.log_format, LogFormat::Text);
     }
 

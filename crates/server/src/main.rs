@@ -257,6 +257,7 @@ fn serve(config: Config, store: Store) -> anyhow::Result<()> {
         store.listen_invalidations(move |what| auth.invalidate(what))?
     };
     let workers = config.workers;
+    let shutdown_timeout = std::time::Duration::from_secs(config.shutdown_timeout_secs);
     let retention =
         Duration::seconds(i64::try_from(config.session_retention_secs).unwrap_or(i64::MAX));
     let background = background::Background::start(
@@ -266,13 +267,15 @@ fn serve(config: Config, store: Store) -> anyhow::Result<()> {
         store.clone(),
         retention,
         std::time::Duration::from_secs(config.sweep_interval_secs),
+        std::time::Duration::from_secs(config.activity_flush_secs),
     );
     let served = actix_web::rt::System::new().block_on(async move {
-        let server = http::server(state, listener, workers)?;
+        let server = http::server(state, listener, workers, shutdown_timeout)?;
         // Tests and scripts wait for this exact line (port 0 picks a free port).
         println!("sessiond listening on http://{addr}");
         tracing::info!(%addr, backend = ?store.backend(), "sessiond listening");
-        // actix stops gracefully on SIGINT/SIGTERM: in-flight requests finish.
+        // actix stops gracefully on SIGINT/SIGTERM: it stops accepting,
+        // and requests in flight finish (within the shutdown timeout).
         server.await
     });
     background.stop();

@@ -36,8 +36,8 @@ mod throttle_store;
 mod tokens_store;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use diesel::connection::{AnsiTransactionManager, SimpleConnection as _, TransactionManager};
@@ -72,29 +72,46 @@ impl Job {
     }
 }
 
-/// Counts checkouts and waits as r2d2 reports them (the pool owns the
-/// handler, the store reads it: hence the shared wrapper).
+/// What the pool has been through: checkouts and their waits (counted by
+/// [`Store::conn`]), and whether the database is unreachable now (told by
+/// r2d2's handlers, which the pool owns: hence the shared wrapper).
 #[derive(Debug, Default)]
 struct PoolEvents {
     checkouts: AtomicU64,
     wait_nanos: AtomicU64,
     timeouts: AtomicU64,
+    /// The latest attempt to open a connection failed, and none succeeded
+    /// since. r2d2 retries a failed attempt in the background (every
+    /// second at most) until one succeeds, which clears this.
+    unreachable: AtomicBool,
 }
 
 #[derive(Debug)]
 struct SharedPoolEvents(Arc<PoolEvents>);
 
 impl r2d2::HandleEvent for SharedPoolEvents {
-    fn handle_checkout(&self, event: r2d2::event::CheckoutEvent) {
-        self.0.checkouts.fetch_add(1, Ordering::Relaxed);
-        let nanos = u64::try_from(event.duration().as_nanos()).unwrap_or(u64::MAX);
-        self.0.wait_nanos.fetch_add(nanos, Ordering::Relaxed);
-    }
-
-    fn handle_timeout(&self, _: r2d2::event::TimeoutEvent) {
-        self.0.timeouts.fetch_add(1, Ordering::Relaxed);
+    fn handle_acquire(&self, _: r2d2::event::AcquireEvent) {
+        if self.0.unreachable.swap(false, Ordering::AcqRel) {
+            tracing::info!("database reachable again");
+        }
     }
 }
+
+impl r2d2::HandleError<diesel::r2d2::Error> for SharedPoolEvents {
+    fn handle_error(&self, error: diesel::r2d2::Error) {
+        // A failed check of an open connection says little about the
+        // server (a proxy may have dropped an idle one); a failed attempt
+        // to open one says it cannot be reached.
+        if matches!(error, diesel::r2d2::Error::ConnectionError(_)) {
+            self.0.unreachable.store(true, Ordering::Release);
+        }
+        tracing::warn!(%error, "database connection failed");
+    }
+}
+
+/// How often a request waiting for a connection checks whether the
+/// database was found unreachable meanwhile (and gives up at once).
+const CHECKOUT_SLICE: Duration = Duration::from_millis(100);
 
 /// Pool settings.
 #[derive(Debug, Clone)]
@@ -144,6 +161,8 @@ pub struct Store {
     /// Opens connections outside the pool (the invalidation listener).
     manager: Manager,
     backend: Backend,
+    /// The longest wait for a connection.
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for Store {
@@ -174,13 +193,13 @@ impl Store {
             std::fs::create_dir_all(dir).context("creating the SQLite database directory")?;
         }
         let timeout = options.timeout.max(Duration::from_millis(1));
+        let pool_events = Arc::new(PoolEvents::default());
         let mut builder = r2d2::Pool::builder()
             .max_size(options.max_connections.max(1))
             .min_idle(Some(1))
             .connection_timeout(timeout)
-            .error_handler(Box::new(conn::LogErrors));
-        let pool_events = Arc::new(PoolEvents::default());
-        builder = builder.event_handler(Box::new(SharedPoolEvents(pool_events.clone())));
+            .error_handler(Box::new(SharedPoolEvents(pool_events.clone())))
+            .event_handler(Box::new(SharedPoolEvents(pool_events.clone())));
         if memory {
             // Every connection to `:memory:` is its own database: keep one,
             // forever.
@@ -191,7 +210,7 @@ impl Store {
             .build(manager.clone())
             .map_err(|e| anyhow::Error::new(Unavailable(Box::new(e))))
             .context("connecting to the database")?;
-        Ok(Store { pool, pool_events, manager, backend })
+        Ok(Store { pool, pool_events, manager, backend, timeout })
     }
 
     /// Applies the pending embedded migrations of the backend. Safe when
@@ -281,11 +300,41 @@ impl Store {
         }
     }
 
+    /// A pooled connection, or [`Unavailable`]: after the timeout, or at
+    /// once while the database is known to be unreachable and no
+    /// connection is open (waiting could only end the same way, and a
+    /// pile of requests each holding a thread for the whole timeout is
+    /// what takes a server down during an outage).
     fn conn(&self) -> anyhow::Result<Pooled> {
-        self.pool
-            .get()
-            .map_err(|e| anyhow::Error::new(Unavailable(Box::new(e))))
-            .context("getting a database connection")
+        let start = Instant::now();
+        let deadline = start + self.timeout;
+        let got = loop {
+            if self.pool_events.unreachable.load(Ordering::Acquire)
+                && self.pool.state().connections == 0
+            {
+                break Err(anyhow::anyhow!("the database is unreachable"));
+            }
+            let slice = deadline.saturating_duration_since(Instant::now()).min(CHECKOUT_SLICE);
+            match self.pool.get_timeout(slice) {
+                Ok(conn) => break Ok(conn),
+                Err(e) if Instant::now() >= deadline => break Err(anyhow::Error::new(e)),
+                Err(_) => {}
+            }
+        };
+        let events = &self.pool_events;
+        match got {
+            Ok(conn) => {
+                events.checkouts.fetch_add(1, Ordering::Relaxed);
+                let nanos = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                events.wait_nanos.fetch_add(nanos, Ordering::Relaxed);
+                Ok(conn)
+            }
+            Err(e) => {
+                events.timeouts.fetch_add(1, Ordering::Relaxed);
+                Err(anyhow::Error::new(Unavailable(e.into()))
+                    .context("getting a database connection"))
+            }
+        }
     }
 
     /// Runs `f` in a transaction on a pooled connection. On SQLite the
@@ -341,13 +390,19 @@ fn write_tx<T>(conn: &mut DbConn, f: impl FnOnce(&mut DbConn) -> QueryResult<T>)
 /// SQL text, and the HTTP edge shows a generic 500 anyway.
 fn db_err(e: DieselError, what: &'static str) -> anyhow::Error {
     let unavailable = match &e {
-        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => true,
+        DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _,
+        ) => true,
         DieselError::DatabaseError(_, info) => {
             let m = info.message();
             // PostgreSQL statement_timeout / lost server; SQLite busy past
             // busy_timeout.
             m.contains("canceling statement due to statement timeout")
                 || m.contains("server closed the connection")
+                // The server shutting down (SQLSTATE 57P01..57P03).
+                || m.contains("terminating connection")
+                || m.contains("the database system is")
                 || m.contains("database is locked")
                 || m.contains("database table is locked")
         }
