@@ -7,11 +7,16 @@
 //! each further failure doubles it, up to a cap (900 s), so a lock always
 //! ends: an attacker can delay a user, never shut them out for good.
 //!
-//! An attempt is counted as a failure BEFORE its password is checked and
-//! taken back when the password was right. That is what makes the limit
-//! hold under parallel attempts: twenty concurrent guesses against a limit
-//! of five get five password checks, not twenty, because the count and the
-//! lock decision happen in one store transaction per attempt.
+//! Exact under parallel attempts: besides its confirmed failures, a key
+//! counts its attempts in flight (claimed before the password is checked,
+//! settled after, each in one store transaction). A key admits only as
+//! many attempts in flight as it has failures left before its limit (one
+//! once it has been locked before), so twenty concurrent guesses against
+//! a limit of five get five password checks, not twenty. The others are
+//! [`Refusal::Busy`]: the caller waits for a slot, and then finds the key
+//! locked (the guesses failed) or free (they were right). Only a failure
+//! that is confirmed locks: concurrent logins with the right password
+//! never do, they just take turns.
 //!
 //! Unknown accounts are throttled exactly like real ones (keyed by the name
 //! that was typed), so the answers never tell whether an account exists.
@@ -55,13 +60,34 @@ pub const DEFAULT_MEMORY: Duration = Duration::hours(1);
 /// What the store keeps per key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoginFailures {
-    /// Failures counted (attempts in flight included).
+    /// Failed attempts (confirmed).
     pub failures: u32,
-    /// When the latest one was counted.
+    /// When the latest one failed (or, with no failures, when the record
+    /// was made).
     pub last_failure: OffsetDateTime,
     /// Locked until then, when set.
     pub locked_until: Option<OffsetDateTime>,
+    /// Attempts claimed and not settled yet (passwords being checked).
+    pub pending: u32,
+    /// When the attempts in flight are presumed dead (their process died
+    /// between claim and settlement): `pending` counts only before it.
+    pub pending_until: Option<OffsetDateTime>,
 }
+
+impl LoginFailures {
+    fn empty(now: OffsetDateTime) -> Self {
+        Self { failures: 0, last_failure: now, locked_until: None, pending: 0, pending_until: None }
+    }
+
+    /// Nothing worth keeping: no failure, no attempt in flight, no lock.
+    fn is_empty(&self, now: OffsetDateTime) -> bool {
+        self.failures == 0 && self.pending == 0 && self.locked_until.is_none_or(|u| u <= now)
+    }
+}
+
+/// How long an attempt may stay in flight before its claim is presumed
+/// dead: far above a password check plus the database timeout.
+pub const PENDING_TTL: Duration = Duration::seconds(30);
 
 /// Port: failure records, changed atomically.
 pub trait LoginThrottleStore: Send + Sync {
@@ -76,8 +102,8 @@ pub trait LoginThrottleStore: Send + Sync {
         update: &mut dyn FnMut(&mut [Option<LoginFailures>]),
     ) -> anyhow::Result<()>;
 
-    /// Deletes records whose latest failure is before `forgotten_before`
-    /// and that are not locked at `now`.
+    /// Deletes records whose latest failure is before `forgotten_before`,
+    /// that are not locked at `now` and have no attempt in flight.
     fn purge_failures(
         &self,
         forgotten_before: OffsetDateTime,
@@ -91,21 +117,14 @@ pub(crate) fn key(kind: &str, value: &str) -> String {
     tokens::refresh::hash(&format!("{kind}:{value}"))
 }
 
-/// One attempt's claim on a key: what the record's lock was before the
-/// attempt, and the lock the attempt set (if any), so that a right password
-/// can take the count back exactly.
+/// Why an attempt may not check its password now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Claim {
-    before: Option<OffsetDateTime>,
-    set: Option<OffsetDateTime>,
-}
-
-impl Claim {
-    /// Whether this attempt locked the key (worth an audit record when its
-    /// password turns out wrong).
-    pub(crate) fn locked(&self) -> bool {
-        self.set.is_some()
-    }
+pub(crate) enum Refusal {
+    /// Locked for this many more seconds.
+    Locked(u64),
+    /// As many attempts are in flight as the key has failures left: wait
+    /// for one to settle.
+    Busy,
 }
 
 impl ThrottlePolicy {
@@ -117,42 +136,82 @@ impl ThrottlePolicy {
         Some(self.lockout.saturating_mul(factor).min(self.max_lockout))
     }
 
-    /// Counts an attempt on `record` (limit `max`): `Err(seconds to wait)`
-    /// when the key is locked at `now`, else the claim, the record now
-    /// holding one more failure (and a lock when that reaches `max`).
+    /// `record` as of `now`: failures past the memory forgotten, attempts
+    /// in flight past [`PENDING_TTL`] presumed dead.
+    fn current(&self, record: Option<LoginFailures>, now: OffsetDateTime) -> LoginFailures {
+        let mut r = record.unwrap_or(LoginFailures::empty(now));
+        if r.failures > 0 && r.last_failure + self.memory <= now {
+            r.failures = 0;
+        }
+        if r.pending_until.is_none_or(|u| u <= now) {
+            r.pending = 0;
+            r.pending_until = None;
+        }
+        r
+    }
+
+    /// Claims an attempt on `record` (limit `max`) before its password is
+    /// checked. Refused when the key is locked at `now`, or when as many
+    /// attempts are in flight as it has failures left (one, once past the
+    /// limit); then the record is left as it was.
     pub(crate) fn claim(
         &self,
         record: &mut Option<LoginFailures>,
         max: u32,
         now: OffsetDateTime,
-    ) -> Result<Claim, u64> {
+    ) -> Result<(), Refusal> {
         if let Some(secs) = wait(record.as_ref(), now) {
-            return Err(secs);
+            return Err(Refusal::Locked(secs));
         }
-        let fresh = LoginFailures { failures: 0, last_failure: now, locked_until: None };
-        let mut r = record.filter(|r| r.last_failure + self.memory > now).unwrap_or(fresh);
-        let before = r.locked_until;
-        r.failures = r.failures.saturating_add(1);
-        r.last_failure = now;
-        let set = self.lock_for(r.failures, max.max(1)).map(|d| now + d);
-        if set.is_some() {
-            r.locked_until = set;
+        let mut r = self.current(*record, now);
+        let left = max.max(1).saturating_sub(r.failures).max(1);
+        if r.pending >= left {
+            return Err(Refusal::Busy);
         }
+        r.pending += 1;
+        r.pending_until = Some(now + PENDING_TTL);
         *record = Some(r);
-        Ok(Claim { before, set })
+        Ok(())
     }
 
-    /// Takes a claim back (the password was right): one failure fewer,
-    /// and the lock the attempt set undone unless a later attempt changed it.
-    pub(crate) fn release(record: &mut Option<LoginFailures>, claim: Claim) {
-        let Some(r) = record else { return };
-        r.failures = r.failures.saturating_sub(1);
-        if claim.set.is_some() && r.locked_until == claim.set {
-            r.locked_until = claim.before;
+    /// Settles a claimed attempt whose password was wrong: one failure
+    /// more, and a lock once that reaches `max` (doubling past it).
+    /// Whether this attempt locked the key.
+    pub(crate) fn fail(
+        &self,
+        record: &mut Option<LoginFailures>,
+        max: u32,
+        now: OffsetDateTime,
+    ) -> bool {
+        let mut r = self.current(*record, now);
+        r.pending = r.pending.saturating_sub(1);
+        r.failures = r.failures.saturating_add(1);
+        r.last_failure = now;
+        let lock = self.lock_for(r.failures, max.max(1));
+        if let Some(d) = lock {
+            r.locked_until = Some(now + d);
         }
-        if r.failures == 0 {
-            *record = None;
+        *record = Some(r);
+        lock.is_some()
+    }
+
+    /// Settles a claimed attempt whose password was right; with `forgive`
+    /// (the account's own key: its owner proved who they are) its failures
+    /// and lock are forgotten too. A client address is not forgiven:
+    /// someone else behind it may be guessing.
+    pub(crate) fn succeed(
+        &self,
+        record: &mut Option<LoginFailures>,
+        forgive: bool,
+        now: OffsetDateTime,
+    ) {
+        let mut r = self.current(*record, now);
+        r.pending = r.pending.saturating_sub(1);
+        if forgive {
+            r.failures = 0;
+            r.locked_until = None;
         }
+        *record = (!r.is_empty(now)).then_some(r);
     }
 }
 
@@ -180,19 +239,24 @@ mod tests {
         ThrottlePolicy::default()
     }
 
+    /// One failed attempt, claimed and settled; whether it locked.
+    fn failed(p: &ThrottlePolicy, r: &mut Option<LoginFailures>, now: OffsetDateTime) -> bool {
+        p.claim(r, 5, now).expect("admitted");
+        p.fail(r, 5, now)
+    }
+
     #[test]
     fn the_fifth_failure_locks_for_the_base_time() {
         let p = policy();
         let mut r = None;
         for i in 1..=4 {
-            let c = p.claim(&mut r, 5, T0).expect("not locked yet");
-            assert!(!c.locked(), "attempt {i}");
+            assert!(!failed(&p, &mut r, T0), "attempt {i}");
         }
-        let fifth = p.claim(&mut r, 5, T0).expect("the fifth attempt is still checked");
-        assert!(fifth.locked());
+        assert!(failed(&p, &mut r, T0), "the fifth failure locks");
         assert_eq!(r.map(|r| r.locked_until), Some(Some(T0 + Duration::seconds(60))));
-        assert_eq!(p.claim(&mut r, 5, T0), Err(60));
-        assert_eq!(p.claim(&mut r, 5, T0 + Duration::milliseconds(59_001)), Err(1));
+        assert_eq!(p.claim(&mut r, 5, T0), Err(Refusal::Locked(60)));
+        let almost = T0 + Duration::milliseconds(59_001);
+        assert_eq!(p.claim(&mut r, 5, almost), Err(Refusal::Locked(1)));
     }
 
     #[test]
@@ -201,14 +265,14 @@ mod tests {
         let mut r = None;
         let mut now = T0;
         for _ in 0..5 {
-            p.claim(&mut r, 5, now).expect("open");
+            failed(&p, &mut r, now);
         }
         let mut locks = Vec::new();
         for _ in 0..6 {
             let until = r.and_then(|r| r.locked_until).expect("locked");
             locks.push((until - now).whole_seconds());
             now = until;
-            p.claim(&mut r, 5, now).expect("a lock always ends");
+            assert!(failed(&p, &mut r, now), "a lock always ends, and the next failure locks");
         }
         assert_eq!(locks, [60, 120, 240, 480, 900, 900]);
     }
@@ -218,44 +282,75 @@ mod tests {
         let p = policy();
         let mut r = None;
         for _ in 0..4 {
-            p.claim(&mut r, 5, T0).expect("open");
+            failed(&p, &mut r, T0);
         }
         let later = T0 + DEFAULT_MEMORY + Duration::seconds(1);
-        let c = p.claim(&mut r, 5, later).expect("open");
-        assert!(!c.locked());
+        assert!(!failed(&p, &mut r, later));
         assert_eq!(r.map(|r| r.failures), Some(1));
     }
 
     #[test]
-    fn a_right_password_takes_its_claim_back() {
-        let p = policy();
-        let mut r = None;
-        let c = p.claim(&mut r, 5, T0).expect("open");
-        ThrottlePolicy::release(&mut r, c);
-        assert_eq!(r, None, "nothing is left of a successful first attempt");
-
-        // At the limit: the attempt that set the lock undoes it.
-        for _ in 0..4 {
-            p.claim(&mut r, 5, T0).expect("open");
-        }
-        let c = p.claim(&mut r, 5, T0).expect("open");
-        assert!(c.locked());
-        ThrottlePolicy::release(&mut r, c);
-        assert_eq!(r.map(|r| (r.failures, r.locked_until)), Some((4, None)));
-    }
-
-    #[test]
-    fn a_release_keeps_a_lock_set_by_another_attempt() {
+    fn only_as_many_attempts_as_failures_left_are_in_flight() {
         let p = policy();
         let mut r = None;
         for _ in 0..3 {
-            p.claim(&mut r, 5, T0).expect("open");
+            failed(&p, &mut r, T0);
         }
-        let mine = p.claim(&mut r, 5, T0).expect("open");
-        let theirs = p.claim(&mut r, 5, T0).expect("open");
-        assert!(!mine.locked() && theirs.locked());
-        ThrottlePolicy::release(&mut r, mine);
-        assert_eq!(r.and_then(|r| r.locked_until), Some(T0 + Duration::seconds(60)));
+        // Two failures left: two attempts may check a password at once.
+        p.claim(&mut r, 5, T0).expect("first");
+        p.claim(&mut r, 5, T0).expect("second");
+        assert_eq!(p.claim(&mut r, 5, T0), Err(Refusal::Busy));
+        // Both fail: locked, and the waiting attempt finds it so.
+        assert!(!p.fail(&mut r, 5, T0));
+        assert!(p.fail(&mut r, 5, T0));
+        assert_eq!(p.claim(&mut r, 5, T0), Err(Refusal::Locked(60)));
+        // Past the lock, one attempt at a time.
+        let later = T0 + Duration::seconds(60);
+        p.claim(&mut r, 5, later).expect("after the lock");
+        assert_eq!(p.claim(&mut r, 5, later), Err(Refusal::Busy));
+    }
+
+    #[test]
+    fn right_passwords_in_parallel_never_lock() {
+        let p = policy();
+        let mut r = None;
+        for _ in 0..5 {
+            p.claim(&mut r, 5, T0).expect("admitted");
+        }
+        assert_eq!(p.claim(&mut r, 5, T0), Err(Refusal::Busy), "the sixth waits");
+        for _ in 0..5 {
+            p.succeed(&mut r, false, T0);
+        }
+        assert_eq!(r, None, "nothing is left of successful attempts");
+        p.claim(&mut r, 5, T0).expect("free again");
+    }
+
+    #[test]
+    fn the_account_is_forgiven_by_its_password_the_address_is_not() {
+        let p = policy();
+        let (mut account, mut address) = (None, None);
+        for _ in 0..4 {
+            failed(&p, &mut account, T0);
+            failed(&p, &mut address, T0);
+        }
+        p.claim(&mut account, 5, T0).expect("admitted");
+        p.claim(&mut address, 5, T0).expect("admitted");
+        p.succeed(&mut account, true, T0);
+        p.succeed(&mut address, false, T0);
+        assert_eq!(account, None);
+        assert_eq!(address.map(|r| (r.failures, r.pending)), Some((4, 0)));
+    }
+
+    #[test]
+    fn attempts_whose_process_died_stop_counting() {
+        let p = policy();
+        let mut r = None;
+        for _ in 0..5 {
+            p.claim(&mut r, 5, T0).expect("admitted");
+        }
+        assert_eq!(p.claim(&mut r, 5, T0), Err(Refusal::Busy));
+        p.claim(&mut r, 5, T0 + PENDING_TTL).expect("the stale claims expired");
+        assert_eq!(r.map(|r| r.pending), Some(1));
     }
 
     #[test]

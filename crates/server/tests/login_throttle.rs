@@ -1,6 +1,6 @@
 //! Login throttling on the real databases: locks per account and per
-//! address, growing and bounded, identical for unknown accounts, and exact
-//! under parallel attempts.
+//! address, growing and bounded, identical for unknown accounts, exact
+//! under parallel guesses, and never set off by parallel right passwords.
 
 mod common;
 
@@ -141,6 +141,27 @@ fn parallel_guesses_get_exactly_the_limit_checked() {
         let checked = answers.iter().filter(|a| *a == "invalid").count();
         let locked = answers.iter().filter(|a| a.starts_with("locked")).count();
         assert_eq!((checked, locked), (5, 11), "{answers:?}");
+    }
+}
+
+#[test]
+fn parallel_logins_with_the_right_password_take_turns_and_never_lock() {
+    for store in stores() {
+        let auth = Arc::new(service(&store, clock(), |_| {}));
+        register(&auth, "busy");
+        // More at once than either limit (account 5, address 20), all from
+        // one address, as from an office behind one NAT.
+        let racers: Vec<_> = (0..24)
+            .map(|_| {
+                let auth = auth.clone();
+                std::thread::spawn(move || kind(&attempt(&auth, "busy", RIGHT, "192.0.2.50")))
+            })
+            .collect();
+        let answers: Vec<String> = racers.into_iter().map(|t| t.join().expect("racer")).collect();
+        assert_eq!(answers, vec!["ok"; 24]);
+        // Nothing counted against the account or the address.
+        assert_eq!(kind(&attempt(&auth, "busy", "wrong guess", "192.0.2.50")), "invalid");
+        assert_eq!(kind(&attempt(&auth, "busy", RIGHT, "192.0.2.50")), "ok");
     }
 }
 

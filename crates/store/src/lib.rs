@@ -286,7 +286,6 @@ impl Store {
         Ok(Some(value))
     }
 
-    /// A pooled connection, or [`Unavailable`] after the timeout.
     /// The connection pool now, and its checkouts since start.
     pub fn pool_stats(&self) -> kernel::PoolStats {
         let state = self.pool.state();

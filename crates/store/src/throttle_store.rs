@@ -9,7 +9,7 @@ use crate::Store;
 use crate::conn::DbConn;
 use crate::schema::login_failures as lf;
 
-type Row = (i32, i64, Option<i64>);
+type Row = (i32, i64, Option<i64>, i32, Option<i64>);
 
 impl LoginThrottleStore for Store {
     fn update_failures(
@@ -46,7 +46,8 @@ impl LoginThrottleStore for Store {
             diesel::delete(
                 lf::table
                     .filter(lf::last_failure_ms.lt(before))
-                    .filter(lf::locked_until_ms.is_null().or(lf::locked_until_ms.le(now))),
+                    .filter(lf::locked_until_ms.is_null().or(lf::locked_until_ms.le(now)))
+                    .filter(lf::pending_until_ms.is_null().or(lf::pending_until_ms.le(now))),
             )
             .execute(c)
         })?;
@@ -65,20 +66,30 @@ impl LoginThrottleStore for Store {
 /// already excludes every other writer.
 fn lock(c: &mut DbConn, key: &str, now_ms: i64) -> QueryResult<Option<LoginFailures>> {
     let placeholder = (lf::key.eq(key), lf::failures.eq(0), lf::last_failure_ms.eq(now_ms));
-    let (failures, last, until): Row = crate::per_backend!(c, |c| {
+    let (failures, last, until, pending, pending_until): Row = crate::per_backend!(c, |c| {
         diesel::insert_into(lf::table)
             .values(placeholder)
             .on_conflict(lf::key)
             .do_update()
             .set(lf::key.eq(excluded(lf::key)))
-            .returning((lf::failures, lf::last_failure_ms, lf::locked_until_ms))
+            .returning((
+                lf::failures,
+                lf::last_failure_ms,
+                lf::locked_until_ms,
+                lf::pending,
+                lf::pending_until_ms,
+            ))
             .get_result(c)
     })?;
-    Ok((failures > 0).then(|| LoginFailures {
+    // A placeholder (nothing counted, nothing locked) is no record.
+    let record = (failures > 0 || pending > 0 || until.is_some()).then(|| LoginFailures {
         failures: u32::try_from(failures).unwrap_or(0),
         last_failure: from_millis(last),
         locked_until: until.map(from_millis),
-    }))
+        pending: u32::try_from(pending).unwrap_or(0),
+        pending_until: pending_until.map(from_millis),
+    });
+    Ok(record)
 }
 
 /// Stores `record` as the row of `key` (`None` deletes it).
@@ -91,6 +102,8 @@ fn write(c: &mut DbConn, key: &str, record: Option<LoginFailures>) -> QueryResul
         lf::failures.eq(i32::try_from(r.failures).unwrap_or(i32::MAX)),
         lf::last_failure_ms.eq(to_millis(r.last_failure)),
         lf::locked_until_ms.eq(r.locked_until.map(to_millis)),
+        lf::pending.eq(i32::try_from(r.pending).unwrap_or(i32::MAX)),
+        lf::pending_until_ms.eq(r.pending_until.map(to_millis)),
     );
     crate::per_backend!(c, |c| {
         diesel::insert_into(lf::table)
