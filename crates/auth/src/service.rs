@@ -13,7 +13,7 @@ use tokens::{AccessGrant, Claims, RefreshToken, RefreshTokenStore, TokenCodec, T
 
 use crate::activity::ActivityBuffer;
 use crate::cache::SessionCache;
-use crate::throttle::{self, LoginThrottleStore, Refusal, ThrottlePolicy};
+use crate::throttle::{self, LoginThrottleStore, ThrottlePolicy};
 use crate::{
     AuditAction, AuditEvent, AuditLog, AuditOutcome, AuthError, DEFAULT_APP, PrincipalStore,
     RequestMeta, parse_app,
@@ -159,12 +159,6 @@ const CACHE_CAPACITY: usize = 200_000;
 /// Each loss costs two indexed reads and one write, and N parallel
 /// refreshes of one token need at most N rounds.
 const ROTATION_ATTEMPTS: usize = 64;
-
-/// How often a login waiting for a throttled key's attempts in flight
-/// checks again, and how long it waits at most before answering "locked,
-/// retry in a second".
-const BUSY_POLL: std::time::Duration = std::time::Duration::from_millis(20);
-const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl AuthService {
     /// Wires the use cases.
@@ -338,7 +332,7 @@ impl AuthService {
         let ip_key = meta.ip.as_deref().map(|ip| throttle::key("ip", ip));
         let keys: Vec<&str> =
             std::iter::once(account_key.as_str()).chain(ip_key.as_deref()).collect();
-        self.claim_attempt(&keys)?;
+        self.refuse_if_locked(&keys)?;
         let user_id = found.as_ref().map(|u| u.id);
         let right = match &found {
             Some(user) => self.hasher.verify(&input.password, &user.password_hash),
@@ -399,75 +393,42 @@ impl AuthService {
         })
     }
 
-    /// Claims a login attempt on each of `keys` (account first, then the
-    /// client address), atomically, before the password is checked.
-    /// `Locked` when any key is locked. While a key has as many attempts
-    /// in flight as failures left, waits for one of them to settle
-    /// (polling every [`BUSY_POLL`], for at most [`BUSY_WAIT`]): those are
-    /// password checks of a few tens of milliseconds.
-    fn claim_attempt(&self, keys: &[&str]) -> Result<(), AuthError> {
-        let policy = self.settings.throttle;
-        let limits = [policy.account_max_failures, policy.ip_max_failures];
-        let give_up = std::time::Instant::now() + BUSY_WAIT;
-        loop {
-            let now = self.now();
-            let mut outcome = Ok(());
-            self.ports.throttle.update_failures(keys, now, &mut |records| {
-                // All or nothing: the claims are made on copies and kept
-                // only if every key admits the attempt.
-                let mut claimed = records.to_vec();
-                let refusals: Vec<Refusal> = claimed
-                    .iter_mut()
-                    .zip(limits)
-                    .filter_map(|(r, max)| policy.claim(r, max, now).err())
-                    .collect();
-                let locked = refusals
-                    .iter()
-                    .filter_map(|r| match r {
-                        Refusal::Locked(secs) => Some(*secs),
-                        Refusal::Busy => None,
-                    })
-                    .max();
-                outcome = match (locked, refusals.is_empty()) {
-                    (Some(secs), _) => Err(Refusal::Locked(secs)),
-                    (None, false) => Err(Refusal::Busy),
-                    (None, true) => Ok(()),
-                };
-                if outcome.is_ok() {
-                    records.copy_from_slice(&claimed);
-                }
-            })?;
-            match outcome {
-                Ok(()) => return Ok(()),
-                Err(Refusal::Locked(retry_after)) => return Err(AuthError::Locked { retry_after }),
-                Err(Refusal::Busy) if std::time::Instant::now() < give_up => {
-                    std::thread::sleep(BUSY_POLL);
-                }
-                Err(Refusal::Busy) => return Err(AuthError::Locked { retry_after: 1 }),
-            }
+    /// `Locked` when any of `keys` (account first, then the client
+    /// address) is locked: then no password is checked at all.
+    fn refuse_if_locked(&self, keys: &[&str]) -> Result<(), AuthError> {
+        let records = self.ports.throttle.read_failures(keys)?;
+        match throttle::longest_wait(&records, self.now()) {
+            Some(retry_after) => Err(AuthError::Locked { retry_after }),
+            None => Ok(()),
         }
     }
 
-    /// Settles the attempt claimed on `keys`: a wrong password counts as a
-    /// failure on each (whether that locked any key is returned); a right
-    /// one forgives the account's failures, while the client address only
-    /// loses this attempt (others behind it may be guessing).
+    /// Settles an attempt whose password was checked, in one transaction
+    /// holding every key. If a key got locked meanwhile (attempts in
+    /// parallel failed), the answer is `Locked` whatever the password was,
+    /// and the attempt counts nowhere. Else a wrong password counts as a
+    /// failure on each key (whether that locked one is returned), and a
+    /// right one forgives the account (its owner proved who they are) but
+    /// not the address (others behind it may be guessing).
     fn settle_attempt(&self, keys: &[&str], right: bool) -> Result<bool, AuthError> {
         let policy = self.settings.throttle;
         let limits = [policy.account_max_failures, policy.ip_max_failures];
         let now = self.now();
-        let mut locked = false;
+        let mut outcome = Ok(false);
         self.ports.throttle.update_failures(keys, now, &mut |records| {
-            locked = false;
-            for (i, (r, max)) in records.iter_mut().zip(limits).enumerate() {
-                if right {
-                    policy.succeed(r, i == 0, now);
-                } else {
-                    locked |= policy.fail(r, max, now);
+            outcome = match throttle::longest_wait(records, now) {
+                Some(retry_after) => Err(retry_after),
+                None if right => {
+                    records[0] = None;
+                    Ok(false)
                 }
-            }
+                None => Ok(records
+                    .iter_mut()
+                    .zip(limits)
+                    .fold(false, |locked, (r, max)| policy.fail(r, max, now) | locked)),
+            };
         })?;
-        Ok(locked)
+        outcome.map_err(|retry_after| AuthError::Locked { retry_after })
     }
 
     /// Forgets failed-login records older than the policy's memory.

@@ -166,6 +166,10 @@ impl PrincipalStore for Stub {
 /// Keeps no records: every login attempt is the first (throttling itself
 /// is tested on the real stores).
 impl auth::LoginThrottleStore for Stub {
+    fn read_failures(&self, keys: &[&str]) -> anyhow::Result<Vec<Option<auth::LoginFailures>>> {
+        Ok(vec![None; keys.len()])
+    }
+
     fn update_failures(
         &self,
         keys: &[&str],

@@ -176,8 +176,6 @@ diesel::table! {
         failures -> Integer,
         last_failure_ms -> BigInt,
         locked_until_ms -> Nullable<BigInt>,
-        pending -> Integer,
-        pending_until_ms -> Nullable<BigInt>,
     }
 }
 

@@ -9,9 +9,26 @@ use crate::Store;
 use crate::conn::DbConn;
 use crate::schema::login_failures as lf;
 
-type Row = (i32, i64, Option<i64>, i32, Option<i64>);
+type Row = (i32, i64, Option<i64>);
 
 impl LoginThrottleStore for Store {
+    fn read_failures(&self, keys: &[&str]) -> anyhow::Result<Vec<Option<LoginFailures>>> {
+        let rows: Vec<(String, i32, i64, Option<i64>)> =
+            self.run("reading failed-login records", |c| {
+                lf::table
+                    .filter(lf::key.eq_any(keys))
+                    .select((lf::key, lf::failures, lf::last_failure_ms, lf::locked_until_ms))
+                    .load(c)
+            })?;
+        Ok(keys
+            .iter()
+            .map(|k| {
+                let (_, failures, last, until) = rows.iter().find(|r| r.0 == *k)?;
+                record((*failures, *last, *until))
+            })
+            .collect())
+    }
+
     fn update_failures(
         &self,
         keys: &[&str],
@@ -46,8 +63,7 @@ impl LoginThrottleStore for Store {
             diesel::delete(
                 lf::table
                     .filter(lf::last_failure_ms.lt(before))
-                    .filter(lf::locked_until_ms.is_null().or(lf::locked_until_ms.le(now)))
-                    .filter(lf::pending_until_ms.is_null().or(lf::pending_until_ms.le(now))),
+                    .filter(lf::locked_until_ms.is_null().or(lf::locked_until_ms.le(now))),
             )
             .execute(c)
         })?;
@@ -66,30 +82,25 @@ impl LoginThrottleStore for Store {
 /// already excludes every other writer.
 fn lock(c: &mut DbConn, key: &str, now_ms: i64) -> QueryResult<Option<LoginFailures>> {
     let placeholder = (lf::key.eq(key), lf::failures.eq(0), lf::last_failure_ms.eq(now_ms));
-    let (failures, last, until, pending, pending_until): Row = crate::per_backend!(c, |c| {
+    let row: Row = crate::per_backend!(c, |c| {
         diesel::insert_into(lf::table)
             .values(placeholder)
             .on_conflict(lf::key)
             .do_update()
             .set(lf::key.eq(excluded(lf::key)))
-            .returning((
-                lf::failures,
-                lf::last_failure_ms,
-                lf::locked_until_ms,
-                lf::pending,
-                lf::pending_until_ms,
-            ))
+            .returning((lf::failures, lf::last_failure_ms, lf::locked_until_ms))
             .get_result(c)
     })?;
-    // A placeholder (nothing counted, nothing locked) is no record.
-    let record = (failures > 0 || pending > 0 || until.is_some()).then(|| LoginFailures {
+    Ok(record(row))
+}
+
+/// A stored row as a record; a placeholder (nothing counted) is none.
+fn record((failures, last, until): Row) -> Option<LoginFailures> {
+    (failures > 0).then(|| LoginFailures {
         failures: u32::try_from(failures).unwrap_or(0),
         last_failure: from_millis(last),
         locked_until: until.map(from_millis),
-        pending: u32::try_from(pending).unwrap_or(0),
-        pending_until: pending_until.map(from_millis),
-    });
-    Ok(record)
+    })
 }
 
 /// Stores `record` as the row of `key` (`None` deletes it).
@@ -102,8 +113,6 @@ fn write(c: &mut DbConn, key: &str, record: Option<LoginFailures>) -> QueryResul
         lf::failures.eq(i32::try_from(r.failures).unwrap_or(i32::MAX)),
         lf::last_failure_ms.eq(to_millis(r.last_failure)),
         lf::locked_until_ms.eq(r.locked_until.map(to_millis)),
-        lf::pending.eq(i32::try_from(r.pending).unwrap_or(i32::MAX)),
-        lf::pending_until_ms.eq(r.pending_until.map(to_millis)),
     );
     crate::per_backend!(c, |c| {
         diesel::insert_into(lf::table)
