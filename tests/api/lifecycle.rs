@@ -146,7 +146,16 @@ fn kill_9_during_ingest_loses_no_acknowledged_event(db: Db) {
                 }
             }
         });
-        std::thread::sleep(Duration::from_millis(1500));
+        // Kill once both kinds have been acknowledged a few times (on a
+        // loaded machine that can take a while), and never before 1 s.
+        let since = std::time::Instant::now();
+        while since.elapsed() < Duration::from_secs(1)
+            || (pages.lock().expect("pages").len() < 50
+                || sessions.lock().expect("sessions").len() < 5)
+                && since.elapsed() < Duration::from_secs(30)
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         s.signal("KILL");
         s.wait_exit(EXIT_WITHIN).expect("sessiond survived kill -9");
     });
