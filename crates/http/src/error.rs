@@ -361,21 +361,14 @@ impl ApiError {
     }
 
     /// What a use case could not name: 503 when the database is
-    /// unreachable, else 500; logged here, never shown.
+    /// unreachable, else 500; logged here (the request-id span names the
+    /// request), never shown.
     fn unknown(e: &anyhow::Error) -> Self {
         if kernel::Unavailable::in_chain(e.chain()) {
-            tracing::warn!(
-                request_id = %crate::request_id::current(),
-                error = format!("{e:#}"),
-                "database unavailable"
-            );
+            tracing::warn!(error = format!("{e:#}"), "database unavailable");
             Self::unavailable("The database cannot be reached; try again shortly")
         } else {
-            tracing::error!(
-                request_id = %crate::request_id::current(),
-                error = format!("{e:#}"),
-                "use case failed"
-            );
+            tracing::error!(error = format!("{e:#}"), "use case failed");
             Self::internal()
         }
     }
@@ -403,7 +396,6 @@ impl From<AnalyticsError> for ApiError {
 impl From<actix_web::error::BlockingError> for ApiError {
     fn from(e: actix_web::error::BlockingError) -> Self {
         tracing::error!(
-            request_id = %crate::request_id::current(),
             error = %e,
             "blocking task failed"
         );

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use accounts::{PasswordHasher, Role, UserStatus};
 use anyhow::Context as _;
-use auth::{AuthError, AuthService, Ports, RegisterInput, Settings};
+use auth::{AuthError, AuthService, RegisterInput, Settings};
 use clap::{Parser, Subcommand};
 use config::{Config, LogFormat, Registration};
 use kernel::{Duration, SystemClock};
@@ -164,20 +164,11 @@ fn auth_service(config: &Config, store: &Store) -> anyhow::Result<AuthService> {
     };
     let secs = |s: u64| Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX));
     let codec = TokenCodec::new(secret.as_bytes(), ISSUER, secs(config.access_token_ttl_secs));
-    let shared = Arc::new(store.clone());
-    let ports = Ports {
-        users: shared.clone(),
-        sessions: shared.clone(),
-        refresh: shared.clone(),
-        principals: shared.clone(),
-        audit: shared.clone(),
-        throttle: shared,
-        locator: match &config.geoip_db {
-            Some(path) => Arc::new(geoip::MaxMindLocator::open(std::path::Path::new(path))?),
-            None => Arc::new(sessions::NoLocator),
-        },
-        clock: Arc::new(SystemClock),
+    let locator: Arc<dyn sessions::Locator> = match &config.geoip_db {
+        Some(path) => Arc::new(geoip::MaxMindLocator::open(std::path::Path::new(path))?),
+        None => Arc::new(sessions::NoLocator),
     };
+    let ports = store.auth_ports(locator, Arc::new(SystemClock));
     let settings = Settings {
         lifetimes: Lifetimes {
             absolute: secs(config.session_lifetime_secs),

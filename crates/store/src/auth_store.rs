@@ -12,6 +12,29 @@ use crate::sessions_store::SessionRow;
 use crate::tokens_store::rotate;
 use crate::{Store, parse_id, write_tx};
 
+impl Store {
+    /// Every port of the auth use cases, served by this store (it
+    /// implements them all); the place lookup and the clock come from
+    /// outside.
+    pub fn auth_ports(
+        &self,
+        locator: std::sync::Arc<dyn sessions::Locator>,
+        clock: std::sync::Arc<dyn kernel::Clock>,
+    ) -> auth::Ports {
+        let shared = std::sync::Arc::new(self.clone());
+        auth::Ports {
+            users: shared.clone(),
+            sessions: shared.clone(),
+            refresh: shared.clone(),
+            principals: shared.clone(),
+            audit: shared.clone(),
+            throttle: shared,
+            locator,
+            clock,
+        }
+    }
+}
+
 impl PrincipalStore for Store {
     fn session_with_user(
         &self,

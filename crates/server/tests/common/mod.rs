@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use accounts::PasswordHasher;
-use auth::{AuthService, Ports, Settings};
+use auth::{AuthService, Settings};
 use kernel::{Duration, ManualClock};
 use sessions::Lifetimes;
 use store::{Store, StoreOptions, testing};
@@ -17,17 +17,7 @@ pub fn service(
     clock: Arc<ManualClock>,
     tweak: impl FnOnce(&mut Settings),
 ) -> AuthService {
-    let shared = Arc::new(store.clone());
-    let ports = Ports {
-        users: shared.clone(),
-        sessions: shared.clone(),
-        refresh: shared.clone(),
-        principals: shared.clone(),
-        audit: shared.clone(),
-        throttle: shared,
-        locator: Arc::new(sessions::NoLocator),
-        clock,
-    };
+    let ports = store.auth_ports(Arc::new(sessions::NoLocator), clock);
     let mut settings = Settings {
         lifetimes: Lifetimes { absolute: Duration::hours(24), idle: None },
         refresh_grace: Duration::seconds(10),
