@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run build test fmt-check lint layers check-postgres test-all openapi bench clean
+.PHONY: run build test fmt-check lint layers doc check-postgres test-all contract venv openapi bench clean
 
 run:
 	$(CARGO) run --release -p sessiond -- serve
@@ -11,7 +11,7 @@ run:
 build:
 	$(CARGO) build --release -p sessiond
 
-test: fmt-check lint layers check-postgres test-all
+test: fmt-check lint layers doc check-postgres test-all contract
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -25,8 +25,26 @@ layers:
 check-postgres:
 	./scripts/check-postgres.sh
 
+# Every public item documented, no broken links (doctests run in test-all).
+doc:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
+
 test-all:
 	$(CARGO) test --workspace
+
+# schemathesis and a generated Python client against the running binary,
+# on SQLite and PostgreSQL (scripts/api-contract.sh).
+contract: venv
+	./scripts/api-contract.sh
+
+# The pinned Python tools of `contract`, in a local virtualenv.
+VENV ?= .venv
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: tests/contract/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/contract/requirements.txt
+	touch $@
 
 # Regenerates the committed OpenAPI document (a test fails when it drifts).
 openapi:

@@ -7,6 +7,7 @@ mod audit;
 mod auth_flow;
 mod cache;
 mod concurrency;
+mod docs_page;
 mod errors;
 mod geo;
 mod lifecycle;

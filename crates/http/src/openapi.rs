@@ -148,6 +148,7 @@ pub(crate) struct HeatmapEnvelope {
         health::metrics,
         health::auth_health,
         docs::openapi_json,
+        docs::page,
         auth::register,
         auth::login,
         auth::me,

@@ -149,6 +149,14 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         resource("/api-docs/openapi.json", GET)
             .route(web::get().to(docs::openapi_json))
             .route(web::head().to(docs::openapi_json)),
+    )
+    .service(
+        resource("/docs", GET).route(web::get().to(docs::page)).route(web::head().to(docs::page)),
+    )
+    .service(
+        resource("/docs/{file}", GET)
+            .route(web::get().to(docs::asset))
+            .route(web::head().to(docs::asset)),
     );
 }
 
