@@ -57,7 +57,10 @@ fn render(browser: &PathBuf, url: &str) -> (String, String) {
         .output()
         .expect("run chromium");
     let _ = std::fs::remove_dir_all(&profile);
-    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// The operation block `operations-<tag>-<operationId>` of the rendered
@@ -84,12 +87,16 @@ fn docs_page_lists_the_operations_in_a_browser() {
     }
     let (dom, log) = last;
     let login = operation(&dom, "auth-login").unwrap_or_else(|| {
-        panic!("no operation list in the rendered page\n--- DOM ---\n{dom}\n--- browser log ---\n{log}")
+        panic!(
+            "no operation list in the rendered page\n--- DOM ---\n{dom}\n--- browser log ---\n{log}"
+        )
     });
     assert!(login.contains(r#"<span class="opblock-summary-method">POST</span>"#), "{login}");
     assert!(login.contains(r#"data-path="/api/auth/login""#), "{login}");
     // The other areas are listed too.
-    for id in ["sessions-listSessions", "analytics-getHeatmap", "pages-trackPage", "health-getReadiness"] {
+    for id in
+        ["sessions-listSessions", "analytics-getHeatmap", "pages-trackPage", "health-getReadiness"]
+    {
         assert!(operation(&dom, id).is_some(), "{id} is not listed");
     }
     // Nothing was refused by the page's policy, and nothing failed to load:
@@ -116,11 +123,17 @@ fn docs_assets_are_served_with_their_types_and_unknown_ones_are_404() {
         let r = s.send(s.client().get(s.url(path)));
         assert_eq!(r.status, 200, "{path}");
         assert!(r.header("content-type").is_some_and(|v| v.starts_with(content_type)), "{path}");
-        assert!(r.header("content-security-policy").is_some_and(|v| v.contains("default-src 'none'")));
+        assert!(
+            r.header("content-security-policy").is_some_and(|v| v.contains("default-src 'none'"))
+        );
     }
     let page = s.send(s.client().get(s.url("/docs")));
     // Every script and style sheet the page names is one of ours.
-    for needle in ["src=\"/docs/swagger-ui-bundle.js\"", "src=\"/docs/init.js\"", "href=\"/docs/swagger-ui.css\""] {
+    for needle in [
+        "src=\"/docs/swagger-ui-bundle.js\"",
+        "src=\"/docs/init.js\"",
+        "href=\"/docs/swagger-ui.css\"",
+    ] {
         assert!(page.text.contains(needle), "{needle}");
     }
     assert!(!page.text.contains("http://") && !page.text.contains("https://"));

@@ -2,18 +2,44 @@
 //!
 //! Values are parsed, not validated: a [`Username`], [`Email`], [`Password`]
 //! or [`DisplayName`] can only be built through its `parse` constructor, so a
-//! value of that type is always valid. Storage is the [`UserStore`] port.
+//! value of that type is always valid. A [`PasswordHasher`] turns a password
+//! into an Argon2id hash and checks one. Accounts ([`User`]) are kept behind
+//! the [`UserStore`] port, which compares usernames and emails
+//! case-insensitively; sessiond's `store` crate implements it over
+//! PostgreSQL and SQLite, and the `auth` crate builds registration and login
+//! on it.
 //!
 //! ```
-//! use accounts::{Password, PasswordHasher, Username};
-//! let name = Username::parse("Alice.Smith").unwrap();
-//! assert!(name.matches("alice.smith"));
-//! assert!(Username::parse("all").is_err());
+//! use accounts::{Email, NewUser, Password, PasswordHasher, Role, UserStore, Username};
 //!
-//! let hasher = PasswordHasher::fast_for_tests();
-//! let hash = hasher.hash(&Password::parse("correct horse").unwrap());
-//! assert!(hasher.verify("correct horse", &hash));
-//! assert!(!hasher.verify("wrong horse", &hash));
+//! let username = Username::parse("Alice.Smith")?;
+//! assert!(username.matches("alice.smith"));
+//! assert!(Username::parse("all").is_err()); // reserved
+//! let email = Email::parse("alice@example.com")?;
+//! let password = Password::parse("correct horse battery")?;
+//!
+//! // Argon2id at OWASP's minimum cost, on a shared pool of low-priority threads.
+//! let hasher = PasswordHasher::default();
+//! let password_hash = hasher.hash(&password);
+//! assert!(hasher.verify("correct horse battery", &password_hash));
+//! assert!(!hasher.verify("wrong horse battery", &password_hash));
+//!
+//! // The store behind the port: here SQLite, in memory.
+//! let users = store::Store::connect("sqlite::memory:", &Default::default())?;
+//! users.migrate()?;
+//! let alice = users.create(NewUser {
+//!     id: kernel::new_id(),
+//!     username,
+//!     email: Some(email),
+//!     name: None,
+//!     password_hash,
+//!     role: Role::user(),
+//!     created_at: kernel::OffsetDateTime::now_utc(),
+//! })?;
+//! assert!(alice.user_code.starts_with("USR-")); // assigned by the store
+//! assert_eq!(users.find_by_username("ALICE.SMITH")?.map(|u| u.id), Some(alice.id));
+//! assert_eq!(users.find_by_email("Alice@Example.com")?.map(|u| u.id), Some(alice.id));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 mod password;

@@ -6,6 +6,70 @@
 //! Storage is the [`TrackingStore`] port; [`AnalyticsService`] holds the
 //! use cases. Reports are built from 15-minute UTC bucket aggregates that
 //! the store keeps current in the same transaction as every event.
+//!
+//! The service takes requests as received (strings, unparsed) and a
+//! [`Caller`] (who the verified access token says is calling); it
+//! validates, authorizes and answers with typed reports. Its methods block
+//! on the store: call them from a blocking thread pool, never from an
+//! async executor.
+//!
+//! Here it runs over the SQLite adapter of sessiond's `store` crate, with a
+//! private in-memory database; any [`TrackingStore`] will do.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use analytics::{AnalyticsService, AnalyticsSettings, Caller, ReportRequest};
+//! use analytics::{StartRequest, TrackPageRequest, TransitionRequest};
+//! use kernel::{Duration, ManualClock};
+//!
+//! let store = store::Store::connect("sqlite::memory:", &Default::default())?;
+//! store.migrate()?;
+//! // Friday 5 April 2024, 09:00 UTC; the clock moves only when told to.
+//! let clock = Arc::new(ManualClock::at(kernel::parse_instant("2024-04-05T09:00:00Z")?));
+//! let settings = AnalyticsSettings {
+//!     public_tracking: false,
+//!     public_analytics: false,
+//!     idle_timeout: Duration::minutes(30),
+//! };
+//! let analytics = AnalyticsService::new(Arc::new(store), clock.clone(), settings);
+//!
+//! // Alice, as her access token names her, tracks herself in the app "web".
+//! let alice = Caller { username: "alice".into(), app: "web".into(), is_admin: false };
+//! let (user, app) = (String::from("alice"), String::from("web"));
+//! let session = analytics.start(
+//!     &alice,
+//!     StartRequest { user: user.clone(), app: app.clone(), ..Default::default() },
+//! )?;
+//! analytics.track_page(
+//!     Some(&alice),
+//!     TrackPageRequest {
+//!         user: user.clone(),
+//!         app: app.clone(),
+//!         page: "/home".into(),
+//!         timespent: Some(42),
+//!         session_id: Some(session.id.to_string()),
+//!         time: None, // now
+//!     },
+//! )?;
+//! clock.advance(Duration::minutes(10));
+//! let session_id = session.id.to_string();
+//! let end = TransitionRequest { user: user.clone(), app: app.clone(), session_id, time: None };
+//! analytics.end(&alice, end)?;
+//!
+//! // Reports of Alice's usage, in her time zone (UTC+2 in April).
+//! let report = ReportRequest { app, user, tz: Some("Europe/Paris".into()), ..Default::default() };
+//! let heatmap = analytics.heatmap(&alice, report.clone())?;
+//! assert_eq!(heatmap.total_sessions, 1);
+//! assert_eq!(heatmap.daily_sessions["2024-04-05"], 1);
+//! assert_eq!(heatmap.weekly_hourly[&4][&11], 1); // Friday (0 = Monday), 11:00 local
+//! let stats = analytics.stats(&alice, report.clone())?;
+//! assert_eq!(stats.total_time_spent, 600); // seconds
+//! let pages = analytics.page_stats(&alice, report)?;
+//! assert_eq!((pages.0["/home"].visits, pages.0["/home"].total_time), (1, 42));
+//!
+//! analytics.shutdown(); // writes what the group-commit batcher still holds
+//! # anyhow::Ok(())
+//! ```
 
 mod ports;
 mod reports;

@@ -308,13 +308,14 @@ impl AnalyticsService {
         self.ingested.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Heatmap. `caller` is `None` only for the public endpoints.
+    /// The heatmap: sessions started per local day, and per weekday and
+    /// local hour, in the request's zone.
     pub fn heatmap(&self, caller: &Caller, req: ReportRequest) -> Result<Heatmap, AnalyticsError> {
         let scope = self.scope(Some(caller), &req, false)?;
         Ok(Heatmap::from_buckets(&self.buckets(&scope)?, &scope.tz))
     }
 
-    /// Most active day and hour.
+    /// The weekday and local hour with the most session starts.
     pub fn most_active(
         &self,
         caller: &Caller,
@@ -324,13 +325,16 @@ impl AnalyticsService {
         Ok(MostActive::from_buckets(&self.buckets(&scope)?, &scope.tz))
     }
 
-    /// Stats.
+    /// Sessions started, active days, and the total and mean duration of
+    /// the ended ones.
     pub fn stats(&self, caller: &Caller, req: ReportRequest) -> Result<Stats, AnalyticsError> {
         let scope = self.scope(Some(caller), &req, false)?;
         Ok(Stats::from_buckets(&self.buckets(&scope)?, &scope.tz))
     }
 
-    /// Summary; `caller` `None` = the public endpoint.
+    /// Sessions started and the total, mean, longest and shortest
+    /// duration of the ended ones; `caller` `None` = the public endpoint
+    /// (allowed only with public analytics).
     pub fn summary(
         &self,
         caller: Option<&Caller>,
@@ -340,7 +344,8 @@ impl AnalyticsService {
         Ok(Summary::from_buckets(&self.buckets(&scope)?))
     }
 
-    /// Timeline; `caller` `None` = the public endpoint.
+    /// One page of sessions by start time; `caller` `None` = the public
+    /// endpoint (allowed only with public analytics).
     pub fn timeline(
         &self,
         caller: Option<&Caller>,
@@ -377,7 +382,7 @@ impl AnalyticsService {
         Ok(PageTime::from_totals(&totals))
     }
 
-    /// Sessions with their events.
+    /// One page of sessions by start time, each with its events.
     pub fn session_timeline_detail(
         &self,
         caller: &Caller,

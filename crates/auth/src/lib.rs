@@ -4,7 +4,73 @@
 //!
 //! Everything here is synchronous and may block on the stores and on Argon2:
 //! adapters call it from a blocking thread pool, never from an async
-//! executor. The service only knows ports; `store` implements them.
+//! executor. The service only knows ports ([`Ports`]); sessiond's `store`
+//! crate implements them all over PostgreSQL and SQLite.
+//!
+//! An [`AuthService`] over a private in-memory SQLite database: register,
+//! log in, authenticate the access token as every request does, rotate the
+//! refresh token, list the devices signed in, log out.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use accounts::PasswordHasher;
+//! use auth::{AuthError, AuthService, LoginInput, RegisterInput, RequestMeta, Settings};
+//! use kernel::Duration;
+//! use sessions::{DeviceInfo, Lifetimes};
+//! use tokens::TokenCodec;
+//!
+//! let store = store::Store::connect("sqlite::memory:", &Default::default())?;
+//! store.migrate()?;
+//! // No GeoIP lookup of client addresses; the real clock.
+//! let (locator, clock) = (Arc::new(sessions::NoLocator), Arc::new(kernel::SystemClock));
+//! let ports = store.auth_ports(locator, clock);
+//! let secret = b"at least 32 random bytes, kept secret";
+//! let codec = TokenCodec::new(secret, "my-app", Duration::minutes(15));
+//! let settings = Settings {
+//!     lifetimes: Lifetimes { absolute: Duration::days(30), idle: Some(Duration::days(7)) },
+//!     refresh_grace: Duration::seconds(10),
+//!     registration_open: true,
+//!     throttle: auth::ThrottlePolicy::default(),
+//! };
+//! let auth = AuthService::new(ports, codec, PasswordHasher::default(), settings);
+//!
+//! // The HTTP request behind each call, for the session record and the audit trail.
+//! let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0";
+//! let meta = RequestMeta {
+//!     ip: Some("203.0.113.7".into()),
+//!     user_agent: Some(firefox.into()),
+//!     request_id: None,
+//! };
+//! let password = String::from("correct horse battery");
+//! let alice = RegisterInput {
+//!     username: "alice".into(),
+//!     password: password.clone(),
+//!     ..Default::default() // no email, no display name
+//! };
+//! auth.register(alice, &meta)?;
+//! let login = LoginInput { username: Some("Alice".into()), password, ..Default::default() };
+//! let tokens = auth.login(login, &meta)?;
+//!
+//! // Every request: the bearer token → who is calling, in which session.
+//! let principal = auth.authenticate(&tokens.access_token)?;
+//! assert_eq!(principal.user.username, "alice");
+//! assert_eq!(principal.session.app, auth::DEFAULT_APP);
+//!
+//! // The refresh token rotates: the client keeps the new one.
+//! let refreshed = auth.refresh(&tokens.refresh_token, &meta)?;
+//! assert!(refreshed.refresh_token.is_some_and(|new| new != tokens.refresh_token));
+//!
+//! let devices = auth.list_sessions(&principal, false)?;
+//! assert_eq!(devices.len(), 1);
+//! assert!(devices[0].is_current);
+//! let device = DeviceInfo::parse(devices[0].session.user_agent.as_deref());
+//! assert_eq!(device.name(), "Firefox on Linux");
+//!
+//! auth.logout(&principal, &meta)?;
+//! let after = auth.authenticate(&tokens.access_token);
+//! assert!(matches!(after, Err(AuthError::Unauthenticated(_))));
+//! # anyhow::Ok(())
+//! ```
 
 mod activity;
 mod audit;

@@ -109,17 +109,29 @@ pub(crate) fn ok_with<T: Serialize, X: Serialize>(
     success_with(StatusCode::OK, message, data, extra)
 }
 
-/// The error envelope for `e`, with its status (headers beyond the content
-/// type are added by [`ApiError`]'s `ResponseError` impl).
-pub(crate) fn error_response(e: &ApiError) -> HttpResponse {
-    let body = ErrorEnvelope {
+/// The error envelope of `e`.
+fn error_envelope(e: &ApiError, timestamp: String, request_id: String) -> ErrorEnvelope {
+    ErrorEnvelope {
         success: false,
         status: "error",
         message: e.message.clone(),
         error: ErrorBody { code: e.code, details: e.details.clone() },
-        timestamp: now(),
-        request_id: request_id::current(),
-    };
+        timestamp,
+        request_id,
+    }
+}
+
+/// The error envelope of `e` as JSON, dated and numbered as given: the
+/// examples of the OpenAPI document.
+pub(crate) fn error_json(e: &ApiError, timestamp: &str, request_id: &str) -> serde_json::Value {
+    serde_json::to_value(error_envelope(e, timestamp.into(), request_id.into()))
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// The error envelope for `e`, with its status (headers beyond the content
+/// type are added by [`ApiError`]'s `ResponseError` impl).
+pub(crate) fn error_response(e: &ApiError) -> HttpResponse {
+    let body = error_envelope(e, now(), request_id::current());
     // Only strings and string maps: serialisation cannot fail, but should it,
     // a fixed body keeps the promise of an envelope.
     let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| {

@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 pub(crate) use crate::envelope::ErrorEnvelope;
 use crate::envelope::{ErrorBody, Null};
-use crate::error::{ErrorCode, ErrorDetails};
+use crate::error::{ApiError, ErrorCode, ErrorDetails};
 use crate::routes::analytics::{PagedReportBody, ReportBody, StartBody, TransitionBody};
 use crate::routes::pages::TrackBody;
 use crate::routes::{admin, analytics, audit, auth, docs, health, pages, sessions};
@@ -19,6 +19,7 @@ use crate::views::{
     SessionView, StatsData, SummaryData, TerminatedCountData, TerminatedSessionData, TimelineData,
     TimelineEntryView, UserView, ValidateTokenData,
 };
+use ::auth::AuthError;
 
 /// Declares a success-envelope schema whose `data` is `$data`. These types
 /// only describe the wire format (the envelope is written generically), so
@@ -209,7 +210,7 @@ pub(crate) struct HeatmapEnvelope {
         TimelineEntryView, DailyTimeData, PageTimeData, DetailTimelineData, DetailEntryView,
         SessionEventView, PageTrackedData, PageStatsData, PageStatView,
     )),
-    modifiers(&Security, &CommonErrors, &OptionalBodies),
+    modifiers(&Security, &CommonErrors, &OptionalBodies, &ErrorExamples, &Links),
     tags(
         (name = "health", description = "Liveness, readiness and the seeds' health checks"),
         (name = "auth", description = "Accounts and tokens"),
@@ -272,19 +273,246 @@ impl Modify for CommonErrors {
             "429",
             "RATE_LIMITED: over a rate limit (or a login lock); `Retry-After` says when to retry",
         )];
+        const STORED: [(&str, &str); 1] = [(
+            "503",
+            "SERVICE_UNAVAILABLE: the database cannot be reached; retry shortly (answered at once, \
+             not after a timeout)",
+        )];
         for (path, item) in doc.paths.paths.iter_mut() {
             let limited: &[(&str, &str)] =
                 if crate::rate_limit::limited(path) { &LIMITED } else { &[] };
+            let stored: &[(&str, &str)] = if uses_database(path) { &STORED } else { &[] };
             for op in operations(item) {
                 let body: &[(&str, &str)] =
                     if op.request_body.is_some() { &WITH_BODY } else { &[] };
                 let responses = &mut op.responses.responses;
-                for (status, description) in ALWAYS.iter().chain(body).chain(limited) {
+                for (status, description) in ALWAYS.iter().chain(body).chain(limited).chain(stored)
+                {
                     responses
                         .entry((*status).to_owned())
                         .or_insert_with(|| error(description).into());
                 }
             }
+        }
+    }
+}
+
+/// Whether answering `path` reads or writes the database, so that it
+/// answers 503 while the database is down: everything under `/api/` but the
+/// two health checks, which answer from the process alone.
+fn uses_database(path: &str) -> bool {
+    path.starts_with("/api/") && !matches!(path, "/api/health" | "/api/auth/health")
+}
+
+/// Every error answer in the document shows an example envelope, made by
+/// the code that makes the real answers (so an example cannot drift from
+/// the wire), with the timestamp and request id of seed 000's examples.
+struct ErrorExamples;
+
+impl Modify for ErrorExamples {
+    fn modify(&self, doc: &mut oa::OpenApi) {
+        for (path, item) in doc.paths.paths.iter_mut() {
+            for op in operations(item) {
+                for (status, response) in op.responses.responses.iter_mut() {
+                    let oa::RefOr::T(response) = response else { continue };
+                    let Some(oa::RefOr::T(content)) = response.content.get_mut("application/json")
+                    else {
+                        continue;
+                    };
+                    let is_error = matches!(&content.schema, Some(oa::RefOr::Ref(r)) if r.ref_location.ends_with("/ErrorEnvelope"));
+                    if !is_error || content.example.is_some() {
+                        continue;
+                    }
+                    let Some(e) = example_error(path, status, &response.description) else {
+                        continue;
+                    };
+                    content.example = Some(crate::envelope::error_json(
+                        &e,
+                        "2024-04-05T12:00:00.000Z",
+                        "550e8400-e29b-41d4-a716-446655440000",
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// The error a response of `status` on `path` shows: the code its
+/// description names first (`"INVALID_CREDENTIALS: …"`), else the usual one
+/// for the status.
+fn example_error(path: &str, status: &str, description: &str) -> Option<ApiError> {
+    let status: u16 = status.parse().ok()?;
+    let named = ErrorCode::ALL
+        .into_iter()
+        .filter(|c| c.status().as_u16() == status)
+        .filter_map(|c| description.find(c.as_str()).map(|at| (at, c)))
+        .min_by_key(|(at, _)| *at)
+        .map(|(_, c)| c);
+    // Otherwise the usual code of the status, made specific by the path.
+    let code = named.or_else(|| {
+        let usual = ErrorCode::ALL.into_iter().find(|c| c.status().as_u16() == status)?;
+        Some(match usual {
+            ErrorCode::NotFound if path.contains("/users/{user_id}") => ErrorCode::UserNotFound,
+            ErrorCode::NotFound if path.contains("session") => ErrorCode::SessionNotFound,
+            ErrorCode::Unauthorized if path.ends_with("/login") => ErrorCode::InvalidCredentials,
+            code => code,
+        })
+    })?;
+    Some(match code {
+        ErrorCode::BadRequest => ApiError::bad_request("Content-Type must be application/json"),
+        ErrorCode::ValidationError => ApiError::invalid_field("password", "is required"),
+        ErrorCode::Unauthorized => ApiError::unauthorized(crate::authn::MISSING_TOKEN),
+        ErrorCode::InvalidCredentials => AuthError::InvalidCredentials.into(),
+        ErrorCode::RefreshTokenReused => AuthError::RefreshReused.into(),
+        ErrorCode::Forbidden if description.contains("suspended") => AuthError::Suspended.into(),
+        ErrorCode::Forbidden if description.contains("Registration") => {
+            AuthError::RegistrationClosed.into()
+        }
+        ErrorCode::Forbidden if path.ends_with("/token-info") => {
+            ApiError::forbidden("The token was not issued for this app")
+        }
+        ErrorCode::Forbidden => ApiError::forbidden("Admin role required"),
+        ErrorCode::NotFound => ApiError::route_not_found(),
+        ErrorCode::SessionNotFound => ApiError::session_not_found("access"),
+        ErrorCode::UserNotFound => ApiError::user_not_found(),
+        ErrorCode::MethodNotAllowed => ApiError::method_not_allowed("GET, HEAD"),
+        ErrorCode::UsernameTaken => AuthError::UsernameTaken.into(),
+        ErrorCode::EmailTaken => AuthError::EmailTaken.into(),
+        ErrorCode::InvalidStateTransition => match path.rsplit('/').next() {
+            Some("pause") => ApiError::invalid_transition("pause", "paused"),
+            Some("resume") => ApiError::invalid_transition("resume", "active"),
+            _ => ApiError::invalid_transition("end", "ended"),
+        },
+        ErrorCode::PayloadTooLarge => ApiError::payload_too_large(crate::body::LIMIT),
+        ErrorCode::RateLimited => {
+            ApiError::rate_limited("Rate limit of 100 requests exceeded; retry in 12 seconds", 12)
+        }
+        ErrorCode::InternalError => ApiError::internal(),
+        ErrorCode::ServiceUnavailable => {
+            ApiError::unavailable("The database cannot be reached; try again shortly")
+        }
+    })
+}
+
+/// A link: the path, method and status of the answer that carries the
+/// ids, the link's name, the operation they feed, and its parameters as
+/// runtime expressions.
+type LinkSpec = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
+/// OpenAPI links: where the ids an answer carries can be used next. They
+/// tell readers (and Swagger UI, and schemathesis's stateful phase) that
+/// the session in a login answer is what `DELETE /api/sessions/{id}` takes.
+struct Links;
+
+impl Modify for Links {
+    fn modify(&self, doc: &mut oa::OpenApi) {
+        use oa::link::LinkBuilder;
+        const SESSION: &str = "$response.body#/data/session/id";
+        const USER: &str = "$response.body#/data/user/_id";
+        const REGISTERED: &str = "$response.body#/data/_id";
+        let links: [LinkSpec; 10] = [
+            (
+                "/api/auth/login",
+                "post",
+                "200",
+                "DeleteSession",
+                "deleteSession",
+                &[("id", SESSION)],
+            ),
+            (
+                "/api/auth/login",
+                "post",
+                "200",
+                "DeactivateSession",
+                "deactivateSession",
+                &[("id", SESSION)],
+            ),
+            (
+                "/api/auth/login",
+                "post",
+                "200",
+                "TerminateMySessionV1",
+                "terminateMySessionV1",
+                &[("id", SESSION)],
+            ),
+            (
+                "/api/auth/login",
+                "post",
+                "200",
+                "AdminGetUserSession",
+                "adminGetUserSession",
+                &[("user_id", USER), ("id", SESSION)],
+            ),
+            (
+                "/api/auth/login",
+                "post",
+                "200",
+                "AdminDeleteUserSession",
+                "adminDeleteUserSession",
+                &[("user_id", USER), ("id", SESSION)],
+            ),
+            (
+                "/api/auth/login",
+                "post",
+                "200",
+                "AdminListUserSessions",
+                "adminListUserSessions",
+                &[("user_id", USER)],
+            ),
+            (
+                "/api/auth/register",
+                "post",
+                "201",
+                "UpdateUser",
+                "updateUser",
+                &[("user_id", REGISTERED)],
+            ),
+            (
+                "/api/auth/register",
+                "post",
+                "201",
+                "AdminListUserSessions",
+                "adminListUserSessions",
+                &[("user_id", REGISTERED)],
+            ),
+            (
+                "/api/auth/register",
+                "post",
+                "201",
+                "AdminDeleteAllUserSessions",
+                "adminDeleteAllUserSessions",
+                &[("user_id", REGISTERED)],
+            ),
+            (
+                "/api/admin/users/{user_id}/sessions",
+                "get",
+                "200",
+                "AdminDeleteUserSession",
+                "adminDeleteUserSession",
+                &[("user_id", "$request.path.user_id"), ("id", "$response.body#/data/0/id")],
+            ),
+        ];
+        for (path, method, status, name, target, parameters) in links {
+            let Some(op) = doc.paths.paths.get_mut(path).and_then(|item| match method {
+                "get" => item.get.as_mut(),
+                _ => item.post.as_mut(),
+            }) else {
+                continue;
+            };
+            let Some(oa::RefOr::T(response)) = op.responses.responses.get_mut(status) else {
+                continue;
+            };
+            let link = parameters
+                .iter()
+                .fold(LinkBuilder::new().operation_id(target), |b, (p, v)| b.parameter(*p, *v));
+            response.links.insert((*name).to_owned(), link.build().into());
         }
     }
 }

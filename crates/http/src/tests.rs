@@ -877,6 +877,116 @@ fn the_openapi_document_is_deterministic_and_complete() {
     }
 }
 
+/// Every operation of the document, with its path and method.
+fn documented_operations(doc: &Value) -> Vec<(String, String, Value)> {
+    let mut ops = Vec::new();
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        for (method, op) in item.as_object().into_iter().flatten() {
+            ops.push((path.clone(), method.clone(), op.clone()));
+        }
+    }
+    ops
+}
+
+#[test]
+fn every_operation_is_tagged_named_and_answers_with_examples() {
+    let doc: Value = serde_json::from_str(&openapi_json()).unwrap_or(Value::Null);
+    let ops = documented_operations(&doc);
+    assert!(ops.len() >= 50, "{} operations", ops.len());
+    let areas = ["auth", "sessions", "analytics", "pages", "health", "admin", "audit"];
+    let mut ids = std::collections::BTreeSet::new();
+    for (path, method, op) in &ops {
+        let id = op["operationId"].as_str().unwrap_or_default();
+        // Generated clients turn these into method names: lowerCamelCase.
+        assert!(id.starts_with(|c: char| c.is_ascii_lowercase()), "{method} {path}: {id}");
+        assert!(id.chars().all(|c| c.is_ascii_alphanumeric()), "{method} {path}: {id}");
+        assert!(ids.insert(id.to_owned()), "{id} twice");
+        let tags = op["tags"].as_array().cloned().unwrap_or_default();
+        assert!(
+            tags.len() == 1 && areas.iter().any(|a| tags[0] == *a),
+            "{method} {path}: {tags:?}"
+        );
+        // The database behind every /api/ operation but the two health
+        // checks, and behind readiness.
+        let stored =
+            path.starts_with("/api/") && path != "/api/health" && path != "/api/auth/health"
+                || path == "/health/ready";
+        assert_eq!(op["responses"]["503"].is_object(), stored, "{method} {path} 503");
+        for (status, response) in op["responses"].as_object().into_iter().flatten() {
+            let content = &response["content"]["application/json"];
+            if content["schema"]["$ref"] != "#/components/schemas/ErrorEnvelope" {
+                continue;
+            }
+            // The example is a real error envelope of its status; when the
+            // description names a code, the example has that code.
+            let example = &content["example"];
+            assert_eq!(example["success"], false, "{method} {path} {status}");
+            let code = example["error"]["code"].as_str().unwrap_or_default();
+            let code = error::ErrorCode::ALL
+                .into_iter()
+                .find(|c| c.as_str() == code)
+                .unwrap_or_else(|| panic!("{method} {path} {status}: no example code"));
+            assert_eq!(code.status().as_str(), status, "{method} {path}");
+            let description = response["description"].as_str().unwrap_or_default();
+            let named = error::ErrorCode::ALL
+                .into_iter()
+                .filter_map(|c| description.find(c.as_str()).map(|at| (at, c)))
+                .min_by_key(|(at, _)| *at);
+            if let Some((_, named)) = named {
+                assert_eq!(code, named, "{method} {path} {status}");
+            }
+        }
+    }
+    // Security exactly where a token is needed: never on the probes, the
+    // document, the docs page, register and login.
+    for (path, method, op) in &ops {
+        let public = matches!(
+            (path.as_str(), method.as_str()),
+            ("/api/auth/register" | "/api/auth/login" | "/api/auth/health", "post")
+        ) || !path.starts_with("/api/")
+            || path.starts_with("/api/health")
+            || path.starts_with("/api/sessions/public-");
+        if public {
+            assert!(op["security"].is_null(), "{method} {path} needs no token");
+        } else {
+            assert!(op["security"].is_array(), "{method} {path} needs a token");
+            assert!(op["responses"]["401"].is_object(), "{method} {path} 401");
+        }
+    }
+    let docs = &doc["paths"]["/docs"]["get"];
+    assert!(docs["responses"]["200"]["content"]["text/html"].is_object(), "{docs}");
+}
+
+#[test]
+fn links_name_real_operations_and_their_parameters() {
+    let doc: Value = serde_json::from_str(&openapi_json()).unwrap_or(Value::Null);
+    let ops = documented_operations(&doc);
+    let by_id = |id: &str| ops.iter().find(|(.., op)| op["operationId"] == id).map(|(.., op)| op);
+    let mut links = 0;
+    for (path, method, op) in &ops {
+        for (status, response) in op["responses"].as_object().into_iter().flatten() {
+            for (name, link) in response["links"].as_object().into_iter().flatten() {
+                links += 1;
+                let target = link["operationId"].as_str().unwrap_or_default();
+                let target = by_id(target)
+                    .unwrap_or_else(|| panic!("{method} {path} {status} {name}: no {target}"));
+                let params: Vec<&str> = target["parameters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|p| p["in"] == "path")
+                    .filter_map(|p| p["name"].as_str())
+                    .collect();
+                for (param, expr) in link["parameters"].as_object().into_iter().flatten() {
+                    assert!(params.contains(&param.as_str()), "{name}: {param} of {params:?}");
+                    assert!(expr.as_str().is_some_and(|e| e.starts_with('$')), "{name}");
+                }
+            }
+        }
+    }
+    assert!(links >= 10, "{links} links");
+}
+
 /// Seed 004's operations: path, operation id, tag, security (`None` for
 /// public, `Some(true)` for bearer, `Some(false)` for optional bearer),
 /// and the error statuses documented.

@@ -1,11 +1,39 @@
 //! Shared building blocks of sessiond: ids, the [`Clock`] port and the wire
-//! formats for instants and durations that every other crate agrees on.
+//! formats for instants and durations that every other crate agrees on,
+//! plus the error pieces every layer shares ([`Violations`] for refused
+//! input, [`Unavailable`] for an unreachable database).
+//!
+//! Domain rules take a `&dyn Clock` (or an `Arc<dyn Clock>`) rather than
+//! reading the system time: production passes [`SystemClock`], tests a
+//! [`ManualClock`] that moves only when told to.
 //!
 //! ```
-//! use kernel::{format_hms, format_instant, parse_instant, Clock, ManualClock};
-//! let clock = ManualClock::at(parse_instant("2024-04-05T14:00:00+02:00").unwrap());
-//! assert_eq!(format_instant(clock.now()), "2024-04-05T12:00:00.000Z");
+//! use kernel::{Clock, Duration, ManualClock, Violations};
+//! use kernel::{format_hms, format_instant, new_id, parse_instant};
+//!
+//! fn expires_at(clock: &dyn Clock) -> String {
+//!     format_instant(clock.now() + Duration::minutes(15))
+//! }
+//!
+//! // Requests carry RFC 3339 with an offset; responses are UTC, milliseconds, `Z`.
+//! let clock = ManualClock::at(parse_instant("2024-04-05T14:00:00+02:00")?);
+//! assert_eq!(expires_at(&clock), "2024-04-05T12:15:00.000Z");
+//! clock.advance(Duration::hours(1));
+//! assert_eq!(expires_at(&clock), "2024-04-05T13:15:00.000Z");
+//! assert!(parse_instant("2024-04-05T14:00:00").is_err()); // no offset: ambiguous
 //! assert_eq!(format_hms(112 * 3600 + 15 * 60), "112:15:00");
+//!
+//! // Ids are UUID v7: they sort by creation.
+//! let (first, second) = (new_id(), new_id());
+//! assert!(first < second);
+//!
+//! // Refused input, field by field (the HTTP edge answers 422 with them).
+//! let mut v = Violations::new();
+//! let app = v.check("app", kernel::check_app_name("my app"));
+//! let user = v.check("user", kernel::check_username("alice"));
+//! assert_eq!((app, user), (None, Some(())));
+//! assert_eq!(v.to_string(), "app: may contain only letters, digits, '_', '.', ':' and '-'");
+//! # Ok::<(), kernel::InstantError>(())
 //! ```
 
 use std::sync::Mutex;

@@ -1,19 +1,49 @@
 //! Device-sessions domain of sessiond: every login opens a [`DeviceSession`]
 //! that lives until it is logged out, revoked, deactivated or expires.
 //!
+//! [`Lifetimes`] say how long a session lives (an absolute expiry from
+//! login, and an optional idle timeout counted from its last activity);
+//! [`DeviceSession::is_live`] applies them. Sessions are kept behind the
+//! [`SessionStore`] port (sessiond's `store` crate implements it), and
+//! [`DeviceInfo`] names the device from its user agent.
+//!
 //! ```
-//! use sessions::{DeviceSession, Lifetimes, SessionState};
-//! use kernel::{Duration, OffsetDateTime, Uuid};
-//! let now = OffsetDateTime::now_utc();
+//! use kernel::{Duration, Uuid};
+//! use sessions::{DeviceInfo, DeviceSession, Lifetimes, SessionState};
+//!
 //! let lifetimes = Lifetimes { absolute: Duration::hours(24), idle: Some(Duration::minutes(30)) };
-//! let s = DeviceSession {
-//!     id: Uuid::now_v7(), user_id: Uuid::now_v7(), app: "web".into(),
-//!     ip_address: None, user_agent: None, location: None, login_method: "password".into(),
-//!     created_at: now, expires_at: now + lifetimes.absolute, last_activity: now,
-//!     state: SessionState::Active, ended_at: None,
+//! let login = kernel::parse_instant("2024-04-05T12:00:00Z")?;
+//! let mut session = DeviceSession {
+//!     id: Uuid::now_v7(),
+//!     user_id: Uuid::now_v7(),
+//!     app: "web".into(),
+//!     ip_address: Some("203.0.113.7".into()),
+//!     user_agent: Some("Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Firefox/125.0".into()),
+//!     location: None,
+//!     login_method: "password".into(),
+//!     created_at: login,
+//!     expires_at: login + lifetimes.absolute,
+//!     last_activity: login,
+//!     state: SessionState::Active,
+//!     ended_at: None,
 //! };
-//! assert!(s.is_live(now, &lifetimes));
-//! assert!(!s.is_live(now + Duration::minutes(31), &lifetimes));
+//! assert!(session.is_live(login, &lifetimes));
+//! // Unused for the idle timeout: expired.
+//! assert!(!session.is_live(login + Duration::minutes(30), &lifetimes));
+//! // Used now and then: alive until the absolute expiry, whatever the use.
+//! session.last_activity = login + Duration::hours(23) + Duration::minutes(50);
+//! assert!(session.is_live(login + Duration::hours(23) + Duration::minutes(55), &lifetimes));
+//! assert!(!session.is_live(login + Duration::hours(24), &lifetimes));
+//! // Activity is written behind, at most once a minute per session.
+//! assert_eq!(lifetimes.activity_write_interval(), Duration::minutes(1));
+//!
+//! // An ended session is never live again; states have storage names.
+//! session.state = SessionState::LoggedOut;
+//! assert!(!session.is_live(login, &lifetimes));
+//! assert_eq!(SessionState::parse("logged_out"), Some(SessionState::LoggedOut));
+//!
+//! assert_eq!(DeviceInfo::parse(session.user_agent.as_deref()).name(), "Firefox on Linux");
+//! # Ok::<(), kernel::InstantError>(())
 //! ```
 
 mod device;

@@ -10,8 +10,8 @@
 //! ([`TrackedSession::apply`]), so a sequence the service would refuse is
 //! refused here too, and the arithmetic (closed intervals, active time,
 //! durations) is the domain's. The aggregates are computed with the same
-//! helpers as the one-event path ([`split_at_buckets`],
-//! [`BucketDeltas`]) and added by upserts, so loading into a database that
+//! helpers as the one-event path (the store's bucket splitting and
+//! per-bucket deltas) and added by upserts, so loading into a database that
 //! already holds sessions of the same app is fine.
 //!
 //! [`Store::bulk_create_sessions`] does the same for device sessions: many

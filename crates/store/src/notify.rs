@@ -3,9 +3,9 @@
 //! a session ends or a user changes, and hands each change to a callback.
 //!
 //! The thread owns one connection outside the pool. It polls the socket
-//! every [`POLL`] (a non-blocking read, no round trip), so a change made
+//! every 10 ms (a non-blocking read, no round trip), so a change made
 //! by another process reaches this one within milliseconds of its commit;
-//! every [`HEARTBEAT`] it runs `SELECT 1` so that a connection that died
+//! every second it runs `SELECT 1` so that a connection that died
 //! silently is noticed. After every (re)connection it reports
 //! [`Invalidation::Everything`]: what was missed while it was down is
 //! unknown. Correctness never depends on it: cached state is trusted for

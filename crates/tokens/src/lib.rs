@@ -4,18 +4,52 @@
 //! The rules live here and are pure: [`TokenCodec`] signs and checks access
 //! tokens against an injected "now", [`refresh::classify`] decides what a
 //! presented refresh token means. Storage is the [`RefreshTokenStore`] and
-//! [`KeyStore`] ports.
+//! [`KeyStore`] ports; the `auth` crate ties the two kinds of token to
+//! device sessions.
 //!
 //! ```
-//! use tokens::{AccessGrant, TokenCodec};
-//! use kernel::{Duration, Uuid};
-//! let codec = TokenCodec::new(b"0123456789abcdef0123456789abcdef", "sessiond", Duration::minutes(15));
-//! let now = kernel::OffsetDateTime::now_utc();
-//! let grant = AccessGrant { user_id: Uuid::now_v7(), username: "alice".into(),
-//!     session_id: Uuid::now_v7(), app: "default".into(), role: "user".into() };
+//! use std::collections::HashMap;
+//! use kernel::{Duration, OffsetDateTime, Uuid};
+//! use tokens::refresh::{self, Presented};
+//! use tokens::{AccessGrant, RefreshRecord, RefreshToken, TokenCodec, TokenError};
+//!
+//! // Access tokens: short-lived JWTs, checked without any storage.
+//! let secret = b"at least 32 random bytes, kept secret";
+//! let codec = TokenCodec::new(secret, "sessiond", Duration::minutes(15));
+//! let now = OffsetDateTime::now_utc();
+//! let session_id = Uuid::now_v7();
+//! let grant = AccessGrant {
+//!     user_id: Uuid::now_v7(),
+//!     username: "alice".into(),
+//!     session_id,
+//!     app: "web".into(),
+//!     role: "user".into(),
+//! };
 //! let (jwt, claims) = codec.issue(&grant, now);
-//! assert_eq!(codec.verify(&jwt, now).unwrap(), claims);
-//! assert!(codec.verify(&jwt, now + Duration::minutes(16)).is_err());
+//! assert_eq!(codec.verify(&jwt, now)?, claims);
+//! assert_eq!(claims.session_id(), Some(session_id));
+//! assert_eq!(codec.verify(&jwt, now + Duration::minutes(16)), Err(TokenError::Expired));
+//!
+//! // Refresh tokens: the client gets the secret, storage keeps only the
+//! // hash (a map stands in for a `RefreshTokenStore` here).
+//! let mut stored = HashMap::new();
+//! let first = RefreshToken::generate();
+//! stored.insert(first.hash.clone(), RefreshRecord { session_id, superseded_at: None });
+//!
+//! // The client presents its secret: the current token, so it rotates.
+//! let grace = Duration::seconds(10);
+//! let record = &stored[&refresh::hash(&first.secret)];
+//! assert_eq!(refresh::classify(record, now, grace), Presented::Current);
+//! let second = RefreshToken::generate();
+//! stored.insert(second.hash.clone(), RefreshRecord { session_id, superseded_at: None });
+//! stored.insert(first.hash.clone(), RefreshRecord { session_id, superseded_at: Some(now) });
+//!
+//! // The old one again, moments later (two tabs refreshing at once): fine.
+//! let old = &stored[&first.hash];
+//! assert_eq!(refresh::classify(old, now + Duration::seconds(2), grace), Presented::WithinGrace);
+//! // Minutes later: someone kept an old token. Theft: revoke the session.
+//! assert_eq!(refresh::classify(old, now + Duration::minutes(5), grace), Presented::Reused);
+//! # Ok::<(), TokenError>(())
 //! ```
 
 mod codec;

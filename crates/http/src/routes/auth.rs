@@ -27,17 +27,18 @@ const BEARER: &str = "Bearer";
 /// A registration.
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct RegisterRequest {
-    /// 3–64 characters of `[A-Za-z0-9_.-]`, unique case-insensitively.
-    #[schema(example = "john_doe")]
+    /// 3–64 characters of `[A-Za-z0-9_.-]`, unique case-insensitively; not
+    /// `all`.
+    #[schema(example = "john_doe", min_length = 3, max_length = 64, pattern = "^[A-Za-z0-9_.-]+$")]
     username: String,
     /// 8–1024 characters.
-    #[schema(example = "correct horse battery")]
+    #[schema(example = "correct horse battery", min_length = 8, max_length = 1024)]
     password: String,
     /// A valid email address, unique case-insensitively.
-    #[schema(example = "john.doe@example.com")]
+    #[schema(example = "john.doe@example.com", format = "email", max_length = 254)]
     email: Option<String>,
     /// Display name, at most 200 characters.
-    #[schema(example = "John Doe")]
+    #[schema(example = "John Doe", max_length = 200)]
     name: Option<String>,
 }
 

@@ -77,10 +77,5 @@ pub(crate) async fn page() -> HttpResponse {
 /// A script, style sheet or icon of the docs page; 404 for any other name.
 pub(crate) async fn asset(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let name = req.match_info().get("file").unwrap_or_default();
-    ASSETS
-        .iter()
-        .skip(1)
-        .find(|a| a.name == name)
-        .map(serve)
-        .ok_or_else(ApiError::route_not_found)
+    ASSETS.iter().skip(1).find(|a| a.name == name).map(serve).ok_or_else(ApiError::route_not_found)
 }
