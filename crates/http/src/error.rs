@@ -239,9 +239,14 @@ impl ApiError {
             ..Self::new(
                 ErrorCode::MethodNotAllowed,
                 "Method not allowed",
-                format!("This path answers only {allow}"),
+                Self::not_allowed_details(allow),
             )
         }
+    }
+
+    /// The `details` of a 405 on a path that answers `allow`.
+    pub(crate) fn not_allowed_details(allow: &str) -> String {
+        format!("This path answers only {allow}")
     }
 
     /// 413 PAYLOAD_TOO_LARGE.

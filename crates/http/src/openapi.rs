@@ -312,6 +312,7 @@ struct ErrorExamples;
 impl Modify for ErrorExamples {
     fn modify(&self, doc: &mut oa::OpenApi) {
         for (path, item) in doc.paths.paths.iter_mut() {
+            let allow = allowed_methods(item);
             for op in operations(item) {
                 for (status, response) in op.responses.responses.iter_mut() {
                     let oa::RefOr::T(response) = response else { continue };
@@ -323,7 +324,7 @@ impl Modify for ErrorExamples {
                     if !is_error || content.example.is_some() {
                         continue;
                     }
-                    let Some(e) = example_error(path, status, &response.description) else {
+                    let Some(e) = example_error(path, &allow, status, &response.description) else {
                         continue;
                     };
                     content.example = Some(crate::envelope::error_json(
@@ -337,10 +338,26 @@ impl Modify for ErrorExamples {
     }
 }
 
+/// The methods a path answers, as its 405 names them in `Allow` (`GET`
+/// always comes with `HEAD`).
+fn allowed_methods(item: &oa::path::PathItem) -> String {
+    [
+        (item.get.is_some(), "GET, HEAD"),
+        (item.post.is_some(), "POST"),
+        (item.put.is_some(), "PUT"),
+        (item.delete.is_some(), "DELETE"),
+        (item.patch.is_some(), "PATCH"),
+    ]
+    .into_iter()
+    .filter_map(|(has, methods)| has.then_some(methods))
+    .collect::<Vec<_>>()
+    .join(", ")
+}
+
 /// The error a response of `status` on `path` shows: the code its
 /// description names first (`"INVALID_CREDENTIALS: …"`), else the usual one
 /// for the status.
-fn example_error(path: &str, status: &str, description: &str) -> Option<ApiError> {
+fn example_error(path: &str, allow: &str, status: &str, description: &str) -> Option<ApiError> {
     let status: u16 = status.parse().ok()?;
     let named = ErrorCode::ALL
         .into_iter()
@@ -375,7 +392,12 @@ fn example_error(path: &str, status: &str, description: &str) -> Option<ApiError
         ErrorCode::NotFound => ApiError::route_not_found(),
         ErrorCode::SessionNotFound => ApiError::session_not_found("access"),
         ErrorCode::UserNotFound => ApiError::user_not_found(),
-        ErrorCode::MethodNotAllowed => ApiError::method_not_allowed("GET, HEAD"),
+        // As `ApiError::method_not_allowed` words it, for this path's methods.
+        ErrorCode::MethodNotAllowed => ApiError::new(
+            ErrorCode::MethodNotAllowed,
+            "Method not allowed",
+            ApiError::not_allowed_details(allow),
+        ),
         ErrorCode::UsernameTaken => AuthError::UsernameTaken.into(),
         ErrorCode::EmailTaken => AuthError::EmailTaken.into(),
         ErrorCode::InvalidStateTransition => match path.rsplit('/').next() {

@@ -953,6 +953,16 @@ fn every_operation_is_tagged_named_and_answers_with_examples() {
             assert!(op["responses"]["401"].is_object(), "{method} {path} 401");
         }
     }
+    // A 405's example names the methods the path really answers.
+    for (path, method, allow) in [
+        ("/api/auth/login", "post", "POST"),
+        ("/api/sessions", "get", "GET, HEAD, DELETE"),
+        ("/", "get", "GET, HEAD, POST"),
+    ] {
+        let example = &doc["paths"][path][method]["responses"]["405"]["content"]["application/json"]
+            ["example"];
+        assert_eq!(example["error"]["details"], format!("This path answers only {allow}"));
+    }
     let docs = &doc["paths"]["/docs"]["get"];
     assert!(docs["responses"]["200"]["content"]["text/html"].is_object(), "{docs}");
 }
