@@ -43,10 +43,6 @@ def check(response, status, model):
     return response.parsed
 
 
-def stamp(t):
-    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def main(base_url):
     public = Client(base_url=base_url, raise_on_unexpected_status=True)
     username = f"client_{uuid.uuid4().hex[:12]}"
@@ -96,7 +92,7 @@ def main(base_url):
     # A tracked usage session an hour ago, 25 minutes long, on the heatmap.
     began = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
     started = check(
-        start_session.sync_detailed(client=me, body=StartBody(user=username, app=app, time=stamp(began))),
+        start_session.sync_detailed(client=me, body=StartBody(user=username, app=app, time=began)),
         200,
         SessionStartedEnvelope,
     ).data
@@ -104,7 +100,7 @@ def main(base_url):
         end_session.sync_detailed(
             client=me,
             body=TransitionBody(
-                user=username, app=app, session_id=started.session_id, time=stamp(began + timedelta(minutes=25))
+                user=username, app=app, session_id=started.session_id, time=began + timedelta(minutes=25)
             ),
         ),
         200,

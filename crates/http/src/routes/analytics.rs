@@ -64,7 +64,7 @@ pub(crate) struct StartBody {
     user: String,
     /// When the session started (RFC 3339 with an offset); the server's
     /// clock when absent.
-    #[schema(example = "2024-01-01T12:00:00.000Z")]
+    #[schema(example = "2024-01-01T12:00:00.000Z", format = DateTime)]
     time: Option<String>,
     /// Optional; when given, must be `active`.
     #[schema(example = "active")]
@@ -92,7 +92,7 @@ pub(crate) struct TransitionBody {
     session_id: String,
     /// When it happened (RFC 3339 with an offset, not before the session's
     /// last event); the server's clock when absent.
-    #[schema(example = "2024-01-01T12:30:00.000Z")]
+    #[schema(example = "2024-01-01T12:30:00.000Z", format = DateTime)]
     time: Option<String>,
     /// The session's application.
     #[schema(example = "my_app")]

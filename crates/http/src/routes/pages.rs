@@ -40,7 +40,7 @@ pub(crate) struct TrackBody {
     session_id: Option<String>,
     /// When the visit happened (RFC 3339 with an offset); the server's
     /// clock when absent.
-    #[schema(example = "2024-01-01T12:00:00.000Z")]
+    #[schema(example = "2024-01-01T12:00:00.000Z", format = DateTime)]
     time: Option<String>,
 }
 
