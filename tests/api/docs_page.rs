@@ -127,6 +127,22 @@ fn docs_assets_are_served_with_their_types_and_unknown_ones_are_404() {
             r.header("content-security-policy").is_some_and(|v| v.contains("default-src 'none'"))
         );
     }
+    // The big script travels gzipped to a client that asks for it.
+    let fetch = |encoding: Option<&str>| {
+        let mut req = s.client().get(s.url("/docs/swagger-ui-bundle.js"));
+        if let Some(e) = encoding {
+            req = req.header("accept-encoding", e);
+        }
+        let r = req.send().expect("bundle");
+        assert_eq!(r.status(), 200);
+        let coding = r.headers().get("content-encoding").map(|v| v.as_bytes().to_vec());
+        (coding, r.bytes().expect("body").len())
+    };
+    let (coding, gzipped) = fetch(Some("gzip"));
+    assert_eq!(coding.as_deref(), Some(&b"gzip"[..]));
+    let (coding, plain) = fetch(None);
+    assert_eq!(coding, None);
+    assert!(gzipped * 2 < plain, "gzipped {gzipped} bytes vs plain {plain}");
     let page = s.send(s.client().get(s.url("/docs")));
     // Every script and style sheet the page names is one of ours.
     for needle in [
