@@ -963,6 +963,15 @@ fn every_operation_is_tagged_named_and_answers_with_examples() {
             ["example"];
         assert_eq!(example["error"]["details"], format!("This path answers only {allow}"));
     }
+    // The audit actions are an enum in the view and in both filters.
+    let actions: Vec<&str> = AuditAction::ALL.iter().map(|a| a.as_str()).collect();
+    let view = &doc["components"]["schemas"]["AuditEventView"]["properties"]["action"];
+    assert_eq!(view["enum"], json!(actions));
+    for path in ["/api/audit", "/api/audit/me"] {
+        let params = doc["paths"][path]["get"]["parameters"].as_array().cloned();
+        let action = params.into_iter().flatten().find(|p| p["name"] == "action");
+        assert_eq!(action.map(|p| p["schema"]["enum"].clone()), Some(json!(actions)), "{path}");
+    }
     let docs = &doc["paths"]["/docs"]["get"];
     assert!(docs["responses"]["200"]["content"]["text/html"].is_object(), "{docs}");
 }

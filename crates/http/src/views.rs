@@ -320,6 +320,19 @@ impl From<&SessionInfo> for TerminatedSessionData {
     }
 }
 
+/// The schema of an audit action name: a string enum made from
+/// [`auth::AuditAction::ALL`], so the document lists exactly the names the
+/// server writes and accepts.
+pub(crate) fn audit_action_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some("An audited action: what happened to an account or a session."))
+        .enum_values(Some(auth::AuditAction::ALL.map(auth::AuditAction::as_str)))
+        .examples([auth::AuditAction::Login.as_str()])
+        .build()
+}
+
 /// One security event of the audit trail.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AuditEventView {
@@ -328,10 +341,8 @@ pub struct AuditEventView {
     /// When it happened.
     #[schema(example = "2024-04-05T12:00:00.000Z")]
     pub at: String,
-    /// `register`, `login`, `login_failed`, `refresh`, `refresh_reuse`,
-    /// `logout`, `logout_all`, `session_delete`, `session_deactivate`,
-    /// `lockout` or `user_update`.
-    #[schema(example = "login")]
+    /// What happened (one of [`auth::AuditAction`]'s names).
+    #[schema(schema_with = audit_action_schema)]
     pub action: String,
     /// Whose account (UUID), when known.
     #[schema(required = true)]

@@ -15,16 +15,14 @@ use crate::views::AuditPageData;
 #[derive(Debug, Default, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct AuditQueryParams {
-    /// Only this action: `register`, `login`, `login_failed`, `refresh`,
-    /// `refresh_reuse`, `logout`, `logout_all`, `session_delete`,
-    /// `session_deactivate`, `lockout` or `user_update`.
-    #[param(example = "login")]
+    /// Only this action.
+    #[param(schema_with = crate::views::audit_action_schema)]
     action: Option<String>,
     /// Only events at or after this instant (RFC 3339 with an offset).
-    #[param(example = "2024-04-05T00:00:00Z")]
+    #[param(example = "2024-04-05T00:00:00Z", format = DateTime)]
     from: Option<String>,
     /// Only events before this instant (RFC 3339 with an offset).
-    #[param(example = "2024-04-06T00:00:00Z")]
+    #[param(example = "2024-04-06T00:00:00Z", format = DateTime)]
     to: Option<String>,
     /// Page size, 1–1000 (default 100).
     #[param(minimum = 1, maximum = 1000, example = 100)]

@@ -26,7 +26,7 @@ pub(crate) struct TrackBody {
     #[schema(example = "john_doe")]
     user: String,
     /// The page path: starts with `/`, at most 2048 characters.
-    #[schema(example = "/dashboard")]
+    #[schema(example = "/dashboard", pattern = "^/", max_length = 2048)]
     page: String,
     /// Whole seconds spent on the page, 0–86400. A number with a fraction
     /// (`1.5`), a string or null is refused; `120.0` counts as `120`.
