@@ -54,11 +54,13 @@ start_server() {
     SESSIOND_LOGIN_IP_MAX_FAILURES=1000000 SESSIOND_LOG_FORMAT=json \
     "$BIN" serve >"$work/server.log" 2>&1 &
   server_pid=$!
-  for _ in $(seq 1 100); do
+  # Migrating a fresh database on a loaded CI machine can take seconds.
+  for _ in $(seq 1 300); do
     curl -fs "$url/health/ready" >/dev/null 2>&1 && return 0
+    kill -0 "$server_pid" 2>/dev/null || break
     sleep 0.1
   done
-  echo "sessiond did not become ready" >&2
+  echo "sessiond did not become ready within 30 s" >&2
   tail -20 "$work/server.log" >&2
   exit 1
 }
