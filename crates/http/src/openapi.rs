@@ -416,16 +416,14 @@ fn example_error(path: &str, allow: &str, status: &str, description: &str) -> Op
     })
 }
 
-/// A link: the path, method and status of the answer that carries the
-/// ids, the link's name, the operation they feed, and its parameters as
-/// runtime expressions.
+/// An answer that carries ids, and where they go: its path, method and
+/// status, then each operation that takes them with its parameters as
+/// runtime expressions. The link is named after the operation.
 type LinkSpec = (
     &'static str,
     &'static str,
     &'static str,
-    &'static str,
-    &'static str,
-    &'static [(&'static str, &'static str)],
+    &'static [(&'static str, &'static [(&'static str, &'static str)])],
 );
 
 /// OpenAPI links: where the ids an answer carries can be used next. They
@@ -436,92 +434,47 @@ struct Links;
 impl Modify for Links {
     fn modify(&self, doc: &mut oa::OpenApi) {
         use oa::link::LinkBuilder;
-        const SESSION: &str = "$response.body#/data/session/id";
-        const USER: &str = "$response.body#/data/user/_id";
-        const REGISTERED: &str = "$response.body#/data/_id";
-        let links: [LinkSpec; 10] = [
+        const SESSION: &[(&str, &str)] = &[("id", "$response.body#/data/session/id")];
+        const USER_SESSION: &[(&str, &str)] = &[
+            ("user_id", "$response.body#/data/user/_id"),
+            ("id", "$response.body#/data/session/id"),
+        ];
+        const USER: &[(&str, &str)] = &[("user_id", "$response.body#/data/user/_id")];
+        const REGISTERED: &[(&str, &str)] = &[("user_id", "$response.body#/data/_id")];
+        const LISTED: &[(&str, &str)] =
+            &[("user_id", "$request.path.user_id"), ("id", "$response.body#/data/0/id")];
+        let links: [LinkSpec; 3] = [
             (
                 "/api/auth/login",
                 "post",
                 "200",
-                "DeleteSession",
-                "deleteSession",
-                &[("id", SESSION)],
-            ),
-            (
-                "/api/auth/login",
-                "post",
-                "200",
-                "DeactivateSession",
-                "deactivateSession",
-                &[("id", SESSION)],
-            ),
-            (
-                "/api/auth/login",
-                "post",
-                "200",
-                "TerminateMySessionV1",
-                "terminateMySessionV1",
-                &[("id", SESSION)],
-            ),
-            (
-                "/api/auth/login",
-                "post",
-                "200",
-                "AdminGetUserSession",
-                "adminGetUserSession",
-                &[("user_id", USER), ("id", SESSION)],
-            ),
-            (
-                "/api/auth/login",
-                "post",
-                "200",
-                "AdminDeleteUserSession",
-                "adminDeleteUserSession",
-                &[("user_id", USER), ("id", SESSION)],
-            ),
-            (
-                "/api/auth/login",
-                "post",
-                "200",
-                "AdminListUserSessions",
-                "adminListUserSessions",
-                &[("user_id", USER)],
+                &[
+                    ("deleteSession", SESSION),
+                    ("deactivateSession", SESSION),
+                    ("terminateMySessionV1", SESSION),
+                    ("adminGetUserSession", USER_SESSION),
+                    ("adminDeleteUserSession", USER_SESSION),
+                    ("adminListUserSessions", USER),
+                ],
             ),
             (
                 "/api/auth/register",
                 "post",
                 "201",
-                "UpdateUser",
-                "updateUser",
-                &[("user_id", REGISTERED)],
-            ),
-            (
-                "/api/auth/register",
-                "post",
-                "201",
-                "AdminListUserSessions",
-                "adminListUserSessions",
-                &[("user_id", REGISTERED)],
-            ),
-            (
-                "/api/auth/register",
-                "post",
-                "201",
-                "AdminDeleteAllUserSessions",
-                "adminDeleteAllUserSessions",
-                &[("user_id", REGISTERED)],
+                &[
+                    ("updateUser", REGISTERED),
+                    ("adminListUserSessions", REGISTERED),
+                    ("adminDeleteAllUserSessions", REGISTERED),
+                ],
             ),
             (
                 "/api/admin/users/{user_id}/sessions",
                 "get",
                 "200",
-                "AdminDeleteUserSession",
-                "adminDeleteUserSession",
-                &[("user_id", "$request.path.user_id"), ("id", "$response.body#/data/0/id")],
+                &[("adminDeleteUserSession", LISTED)],
             ),
         ];
-        for (path, method, status, name, target, parameters) in links {
+        for (path, method, status, targets) in links {
             let Some(op) = doc.paths.paths.get_mut(path).and_then(|item| match method {
                 "get" => item.get.as_mut(),
                 _ => item.post.as_mut(),
@@ -531,10 +484,17 @@ impl Modify for Links {
             let Some(oa::RefOr::T(response)) = op.responses.responses.get_mut(status) else {
                 continue;
             };
-            let link = parameters
-                .iter()
-                .fold(LinkBuilder::new().operation_id(target), |b, (p, v)| b.parameter(*p, *v));
-            response.links.insert((*name).to_owned(), link.build().into());
+            for (target, parameters) in targets {
+                let link = parameters
+                    .iter()
+                    .fold(LinkBuilder::new().operation_id(*target), |b, (p, v)| {
+                        b.parameter(*p, *v)
+                    });
+                // `deleteSession` → `DeleteSession`.
+                let mut name = target.to_string();
+                name[..1].make_ascii_uppercase();
+                response.links.insert(name, link.build().into());
+            }
         }
     }
 }

@@ -33,6 +33,31 @@ fn attempt(auth: &AuthService, who: &str, password: &str, ip: &str) -> Result<()
     auth.login(input, &meta).map(drop)
 }
 
+/// `times` wrong passwords for `who` from `ip`, whatever they are answered.
+fn fail(auth: &AuthService, who: &str, times: usize, ip: &str) {
+    for _ in 0..times {
+        let _ = attempt(auth, who, "wrong guess", ip);
+    }
+}
+
+/// `n` logins of `who` at once, each on its own thread, the `i`th from
+/// `ip(i)`; what each was answered, in order.
+fn race(
+    auth: &Arc<AuthService>,
+    n: usize,
+    who: &'static str,
+    password: &'static str,
+    ip: fn(usize) -> String,
+) -> Vec<String> {
+    let racers: Vec<_> = (0..n)
+        .map(|i| {
+            let auth = auth.clone();
+            std::thread::spawn(move || kind(&attempt(&auth, who, password, &ip(i))))
+        })
+        .collect();
+    racers.into_iter().map(|t| t.join().expect("racer")).collect()
+}
+
 /// What an answer says, for comparing sequences of answers.
 fn kind(r: &Result<(), AuthError>) -> String {
     match r {
@@ -71,9 +96,7 @@ fn further_failures_double_the_lock_up_to_fifteen_minutes() {
         let clock = clock();
         let auth = service(&store, clock.clone(), |_| {});
         register(&auth, "target");
-        for _ in 0..5 {
-            let _ = attempt(&auth, "target", "wrong guess", "192.0.2.1");
-        }
+        fail(&auth, "target", 5, "192.0.2.1");
         let mut locks = Vec::new();
         for _ in 0..6 {
             let Err(AuthError::Locked { retry_after }) =
@@ -129,15 +152,7 @@ fn parallel_guesses_get_exactly_the_limit_checked() {
     for store in stores() {
         let auth = Arc::new(service(&store, clock(), |_| {}));
         register(&auth, "popular");
-        let racers: Vec<_> = (0..16)
-            .map(|i| {
-                let auth = auth.clone();
-                std::thread::spawn(move || {
-                    kind(&attempt(&auth, "popular", "wrong guess", &format!("10.0.0.{i}")))
-                })
-            })
-            .collect();
-        let answers: Vec<String> = racers.into_iter().map(|t| t.join().expect("racer")).collect();
+        let answers = race(&auth, 16, "popular", "wrong guess", |i| format!("10.0.0.{i}"));
         let checked = answers.iter().filter(|a| *a == "invalid").count();
         let locked = answers.iter().filter(|a| a.starts_with("locked")).count();
         assert_eq!((checked, locked), (5, 11), "{answers:?}");
@@ -151,13 +166,7 @@ fn parallel_logins_with_the_right_password_take_turns_and_never_lock() {
         register(&auth, "busy");
         // More at once than either limit (account 5, address 20), all from
         // one address, as from an office behind one NAT.
-        let racers: Vec<_> = (0..24)
-            .map(|_| {
-                let auth = auth.clone();
-                std::thread::spawn(move || kind(&attempt(&auth, "busy", RIGHT, "192.0.2.50")))
-            })
-            .collect();
-        let answers: Vec<String> = racers.into_iter().map(|t| t.join().expect("racer")).collect();
+        let answers = race(&auth, 24, "busy", RIGHT, |_| "192.0.2.50".into());
         assert_eq!(answers, vec!["ok"; 24]);
         // Nothing counted against the account or the address.
         assert_eq!(kind(&attempt(&auth, "busy", "wrong guess", "192.0.2.50")), "invalid");
@@ -171,9 +180,7 @@ fn the_sweeper_forgets_only_records_past_their_memory() {
         let clock = clock();
         let auth = service(&store, clock.clone(), |_| {});
         register(&auth, "sleepy");
-        for _ in 0..5 {
-            let _ = attempt(&auth, "sleepy", "wrong guess", "192.0.2.1");
-        }
+        fail(&auth, "sleepy", 5, "192.0.2.1");
         assert_eq!(auth.purge_login_failures().expect("purge"), 0, "locked and recent");
         clock.advance(auth::DEFAULT_MEMORY - Duration::seconds(1));
         assert_eq!(auth.purge_login_failures().expect("purge"), 0, "still remembered");
