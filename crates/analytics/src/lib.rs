@@ -86,8 +86,8 @@ pub use reports::{
     PageTime, Stats, Summary, TimelineEntry, TimelinePage, WEEKDAYS,
 };
 pub use service::{
-    AnalyticsService, AnalyticsSettings, Caller, ReportRequest, StartRequest, TrackPageRequest,
-    TransitionRequest,
+    AnalyticsService, AnalyticsSettings, Caller, CheckedVisit, PageCommit, Readiness,
+    ReportRequest, StartRequest, TrackPageRequest, TransitionRequest, VisitRequest,
 };
 pub use tracking::{EventKind, PageVisit, TrackState, TrackedSession, Transition};
 pub use values::{App, PagePath, Subject, TimeSpent, Tz, parse_bound, parse_username};

@@ -2,9 +2,15 @@
 //! applied as a compare-and-swap, group-committed page visits, and the
 //! reports built from the store's bucket aggregates.
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, mpsc};
+use std::task::{Context, Poll};
 use std::thread::JoinHandle;
+
+use futures_channel::oneshot;
 
 use kernel::{Clock, Duration, OffsetDateTime, Uuid, Violations};
 
@@ -123,8 +129,9 @@ pub struct AnalyticsService {
     clock: Arc<dyn Clock>,
     settings: AnalyticsSettings,
     pages: Batcher,
-    /// Events acknowledged (session steps and page visits), for metrics.
-    ingested: std::sync::atomic::AtomicU64,
+    /// Events acknowledged (session steps and page visits), for metrics;
+    /// shared with the batcher, which counts visits per batch.
+    ingested: Arc<AtomicU64>,
 }
 
 impl AnalyticsService {
@@ -135,8 +142,9 @@ impl AnalyticsService {
         clock: Arc<dyn Clock>,
         settings: AnalyticsSettings,
     ) -> Self {
-        let pages = Batcher::start(store.clone());
-        Self { store, clock, settings, pages, ingested: Default::default() }
+        let ingested = Arc::new(AtomicU64::new(0));
+        let pages = Batcher::start(store.clone(), ingested.clone());
+        Self { store, clock, settings, pages, ingested }
     }
 
     /// The settings in force.
@@ -242,16 +250,28 @@ impl AnalyticsService {
     /// Records a page visit; returns once it is durable. `caller` is `None`
     /// for an anonymous request (allowed only with public tracking).
     ///
-    /// Visits are group-committed: the batcher thread writes everything
-    /// queued while the previous batch was being committed in one
-    /// transaction, then wakes each submitter with the outcome. There is
-    /// no waiting for a batch to fill, so a lone visit costs one commit and
-    /// a burst costs one commit per batch rather than per visit.
+    /// The blocking form of [`check_page_visit`](Self::check_page_visit),
+    /// [`confirm_page_visit`](Self::confirm_page_visit) and
+    /// [`record_page_visit`](Self::record_page_visit), for callers on a
+    /// thread that may wait.
     pub fn track_page(
         &self,
         caller: Option<&Caller>,
         req: TrackPageRequest,
     ) -> Result<PageVisit, AnalyticsError> {
+        let visit = self.confirm_page_visit(self.check_page_visit(caller, req)?)?;
+        self.pages.write(self.store.as_ref(), visit.0)
+    }
+
+    /// Validates and authorizes a page visit without any I/O: the fields,
+    /// whether an anonymous visit is allowed, and that a caller's token
+    /// covers the user and app. The visit gets its id, and the server's
+    /// clock as its time when the request has none.
+    pub fn check_page_visit(
+        &self,
+        caller: Option<&Caller>,
+        req: TrackPageRequest,
+    ) -> Result<VisitRequest, AnalyticsError> {
         if caller.is_none() && !self.settings.public_tracking {
             return Err(AnalyticsError::Unauthenticated);
         }
@@ -278,13 +298,7 @@ impl AnalyticsService {
         if let Some(caller) = caller {
             authorize(caller, &app, &Subject::User(user.clone()))?;
         }
-        if let Some(id) = session_id {
-            self.store
-                .get_session(app.as_str(), id)?
-                .filter(|s| s.app == app.as_str() && s.user == user)
-                .ok_or(AnalyticsError::SessionNotFound)?;
-        }
-        let visit = PageVisit {
+        Ok(VisitRequest(PageVisit {
             id: kernel::new_id(),
             app: app.0,
             user,
@@ -292,20 +306,42 @@ impl AnalyticsService {
             timespent: timespent.0,
             session_id,
             at: at.unwrap_or_else(|| self.now()),
+        }))
+    }
+
+    /// Confirms that the tracked session a visit names exists and is the
+    /// user's in that app (one store read; none when it names no session).
+    pub fn confirm_page_visit(&self, req: VisitRequest) -> Result<CheckedVisit, AnalyticsError> {
+        let req = match req.ready() {
+            Readiness::Ready(checked) => return Ok(checked),
+            Readiness::SessionToConfirm(req) => req,
         };
-        self.pages.write(self.store.as_ref(), &visit)?;
-        self.count_ingested();
-        Ok(visit)
+        let v = &req.0;
+        if let Some(id) = v.session_id {
+            self.store
+                .get_session(&v.app, id)?
+                .filter(|s| s.app == v.app && s.user == v.user)
+                .ok_or(AnalyticsError::SessionNotFound)?;
+        }
+        Ok(CheckedVisit(req.0))
+    }
+
+    /// Queues a checked visit for the next group commit. The returned
+    /// future, which needs no particular runtime, resolves once the visit
+    /// is durable, so an async caller waits without holding a thread. The
+    /// visit is written even if the future is dropped first.
+    pub fn record_page_visit(&self, visit: CheckedVisit) -> PageCommit {
+        self.pages.submit(self.store.as_ref(), visit.0)
     }
 
     fn count_ingested(&self) {
-        self.ingested.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.ingested.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Tracking events acknowledged by this process since it started
     /// (session steps and page visits): the metrics' counter.
     pub fn events_ingested(&self) -> u64 {
-        self.ingested.load(std::sync::atomic::Ordering::Relaxed)
+        self.ingested.load(Ordering::Relaxed)
     }
 
     /// The heatmap: sessions started per local day, and per weekday and
@@ -628,13 +664,128 @@ fn parse_cursor(s: &str) -> Result<TimelinePosition, &'static str> {
     Ok(TimelinePosition { started_at: kernel::from_millis(ms), id })
 }
 
-/// The outcome of a group commit, shared by every visit of the batch.
-type Outcome = Result<(), Arc<anyhow::Error>>;
+/// The outcome of a group commit for one visit: the visit back, or the
+/// batch's error, shared by every visit of the batch.
+type Outcome = Result<PageVisit, Arc<anyhow::Error>>;
+
+/// A page visit that passed [`AnalyticsService::check_page_visit`]: valid
+/// and authorized. If it names a tracked session, that session is still to
+/// be confirmed ([`AnalyticsService::confirm_page_visit`]) before it can be
+/// recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VisitRequest(PageVisit);
+
+impl VisitRequest {
+    /// The visit as it will be recorded.
+    pub fn visit(&self) -> &PageVisit {
+        &self.0
+    }
+
+    /// The visit, ready to record without I/O when it names no tracked
+    /// session; otherwise the request back, for
+    /// [`AnalyticsService::confirm_page_visit`] (a store read).
+    pub fn ready(self) -> Readiness {
+        if self.0.session_id.is_none() {
+            Readiness::Ready(CheckedVisit(self.0))
+        } else {
+            Readiness::SessionToConfirm(self)
+        }
+    }
+}
+
+/// What a [`VisitRequest`] still needs before it can be recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// Nothing: record it.
+    Ready(CheckedVisit),
+    /// Its tracked session confirmed ([`AnalyticsService::confirm_page_visit`]).
+    SessionToConfirm(VisitRequest),
+}
+
+/// A page visit ready to record: valid, authorized, and its tracked
+/// session (if any) confirmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedVisit(PageVisit);
+
+impl CheckedVisit {
+    /// The visit as it will be recorded.
+    pub fn visit(&self) -> &PageVisit {
+        &self.0
+    }
+}
+
+/// Where a visit's outcome goes: a waiting thread or a waiting task.
+enum Reply {
+    Thread(mpsc::Sender<Outcome>),
+    Task(oneshot::Sender<Outcome>),
+}
+
+impl Reply {
+    /// Hands over the outcome; a submitter that stopped waiting (a client
+    /// that went away) does not matter, the visit is written regardless.
+    fn send(self, outcome: Outcome) {
+        let _gone = match self {
+            Self::Thread(tx) => tx.send(outcome).is_ok(),
+            Self::Task(tx) => tx.send(outcome).is_ok(),
+        };
+    }
+}
 
 /// A visit waiting for its batch, with where to report the outcome.
 struct Job {
     visit: PageVisit,
-    reply: mpsc::Sender<Outcome>,
+    reply: Reply,
+}
+
+/// A page visit on its way to durability
+/// ([`AnalyticsService::record_page_visit`]): resolves to the visit once
+/// its group commit is durable, or to the commit's error.
+#[must_use = "the visit is written either way, but only the future says when it is durable"]
+pub struct PageCommit(CommitState);
+
+enum CommitState {
+    Waiting(oneshot::Receiver<Outcome>),
+    Done(Option<Result<PageVisit, AnalyticsError>>),
+}
+
+impl std::fmt::Debug for PageCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &self.0 {
+            CommitState::Waiting(_) => "waiting",
+            CommitState::Done(_) => "done",
+        };
+        f.debug_tuple("PageCommit").field(&state).finish()
+    }
+}
+
+impl Future for PageCommit {
+    type Output = Result<PageVisit, AnalyticsError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.0 {
+            CommitState::Waiting(answer) => Pin::new(answer).poll(cx).map(|r| received(r.ok())),
+            CommitState::Done(done) => Poll::Ready(done.take().unwrap_or_else(|| {
+                Err(AnalyticsError::Unknown(anyhow::anyhow!("a page commit was polled again")))
+            })),
+        }
+    }
+}
+
+/// A submitter's result from what its batch sent (`None`: the batcher
+/// went away without answering).
+fn received(outcome: Option<Outcome>) -> Result<PageVisit, AnalyticsError> {
+    match outcome {
+        Some(Ok(visit)) => Ok(visit),
+        // The last submitter of a batch holds the only remaining
+        // reference, so a batch of one hands back the original error.
+        Some(Err(shared)) => Err(AnalyticsError::Unknown(match Arc::try_unwrap(shared) {
+            Ok(e) => e,
+            Err(shared) => anyhow::Error::new(BatchFailed(shared)),
+        })),
+        None => Err(AnalyticsError::Unknown(anyhow::anyhow!(
+            "the page batcher stopped before writing the visit"
+        ))),
+    }
 }
 
 /// The group-commit writer of page visits: [`TrackingStore::page_writers`]
@@ -642,28 +793,34 @@ struct Job {
 /// writes it with one [`TrackingStore::record_pages`] call, and answers
 /// every submitter. With two or more, one batch fills while another waits
 /// for its commit to be durable, so the fsync no longer idles the database.
+///
+/// Submitters are threads (which block on a channel) or tasks (which
+/// await a oneshot): an async caller costs no thread while it waits, and a
+/// batch wakes each waiting task once, with nothing in between.
 struct Batcher {
     /// `None` once stopped (or if no thread could be started): visits
     /// are then written directly.
     queue: RwLock<Option<mpsc::Sender<Job>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Visits acknowledged, for metrics: added once per batch.
+    ingested: Arc<AtomicU64>,
 }
 
 impl Batcher {
-    fn start(store: Arc<dyn TrackingStore>) -> Self {
+    fn start(store: Arc<dyn TrackingStore>, ingested: Arc<AtomicU64>) -> Self {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         let threads: Vec<JoinHandle<()>> = (0..store.page_writers().max(1))
             .map_while(|n| {
-                let (store, rx) = (store.clone(), rx.clone());
+                let (store, rx, ingested) = (store.clone(), rx.clone(), ingested.clone());
                 std::thread::Builder::new()
                     .name(format!("analytics-pages-{n}"))
-                    .spawn(move || Self::run(store.as_ref(), &rx))
+                    .spawn(move || Self::run(store.as_ref(), &rx, &ingested))
                     .ok()
             })
             .collect();
         let queue = if threads.is_empty() { None } else { Some(tx) };
-        Self { queue: RwLock::new(queue), threads: Mutex::new(threads) }
+        Self { queue: RwLock::new(queue), threads: Mutex::new(threads), ingested }
     }
 
     /// Takes the next batch: waits for one visit, then adds whatever else
@@ -683,51 +840,71 @@ impl Batcher {
 
     /// A batcher thread: runs until every sender is gone and the queue is
     /// drained, so a stop never drops an accepted visit.
-    fn run(store: &dyn TrackingStore, rx: &Mutex<mpsc::Receiver<Job>>) {
-        while let Some(mut jobs) = Self::next_batch(rx) {
-            let visits: Vec<PageVisit> = jobs.iter().map(|j| j.visit.clone()).collect();
-            // A panicking store must not take the batcher (and every later
-            // visit) down with it.
-            let outcome =
-                std::panic::catch_unwind(AssertUnwindSafe(|| store.record_pages(&visits)))
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("the page store panicked")))
-                    .map_err(Arc::new);
-            // The last submitter gets the only remaining reference, so a
-            // batch of one hands back the original error untouched.
-            let last = jobs.pop();
-            for job in jobs {
-                let _gone = job.reply.send(outcome.clone());
-            }
-            if let Some(job) = last {
-                let _gone = job.reply.send(outcome);
+    fn run(store: &dyn TrackingStore, rx: &Mutex<mpsc::Receiver<Job>>, ingested: &AtomicU64) {
+        while let Some(jobs) = Self::next_batch(rx) {
+            let (visits, replies): (Vec<PageVisit>, Vec<Reply>) =
+                jobs.into_iter().map(|j| (j.visit, j.reply)).unzip();
+            let outcome = Self::write_batch(store, &visits, ingested);
+            for (visit, reply) in visits.into_iter().zip(replies) {
+                reply.send(outcome.clone().map(|()| visit));
             }
         }
     }
 
+    /// One group commit. A panicking store must not take the batcher (and
+    /// every later visit) down with it.
+    fn write_batch(
+        store: &dyn TrackingStore,
+        visits: &[PageVisit],
+        ingested: &AtomicU64,
+    ) -> Result<(), Arc<anyhow::Error>> {
+        std::panic::catch_unwind(AssertUnwindSafe(|| store.record_pages(visits)))
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the page store panicked")))
+            .map_err(Arc::new)?;
+        ingested.fetch_add(visits.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Queues a visit: `None` when queued, the visit back when the
+    /// batcher is not running.
+    fn queue(&self, visit: PageVisit, reply: Reply) -> Option<PageVisit> {
+        let queue = self.queue.read().unwrap_or_else(|e| e.into_inner());
+        match queue.as_ref() {
+            Some(tx) => tx.send(Job { visit, reply }).err().map(|e| e.0.visit),
+            None => Some(visit),
+        }
+    }
+
+    /// Writes a visit directly, one transaction of its own: the batcher is
+    /// stopped (shutdown) or could not start.
+    fn write_alone(&self, store: &dyn TrackingStore, visit: PageVisit) -> Outcome {
+        Self::write_batch(store, std::slice::from_ref(&visit), &self.ingested).map(|()| visit)
+    }
+
     /// Writes one visit through the batcher and waits until its batch is
     /// committed; directly when the batcher is not running.
-    fn write(&self, store: &dyn TrackingStore, visit: &PageVisit) -> Result<(), AnalyticsError> {
+    fn write(
+        &self,
+        store: &dyn TrackingStore,
+        visit: PageVisit,
+    ) -> Result<PageVisit, AnalyticsError> {
         let (reply, answer) = mpsc::channel();
-        let queued = {
-            let queue = self.queue.read().unwrap_or_else(|e| e.into_inner());
-            match queue.as_ref() {
-                Some(tx) => tx.send(Job { visit: visit.clone(), reply }).is_ok(),
-                None => false,
-            }
-        };
-        if !queued {
-            store.record_pages(std::slice::from_ref(visit))?;
-            return Ok(());
+        match self.queue(visit, Reply::Thread(reply)) {
+            None => received(answer.recv().ok()),
+            Some(visit) => received(Some(self.write_alone(store, visit))),
         }
-        match answer.recv() {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(shared)) => Err(AnalyticsError::Unknown(match Arc::try_unwrap(shared) {
-                Ok(e) => e,
-                Err(shared) => anyhow::Error::new(BatchFailed(shared)),
-            })),
-            Err(_) => Err(AnalyticsError::Unknown(anyhow::anyhow!(
-                "the page batcher stopped before writing the visit"
-            ))),
+    }
+
+    /// Queues one visit and returns the future of its commit; written
+    /// directly (blocking the caller) when the batcher is not running,
+    /// which only happens once the service is shutting down.
+    fn submit(&self, store: &dyn TrackingStore, visit: PageVisit) -> PageCommit {
+        let (reply, answer) = oneshot::channel();
+        match self.queue(visit, Reply::Task(reply)) {
+            None => PageCommit(CommitState::Waiting(answer)),
+            Some(visit) => {
+                PageCommit(CommitState::Done(Some(received(Some(self.write_alone(store, visit))))))
+            }
         }
     }
 
@@ -765,7 +942,7 @@ impl std::error::Error for BatchFailed {
 #[cfg(test)]
 mod tests {
     use std::collections::{BTreeMap, HashMap};
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
     use std::sync::{Barrier, Mutex};
 
     use kernel::{ManualClock, format_hms, from_millis, parse_instant, to_millis};
@@ -786,6 +963,9 @@ mod tests {
         batches: Mutex<Vec<usize>>,
         fail_pages: AtomicBool,
         slow_pages: AtomicBool,
+        /// While true, `record_pages` waits (a commit that has not
+        /// become durable yet).
+        held: (Mutex<bool>, std::sync::Condvar),
         /// What `page_writers` answers (0 = the port's default).
         writers: usize,
         /// `record_pages` calls running now, and the most seen at once.
@@ -868,6 +1048,8 @@ mod tests {
         }
 
         fn record_pages(&self, visits: &[PageVisit]) -> anyhow::Result<()> {
+            let (held, released) = &self.held;
+            drop(released.wait_while(lock(held), |held| *held).expect("gate"));
             let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.max_in_flight.fetch_max(now, Ordering::SeqCst);
             if self.slow_pages.load(Ordering::SeqCst) {
@@ -1354,6 +1536,113 @@ mod tests {
             _ => false,
         }));
         assert!(lock(&f.store.visits).is_empty());
+    }
+
+    /// Runs a future to completion on this thread (the domain depends on
+    /// no runtime, and neither do its tests).
+    fn block_on<F: Future>(f: F) -> F::Output {
+        struct Unpark(std::thread::Thread);
+        impl std::task::Wake for Unpark {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = Arc::new(Unpark(std::thread::current())).into();
+        let mut cx = Context::from_waker(&waker);
+        let mut f = std::pin::pin!(f);
+        loop {
+            if let Poll::Ready(out) = f.as_mut().poll(&mut cx) {
+                return out;
+            }
+            std::thread::park();
+        }
+    }
+
+    fn hold(store: &MemStore, held: bool) {
+        *lock(&store.held.0) = held;
+        store.held.1.notify_all();
+    }
+
+    /// Checks and queues a visit the way an async caller does.
+    fn submit(f: &Fixture, req: TrackPageRequest) -> PageCommit {
+        match ok(f.svc.check_page_visit(None, req)).ready() {
+            Readiness::Ready(checked) => f.svc.record_page_visit(checked),
+            Readiness::SessionToConfirm(req) => panic!("no session to confirm: {req:?}"),
+        }
+    }
+
+    #[test]
+    fn async_visits_resolve_once_their_batch_is_durable() {
+        let f = fixture();
+        hold(&f.store, true);
+        // Queued from one thread without waiting: no thread per visit.
+        let mut commits: Vec<PageCommit> =
+            (0..30).map(|i| submit(&f, visit("alice", &format!("/p{i}")))).collect();
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        for c in &mut commits {
+            assert!(Pin::new(c).poll(&mut cx).is_pending(), "answered before it was durable");
+        }
+        assert!(lock(&f.store.visits).is_empty());
+        assert_eq!(f.svc.events_ingested(), 0);
+        hold(&f.store, false);
+        let pages: Vec<String> = commits.into_iter().map(|c| ok(block_on(c)).page).collect();
+        assert_eq!(pages, (0..30).map(|i| format!("/p{i}")).collect::<Vec<_>>());
+        assert_eq!(lock(&f.store.visits).len(), 30);
+        assert_eq!(f.svc.events_ingested(), 30);
+        // The batch that was waiting at the gate, and everything queued
+        // behind it in one more.
+        let batches = lock(&f.store.batches).clone();
+        assert!(batches.len() <= 2 && batches.iter().sum::<usize>() == 30, "{batches:?}");
+    }
+
+    #[test]
+    fn an_async_visit_is_written_even_if_nobody_waits() {
+        let f = fixture();
+        drop(submit(&f, visit("alice", "/gone")));
+        f.svc.shutdown();
+        assert_eq!(lock(&f.store.visits).len(), 1);
+        // After the stop, a visit is written at once, before the future is
+        // even polled.
+        let late = submit(&f, visit("alice", "/late"));
+        assert_eq!(lock(&f.store.visits).len(), 2);
+        assert_eq!(ok(block_on(late)).page, "/late");
+    }
+
+    #[test]
+    fn async_visits_fail_with_their_batch() {
+        let f = fixture();
+        f.store.fail_pages.store(true, Ordering::SeqCst);
+        match block_on(submit(&f, visit("alice", "/x"))) {
+            Err(AnalyticsError::Unknown(e)) => assert!(kernel::Unavailable::in_chain(e.chain())),
+            other => panic!("expected the store's error, got {other:?}"),
+        }
+        assert_eq!(f.svc.events_ingested(), 0);
+    }
+
+    #[test]
+    fn only_a_visit_naming_a_session_needs_the_store_before_it_is_queued() {
+        let f = fixture();
+        let s = ok(f.svc.start(&alice(), start_req("alice", "2024-01-01T09:00:00Z")));
+        let to_confirm = |v| match ok(f.svc.check_page_visit(None, v)).ready() {
+            Readiness::SessionToConfirm(req) => req,
+            Readiness::Ready(v) => panic!("the session is to be confirmed: {v:?}"),
+        };
+        assert!(matches!(
+            ok(f.svc.check_page_visit(None, visit("alice", "/a"))).ready(),
+            Readiness::Ready(_)
+        ));
+        let mut v = visit("alice", "/a");
+        v.session_id = Some(s.id.to_string());
+        let pending = to_confirm(v);
+        assert_eq!(pending.visit().session_id, Some(s.id));
+        let checked = ok(f.svc.confirm_page_visit(pending));
+        assert_eq!(ok(block_on(f.svc.record_page_visit(checked))).session_id, Some(s.id));
+        let mut v = visit("bob", "/a");
+        v.session_id = Some(s.id.to_string());
+        assert!(matches!(
+            f.svc.confirm_page_visit(to_confirm(v)),
+            Err(AnalyticsError::SessionNotFound)
+        ));
     }
 
     #[test]

@@ -12,9 +12,14 @@
 //! - `tracked_intervals`: the closed active intervals, split at bucket
 //!   edges, so that a bucket a range cuts in two is recomputed from its own
 //!   pieces (and the sessions started in it) exactly.
-//! - `page_totals` (all time), `page_days` (UTC day), `page_buckets`
-//!   (15 minutes): a bounded range reads its whole days, the whole buckets
-//!   of its edge days, and raw visits only for the sub-bucket remainders.
+//! - Page visits: `page_days` per UTC day for each user and for everyone;
+//!   for everyone also `page_totals` (all time) and `page_buckets` (15
+//!   minutes). Everyone's range reads its whole days, the whole buckets of
+//!   its edge days, and raw visits only for the sub-bucket remainders; a
+//!   user's range reads its whole days and the user's own raw visits of
+//!   the (at most two) cut days. A user's visits in a day are few, so
+//!   user totals and buckets would cost every visit two more upserts and
+//!   save a report next to nothing.
 //!
 //! Concurrency: aggregates are written by multi-row upserts whose rows are
 //! sorted by primary key, in a fixed order of statements (session buckets:
@@ -26,7 +31,7 @@
 //! refresh-token rotation.
 //!
 //! Ingest: a batch of page visits is written whatever its size as the raw
-//! rows plus six upserts of aggregates coalesced in memory, atomically. On
+//! rows plus four upserts of aggregates coalesced in memory, atomically. On
 //! PostgreSQL the whole batch is one call of a PL/pgSQL function (one
 //! statement, one round trip, its own commit) binding one array per
 //! column; on SQLite it is one `BEGIN IMMEDIATE` transaction of multi-row
@@ -40,7 +45,7 @@ use analytics::{
 };
 use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bool, Nullable, SmallInt, Text};
+use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text};
 use diesel::upsert::excluded;
 use kernel::{OffsetDateTime, Uuid, from_millis, to_millis};
 
@@ -103,10 +108,10 @@ SELECT CAST(COUNT(*) AS BIGINT) AS starts, \
   FROM tracked_sessions \
  WHERE app = $1 {user} AND started_at_ms >= $3 AND started_at_ms < $4";
 
-/// Per-page totals over a bounded range for app `$1` and subject `$2`:
-/// whole days `[$3, $4)`, two runs of whole buckets `[$5, $6)` and
-/// `[$7, $8)`, and two raw remainders `[$9, $10)` and `[$11, $12)` (an
-/// unused part is an empty range). `{user}` as in [`WINDOW_SQL`].
+/// Everyone's per-page totals over a bounded range of app `$1` (`$2` is
+/// [`ALL`]): whole days `[$3, $4)`, two runs of whole buckets `[$5, $6)`
+/// and `[$7, $8)`, and two raw remainders `[$9, $10)` and `[$11, $12)`
+/// (an unused part is an empty range).
 const PAGES_SQL: &str = "\
 SELECT page, CAST(SUM(v) AS BIGINT) AS visits, CAST(SUM(t) AS BIGINT) AS time_sum FROM ( \
   SELECT page, visits AS v, time_sum AS t FROM page_days \
@@ -116,21 +121,35 @@ SELECT page, CAST(SUM(v) AS BIGINT) AS visits, CAST(SUM(t) AS BIGINT) AS time_su
   UNION ALL SELECT page, visits, time_sum FROM page_buckets \
    WHERE app = $1 AND subject = $2 AND bucket_ms >= $7 AND bucket_ms < $8 \
   UNION ALL SELECT page, 1, timespent FROM page_visits \
-   WHERE app = $1 {user} AND at_ms >= $9 AND at_ms < $10 \
+   WHERE app = $1 AND at_ms >= $9 AND at_ms < $10 \
   UNION ALL SELECT page, 1, timespent FROM page_visits \
-   WHERE app = $1 {user} AND at_ms >= $11 AND at_ms < $12 \
+   WHERE app = $1 AND at_ms >= $11 AND at_ms < $12 \
+) AS parts GROUP BY page";
+
+/// One user's per-page totals over a range of app `$1` for user `$2`:
+/// whole days `[$3, $4)` and the user's raw visits of the cut days,
+/// `[$5, $6)` and `[$7, $8)` (an unused part is an empty range).
+const USER_PAGES_SQL: &str = "\
+SELECT page, CAST(SUM(v) AS BIGINT) AS visits, CAST(SUM(t) AS BIGINT) AS time_sum FROM ( \
+  SELECT page, visits AS v, time_sum AS t FROM page_days \
+   WHERE app = $1 AND subject = $2 AND day_ms >= $3 AND day_ms < $4 \
+  UNION ALL SELECT page, 1, timespent FROM page_visits \
+   WHERE app = $1 AND user_name = $2 AND at_ms >= $5 AND at_ms < $6 \
+  UNION ALL SELECT page, 1, timespent FROM page_visits \
+   WHERE app = $1 AND user_name = $2 AND at_ms >= $7 AND at_ms < $8 \
 ) AS parts GROUP BY page";
 
 diesel::define_sql_function! {
-    /// PostgreSQL ingest (migration `000005_record_pages`): a batch of page
-    /// visits and their six aggregate upserts in one statement, so one
+    /// PostgreSQL ingest (migration `000009_page_grains`): a batch of page
+    /// visits and their four aggregate upserts in one statement, so one
     /// round trip and one commit. Parameters are one array per column,
     /// unnested by the server: the text is fixed however many rows there
     /// are, so the statement is prepared once per connection and there is
-    /// no limit on parameters to chunk around. `a_part` says which
-    /// aggregate a row changes (0-2: the user's total, day, bucket; 3-5:
-    /// the same for all users); rows are applied in array order.
-    #[sql_name = "sessiond_record_pages"]
+    /// no limit on parameters to chunk around. The aggregate rows come
+    /// part after part ([`PARTS`]), `a_ends` holding where each part ends
+    /// (1-based, inclusive), so the function unnests each part's slice
+    /// alone; rows are applied in array order.
+    #[sql_name = "sessiond_record_visits"]
     #[expect(clippy::too_many_arguments, reason = "one array per column of the SQL function")]
     fn pg_record_pages(
         v_id: Array<Text>,
@@ -140,7 +159,7 @@ diesel::define_sql_function! {
         v_timespent: Array<BigInt>,
         v_session: Array<Nullable<Text>>,
         v_at: Array<BigInt>,
-        a_part: Array<SmallInt>,
+        a_ends: Array<Integer>,
         a_app: Array<Text>,
         a_subject: Array<Text>,
         a_at: Array<BigInt>,
@@ -288,6 +307,13 @@ struct PageAgg<'a> {
     time_sum: i64,
 }
 
+/// The page aggregates a visit changes, in the order a batch writes
+/// (and so locks) them: the user's day, then everyone's total, day and
+/// bucket, which every concurrent batch of the app also updates, last.
+/// The PostgreSQL function `sessiond_record_visits` numbers them alike.
+const PARTS: [(Grain, bool); 4] =
+    [(Grain::Day, false), (Grain::Total, true), (Grain::Day, true), (Grain::Bucket, true)];
+
 /// The grains of the page aggregates.
 #[derive(Debug, Clone, Copy)]
 enum Grain {
@@ -394,8 +420,8 @@ fn partial_windows(lo: i64, hi: i64) -> Vec<(i64, i64, i64)> {
     windows
 }
 
-/// How a bounded range `[lo, hi)` of page visits is read: whole days, runs
-/// of whole buckets, raw remainders.
+/// How a bounded range `[lo, hi)` of everyone's page visits is read: whole
+/// days, runs of whole buckets, raw remainders.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct PagePlan {
     days: (i64, i64),
@@ -428,6 +454,14 @@ fn page_plan(lo: i64, hi: i64) -> PagePlan {
         buckets: [pick(&buckets, 0), pick(&buckets, 1)],
         raw: [pick(&raw, 0), pick(&raw, 1)],
     }
+}
+
+/// How a range `[lo, hi)` of one user's page visits is read: whole days
+/// and the raw visits of the cut days (`[lo, hi)` itself when it holds no
+/// whole day).
+fn user_page_plan(lo: i64, hi: i64) -> ((i64, i64), [(i64, i64); 2]) {
+    let (d0, d1) = (ceil_to(lo, DAY_MS), floor_to(hi, DAY_MS));
+    if d0 < d1 { ((d0, d1), [(lo, d0), (d1, hi)]) } else { ((0, 0), [(lo, hi), (0, 0)]) }
 }
 
 /// Changes to the session aggregates, by `(subject, bucket)`: sorted, so
@@ -531,8 +565,14 @@ fn pg_record_pages_call<'a>(
     let aggs = || parts.iter().flatten();
     let agg_text = |f: fn(&PageAgg<'a>) -> &'a str| aggs().map(f).collect::<Vec<_>>();
     let agg_int = |f: fn(&PageAgg<'_>) -> i64| aggs().map(f).collect::<Vec<_>>();
-    let part: Vec<i16> =
-        parts.iter().zip(0i16..).flat_map(|(rows, k)| std::iter::repeat_n(k, rows.len())).collect();
+    // A batch is far below 2^31 rows (the arrays could not be sent).
+    let ends: Vec<i32> = parts
+        .iter()
+        .scan(0usize, |end, rows| {
+            *end += rows.len();
+            Some(i32::try_from(*end).unwrap_or(i32::MAX))
+        })
+        .collect();
     diesel::select(pg_record_pages(
         raw.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
         raw.iter().map(|r| r.app).collect::<Vec<_>>(),
@@ -541,7 +581,7 @@ fn pg_record_pages_call<'a>(
         visits(|r| r.timespent),
         raw.iter().map(|r| r.session_id.as_deref()).collect::<Vec<_>>(),
         visits(|r| r.at_ms),
-        part,
+        ends,
         agg_text(|r| r.app),
         agg_text(|r| r.subject),
         agg_int(|r| r.at_ms),
@@ -554,7 +594,7 @@ fn pg_record_pages_call<'a>(
 }
 
 /// Writes a batch on SQLite, inside the caller's transaction: the raw
-/// rows, then the six aggregate parts, as multi-row `VALUES` in chunks.
+/// rows, then the four aggregate parts, as multi-row `VALUES` in chunks.
 fn sqlite_record_pages(
     c: &mut SqliteConnection,
     raw: &[VisitRow<'_>],
@@ -563,9 +603,8 @@ fn sqlite_record_pages(
     for chunk in raw.chunks(CHUNK_ROWS) {
         diesel::insert_into(pv::table).values(chunk).execute(c)?;
     }
-    let grains = [Grain::Total, Grain::Day, Grain::Bucket];
-    for (rows, grain) in parts.iter().zip(grains.iter().cycle()) {
-        sqlite_upsert_pages(c, *grain, rows)?;
+    for (rows, (grain, _)) in parts.iter().zip(PARTS) {
+        sqlite_upsert_pages(c, grain, rows)?;
     }
     Ok(())
 }
@@ -853,25 +892,28 @@ impl TrackingStore for Store {
             return Ok(());
         }
         // Coalesce first: a batch of many visits to few pages becomes few
-        // upserts. Per grain, rows sort in primary-key order; the rows of
-        // users come first and the all-users rows (which every concurrent
-        // batch of the app also updates) last, so that they are locked for
-        // as short a time as possible before the commit. Every batch takes
-        // its locks in that one order: concurrent batches cannot deadlock.
+        // upserts. Per part, rows sort in primary-key order, and the parts
+        // go in the order of [`PARTS`], so that everyone's rows (which
+        // every concurrent batch of the app also updates) are locked last,
+        // for as short a time as possible before the commit. Every batch
+        // takes its locks in that one order: concurrent batches cannot
+        // deadlock.
         type Key<'a> = (&'a str, &'a str, i64, &'a str);
-        let mut sums: [BTreeMap<Key<'_>, (i64, i64)>; 6] = Default::default();
+        let mut sums: [BTreeMap<Key<'_>, (i64, i64)>; PARTS.len()] = Default::default();
         let mut raw = Vec::with_capacity(visits.len());
         for v in visits {
             check_user(&v.user)?;
             let at_ms = to_millis(v.at);
-            // Total, day, bucket.
-            let keys = [0, floor_to(at_ms, DAY_MS), floor_to(at_ms, BUCKET_MS)];
-            for (half, subject) in [(0, v.user.as_str()), (3, ALL)] {
-                for (grain, at) in keys.into_iter().enumerate() {
-                    let e = sums[half + grain].entry((&v.app, subject, at, &v.page)).or_default();
-                    e.0 += 1;
-                    e.1 += v.timespent;
-                }
+            for (sum, (grain, everyone)) in sums.iter_mut().zip(PARTS) {
+                let at = match grain {
+                    Grain::Total => 0,
+                    Grain::Day => floor_to(at_ms, DAY_MS),
+                    Grain::Bucket => floor_to(at_ms, BUCKET_MS),
+                };
+                let subject = if everyone { ALL } else { v.user.as_str() };
+                let e = sum.entry((&v.app, subject, at, &v.page)).or_default();
+                e.0 += 1;
+                e.1 += v.timespent;
             }
             raw.push(VisitRow {
                 id: v.id.to_string(),
@@ -970,42 +1012,63 @@ impl TrackingStore for Store {
         range: MsRange,
     ) -> anyhow::Result<Vec<PageTotal>> {
         let key = subject_key(subject);
-        let rows: Vec<(String, i64, i64)> = if range.from.is_none() && range.to.is_none() {
-            self.run("loading page totals", |c| {
-                pt::table
-                    .filter(pt::app.eq(app))
-                    .filter(pt::subject.eq(key))
-                    .select((pt::page, pt::visits, pt::time_sum))
-                    .load(c)
-            })?
-        } else {
-            let Some((lo, hi)) = bounds(range) else {
-                return Ok(Vec::new());
-            };
-            let plan = page_plan(lo, hi);
-            let query = self.dialect(user_filter(PAGES_SQL, subject));
-            let [b0, b1] = plan.buckets;
-            let [r0, r1] = plan.raw;
-            let rows: Vec<PageRow> = self.run("summing page visits", |conn| {
-                per_backend!(conn, |c| {
-                    diesel::sql_query(&query)
-                        .bind::<Text, _>(app)
-                        .bind::<Text, _>(key)
-                        .bind::<BigInt, _>(plan.days.0)
-                        .bind::<BigInt, _>(plan.days.1)
-                        .bind::<BigInt, _>(b0.0)
-                        .bind::<BigInt, _>(b0.1)
-                        .bind::<BigInt, _>(b1.0)
-                        .bind::<BigInt, _>(b1.1)
-                        .bind::<BigInt, _>(r0.0)
-                        .bind::<BigInt, _>(r0.1)
-                        .bind::<BigInt, _>(r1.0)
-                        .bind::<BigInt, _>(r1.1)
+        let everyone = matches!(subject, Subject::All);
+        let rows: Vec<(String, i64, i64)> =
+            if everyone && range.from.is_none() && range.to.is_none() {
+                self.run("loading page totals", |c| {
+                    pt::table
+                        .filter(pt::app.eq(app))
+                        .filter(pt::subject.eq(key))
+                        .select((pt::page, pt::visits, pt::time_sum))
                         .load(c)
-                })
-            })?;
-            rows.into_iter().map(|r| (r.page, r.visits, r.time_sum)).collect()
-        };
+                })?
+            } else {
+                let Some((lo, hi)) = bounds(range) else {
+                    return Ok(Vec::new());
+                };
+                let rows: Vec<PageRow> = if everyone {
+                    let plan = page_plan(lo, hi);
+                    let query = self.dialect(PAGES_SQL.to_owned());
+                    let [b0, b1] = plan.buckets;
+                    let [r0, r1] = plan.raw;
+                    self.run("summing page visits", |conn| {
+                        per_backend!(conn, |c| {
+                            diesel::sql_query(&query)
+                                .bind::<Text, _>(app)
+                                .bind::<Text, _>(key)
+                                .bind::<BigInt, _>(plan.days.0)
+                                .bind::<BigInt, _>(plan.days.1)
+                                .bind::<BigInt, _>(b0.0)
+                                .bind::<BigInt, _>(b0.1)
+                                .bind::<BigInt, _>(b1.0)
+                                .bind::<BigInt, _>(b1.1)
+                                .bind::<BigInt, _>(r0.0)
+                                .bind::<BigInt, _>(r0.1)
+                                .bind::<BigInt, _>(r1.0)
+                                .bind::<BigInt, _>(r1.1)
+                                .load(c)
+                        })
+                    })?
+                } else {
+                    let (days, [r0, r1]) = user_page_plan(lo, hi);
+                    let query = self.dialect(USER_PAGES_SQL.to_owned());
+                    self.run("summing a user's page visits", |conn| {
+                        per_backend!(conn, |c| {
+                            diesel::sql_query(&query)
+                                .bind::<Text, _>(app)
+                                .bind::<Text, _>(key)
+                                .bind::<BigInt, _>(days.0)
+                                .bind::<BigInt, _>(days.1)
+                                .bind::<BigInt, _>(r0.0)
+                                .bind::<BigInt, _>(r0.1)
+                                .bind::<BigInt, _>(r1.0)
+                                .bind::<BigInt, _>(r1.1)
+                                .load(c)
+                        })
+                    })?
+                };
+                rows.into_iter().map(|r| (r.page, r.visits, r.time_sum)).collect()
+            };
         let mut totals: Vec<PageTotal> = rows
             .into_iter()
             .filter(|(_, visits, _)| *visits > 0)
@@ -1163,5 +1226,20 @@ mod tests {
                 raw: [(d + B, d + B + 3), (0, 0)],
             }
         );
+    }
+    #[test]
+    fn user_page_plans() {
+        let d = DAY_MS;
+        // Whole days only: nothing raw.
+        assert_eq!(user_page_plan(d, 3 * d), ((d, 3 * d), [(d, d), (3 * d, 3 * d)]));
+        // Cut days on both sides are read raw.
+        assert_eq!(
+            user_page_plan(d - 5, 3 * d + 7),
+            ((d, 3 * d), [(d - 5, d), (3 * d, 3 * d + 7)])
+        );
+        // No whole day: all of it raw.
+        assert_eq!(user_page_plan(d + 5, 2 * d + 7), ((0, 0), [(d + 5, 2 * d + 7), (0, 0)]));
+        // Unbounded: days only.
+        assert_eq!(user_page_plan(-FAR, FAR), ((-FAR, FAR), [(-FAR, -FAR), (FAR, FAR)]));
     }
 }

@@ -3,7 +3,7 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
-use analytics::TrackPageRequest;
+use analytics::{Readiness, TrackPageRequest};
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -104,7 +104,17 @@ pub(crate) async fn track(
         session_id: b.session_id,
         time: b.time,
     };
-    let visit = run(state, move |a| a.track_page(caller.as_ref(), request)).await?;
+    // Validation and authorization need no I/O, so they run here; only a
+    // visit that names a tracked session goes to the blocking pool for
+    // the store read. The commit is then awaited without holding a
+    // thread: under load a whole batch of visits is answered with one
+    // wake-up of this worker instead of three thread hand-offs each.
+    let analytics = state.analytics.clone();
+    let checked = match analytics.check_page_visit(caller.as_ref(), request)?.ready() {
+        Readiness::Ready(checked) => checked,
+        Readiness::SessionToConfirm(req) => run(state, move |a| a.confirm_page_visit(req)).await?,
+    };
+    let visit = analytics.record_page_visit(checked).await?;
     Ok(envelope::ok("Page visit tracked successfully", &PageTrackedData::from(&visit)))
 }
 
