@@ -11,7 +11,12 @@
 //! [`Caller`] (who the verified access token says is calling); it
 //! validates, authorizes and answers with typed reports. Its methods block
 //! on the store: call them from a blocking thread pool, never from an
-//! async executor.
+//! async executor. Page tracking, the busiest write, also comes in a form
+//! for async callers: [`AnalyticsService::check_page_visit`] (no I/O), then
+//! [`AnalyticsService::confirm_page_visit`] on a blocking thread only when
+//! the visit names a tracked session, then
+//! [`AnalyticsService::record_page_visit`], a future of any runtime that
+//! resolves once the visit's group commit is durable.
 //!
 //! Here it runs over the SQLite adapter of sessiond's `store` crate, with a
 //! private in-memory database; any [`TrackingStore`] will do.
