@@ -728,6 +728,30 @@ fn user_filter(sql: &str, subject: &Subject) -> String {
 }
 
 impl Store {
+    /// Runs a per-page sum ([`PAGES_SQL`], [`USER_PAGES_SQL`]): `$1` the
+    /// app, `$2` the subject, then each range of `bounds` as two
+    /// parameters.
+    fn sum_pages(
+        &self,
+        what: &'static str,
+        pg_sql: &str,
+        app: &str,
+        key: &str,
+        bounds: &[(i64, i64)],
+    ) -> anyhow::Result<Vec<PageRow>> {
+        let query = self.dialect(pg_sql.to_owned());
+        self.run(what, |conn| {
+            per_backend!(conn, |c| {
+                let mut q = diesel::sql_query(&query).into_boxed().bind::<Text, _>(app);
+                q = q.bind::<Text, _>(key);
+                for &(from, to) in bounds {
+                    q = q.bind::<BigInt, _>(from).bind::<BigInt, _>(to);
+                }
+                q.load(c)
+            })
+        })
+    }
+
     /// `pg_sql` (with `$n` placeholders) in this store's dialect: SQLite
     /// would read `$n` as a named parameter, so it gets the numbered `?n`.
     fn dialect(&self, pg_sql: String) -> String {
@@ -1013,62 +1037,34 @@ impl TrackingStore for Store {
     ) -> anyhow::Result<Vec<PageTotal>> {
         let key = subject_key(subject);
         let everyone = matches!(subject, Subject::All);
-        let rows: Vec<(String, i64, i64)> =
-            if everyone && range.from.is_none() && range.to.is_none() {
-                self.run("loading page totals", |c| {
-                    pt::table
-                        .filter(pt::app.eq(app))
-                        .filter(pt::subject.eq(key))
-                        .select((pt::page, pt::visits, pt::time_sum))
-                        .load(c)
-                })?
-            } else {
-                let Some((lo, hi)) = bounds(range) else {
-                    return Ok(Vec::new());
-                };
-                let rows: Vec<PageRow> = if everyone {
-                    let plan = page_plan(lo, hi);
-                    let query = self.dialect(PAGES_SQL.to_owned());
-                    let [b0, b1] = plan.buckets;
-                    let [r0, r1] = plan.raw;
-                    self.run("summing page visits", |conn| {
-                        per_backend!(conn, |c| {
-                            diesel::sql_query(&query)
-                                .bind::<Text, _>(app)
-                                .bind::<Text, _>(key)
-                                .bind::<BigInt, _>(plan.days.0)
-                                .bind::<BigInt, _>(plan.days.1)
-                                .bind::<BigInt, _>(b0.0)
-                                .bind::<BigInt, _>(b0.1)
-                                .bind::<BigInt, _>(b1.0)
-                                .bind::<BigInt, _>(b1.1)
-                                .bind::<BigInt, _>(r0.0)
-                                .bind::<BigInt, _>(r0.1)
-                                .bind::<BigInt, _>(r1.0)
-                                .bind::<BigInt, _>(r1.1)
-                                .load(c)
-                        })
-                    })?
-                } else {
-                    let (days, [r0, r1]) = user_page_plan(lo, hi);
-                    let query = self.dialect(USER_PAGES_SQL.to_owned());
-                    self.run("summing a user's page visits", |conn| {
-                        per_backend!(conn, |c| {
-                            diesel::sql_query(&query)
-                                .bind::<Text, _>(app)
-                                .bind::<Text, _>(key)
-                                .bind::<BigInt, _>(days.0)
-                                .bind::<BigInt, _>(days.1)
-                                .bind::<BigInt, _>(r0.0)
-                                .bind::<BigInt, _>(r0.1)
-                                .bind::<BigInt, _>(r1.0)
-                                .bind::<BigInt, _>(r1.1)
-                                .load(c)
-                        })
-                    })?
-                };
-                rows.into_iter().map(|r| (r.page, r.visits, r.time_sum)).collect()
+        let rows: Vec<(String, i64, i64)> = if everyone
+            && range.from.is_none()
+            && range.to.is_none()
+        {
+            self.run("loading page totals", |c| {
+                pt::table
+                    .filter(pt::app.eq(app))
+                    .filter(pt::subject.eq(key))
+                    .select((pt::page, pt::visits, pt::time_sum))
+                    .load(c)
+            })?
+        } else {
+            let Some((lo, hi)) = bounds(range) else {
+                return Ok(Vec::new());
             };
+            let rows: Vec<PageRow> = if everyone {
+                let plan = page_plan(lo, hi);
+                let [b0, b1] = plan.buckets;
+                let [r0, r1] = plan.raw;
+                let bounds = [plan.days, b0, b1, r0, r1];
+                self.sum_pages("summing page visits", PAGES_SQL, app, key, &bounds)?
+            } else {
+                let (days, [r0, r1]) = user_page_plan(lo, hi);
+                let bounds = [days, r0, r1];
+                self.sum_pages("summing a user's page visits", USER_PAGES_SQL, app, key, &bounds)?
+            };
+            rows.into_iter().map(|r| (r.page, r.visits, r.time_sum)).collect()
+        };
         let mut totals: Vec<PageTotal> = rows
             .into_iter()
             .filter(|(_, visits, _)| *visits > 0)
