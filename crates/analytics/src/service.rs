@@ -312,18 +312,14 @@ impl AnalyticsService {
     /// Confirms that the tracked session a visit names exists and is the
     /// user's in that app (one store read; none when it names no session).
     pub fn confirm_page_visit(&self, req: VisitRequest) -> Result<CheckedVisit, AnalyticsError> {
-        let req = match req.ready() {
-            Readiness::Ready(checked) => return Ok(checked),
-            Readiness::SessionToConfirm(req) => req,
-        };
-        let v = &req.0;
+        let v = req.0;
         if let Some(id) = v.session_id {
             self.store
                 .get_session(&v.app, id)?
                 .filter(|s| s.app == v.app && s.user == v.user)
                 .ok_or(AnalyticsError::SessionNotFound)?;
         }
-        Ok(CheckedVisit(req.0))
+        Ok(CheckedVisit(v))
     }
 
     /// Queues a checked visit for the next group commit. The returned
@@ -741,33 +737,14 @@ struct Job {
 /// ([`AnalyticsService::record_page_visit`]): resolves to the visit once
 /// its group commit is durable, or to the commit's error.
 #[must_use = "the visit is written either way, but only the future says when it is durable"]
-pub struct PageCommit(CommitState);
-
-enum CommitState {
-    Waiting(oneshot::Receiver<Outcome>),
-    Done(Option<Result<PageVisit, AnalyticsError>>),
-}
-
-impl std::fmt::Debug for PageCommit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = match &self.0 {
-            CommitState::Waiting(_) => "waiting",
-            CommitState::Done(_) => "done",
-        };
-        f.debug_tuple("PageCommit").field(&state).finish()
-    }
-}
+#[derive(Debug)]
+pub struct PageCommit(oneshot::Receiver<Outcome>);
 
 impl Future for PageCommit {
     type Output = Result<PageVisit, AnalyticsError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.0 {
-            CommitState::Waiting(answer) => Pin::new(answer).poll(cx).map(|r| received(r.ok())),
-            CommitState::Done(done) => Poll::Ready(done.take().unwrap_or_else(|| {
-                Err(AnalyticsError::Unknown(anyhow::anyhow!("a page commit was polled again")))
-            })),
-        }
+        Pin::new(&mut self.0).poll(cx).map(|r| received(r.ok()))
     }
 }
 
@@ -865,47 +842,39 @@ impl Batcher {
         Ok(())
     }
 
-    /// Queues a visit: `None` when queued, the visit back when the
-    /// batcher is not running.
-    fn queue(&self, visit: PageVisit, reply: Reply) -> Option<PageVisit> {
+    /// Hands a visit to the batcher threads; when they are not running
+    /// (stopped at shutdown, or never started) writes it at once in a
+    /// transaction of its own, on the caller's thread, and answers it.
+    fn enqueue(&self, store: &dyn TrackingStore, job: Job) {
         let queue = self.queue.read().unwrap_or_else(|e| e.into_inner());
-        match queue.as_ref() {
-            Some(tx) => tx.send(Job { visit, reply }).err().map(|e| e.0.visit),
-            None => Some(visit),
+        let refused = match queue.as_ref() {
+            Some(tx) => tx.send(job).err().map(|e| e.0),
+            None => Some(job),
+        };
+        drop(queue);
+        if let Some(Job { visit, reply }) = refused {
+            let outcome = Self::write_batch(store, std::slice::from_ref(&visit), &self.ingested);
+            reply.send(outcome.map(|()| visit));
         }
     }
 
-    /// Writes a visit directly, one transaction of its own: the batcher is
-    /// stopped (shutdown) or could not start.
-    fn write_alone(&self, store: &dyn TrackingStore, visit: PageVisit) -> Outcome {
-        Self::write_batch(store, std::slice::from_ref(&visit), &self.ingested).map(|()| visit)
-    }
-
     /// Writes one visit through the batcher and waits until its batch is
-    /// committed; directly when the batcher is not running.
+    /// committed.
     fn write(
         &self,
         store: &dyn TrackingStore,
         visit: PageVisit,
     ) -> Result<PageVisit, AnalyticsError> {
         let (reply, answer) = mpsc::channel();
-        match self.queue(visit, Reply::Thread(reply)) {
-            None => received(answer.recv().ok()),
-            Some(visit) => received(Some(self.write_alone(store, visit))),
-        }
+        self.enqueue(store, Job { visit, reply: Reply::Thread(reply) });
+        received(answer.recv().ok())
     }
 
-    /// Queues one visit and returns the future of its commit; written
-    /// directly (blocking the caller) when the batcher is not running,
-    /// which only happens once the service is shutting down.
+    /// Queues one visit and returns the future of its commit.
     fn submit(&self, store: &dyn TrackingStore, visit: PageVisit) -> PageCommit {
         let (reply, answer) = oneshot::channel();
-        match self.queue(visit, Reply::Task(reply)) {
-            None => PageCommit(CommitState::Waiting(answer)),
-            Some(visit) => {
-                PageCommit(CommitState::Done(Some(received(Some(self.write_alone(store, visit))))))
-            }
-        }
+        self.enqueue(store, Job { visit, reply: Reply::Task(reply) });
+        PageCommit(answer)
     }
 
     /// Closes the queue, lets the threads write what it holds, and joins

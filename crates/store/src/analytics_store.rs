@@ -742,8 +742,10 @@ impl Store {
         let query = self.dialect(pg_sql.to_owned());
         self.run(what, |conn| {
             per_backend!(conn, |c| {
-                let mut q = diesel::sql_query(&query).into_boxed().bind::<Text, _>(app);
-                q = q.bind::<Text, _>(key);
+                let mut q = diesel::sql_query(&query)
+                    .into_boxed()
+                    .bind::<Text, _>(app)
+                    .bind::<Text, _>(key);
                 for &(from, to) in bounds {
                     q = q.bind::<BigInt, _>(from).bind::<BigInt, _>(to);
                 }
