@@ -118,9 +118,10 @@ pub struct TimelinePosition {
     pub id: Uuid,
 }
 
-/// Storage of tracked sessions, page visits and their aggregates. Every
-/// write updates the aggregates in the same transaction, so reports are
-/// exact and never lag.
+/// Storage of tracked sessions, page visits and their aggregates. Reports
+/// are exact and never lag: every session write updates the aggregates in
+/// its own transaction, and page visits are counted from the moment they
+/// are durable (see [`TrackingStore::record_pages`]).
 pub trait TrackingStore: Send + Sync {
     /// Stores a new session (state active) with its start event, and counts
     /// it in its start bucket.
@@ -152,10 +153,25 @@ pub trait TrackingStore: Send + Sync {
         limit: u32,
     ) -> anyhow::Result<Vec<TrackedSession>>;
 
-    /// Stores page visits and updates their aggregates, all in ONE
-    /// transaction (group commit): when this returns Ok, every visit is
-    /// durable.
+    /// Stores page visits, all in ONE transaction (group commit): when this
+    /// returns Ok, every visit is durable and counted by
+    /// [`page_totals`](Self::page_totals).
+    ///
+    /// A store may leave the aggregation of visits to
+    /// [`fold_pages`](Self::fold_pages), which adds many batches' visits
+    /// at once, and meanwhile read them raw, so that reports stay exact
+    /// and never lag.
     fn record_pages(&self, visits: &[PageVisit]) -> anyhow::Result<()>;
+
+    /// Adds the visits dated before `upto` that [`record_pages`]
+    /// (Self::record_pages) left outside the aggregates to them; returns
+    /// how many. Reports are the same before and after (exact either way);
+    /// a fold makes them cheaper. Stores that aggregate every visit as it
+    /// is written keep the default, which does nothing.
+    fn fold_pages(&self, upto: OffsetDateTime) -> anyhow::Result<u64> {
+        let _ = upto;
+        Ok(0)
+    }
 
     /// How many [`record_pages`](Self::record_pages) calls the store serves
     /// well at once: the service runs that many group-commit writers. One

@@ -5,10 +5,11 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, mpsc};
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use futures_channel::oneshot;
 
@@ -30,6 +31,18 @@ const MAX_CAS_ATTEMPTS: usize = 16;
 
 /// Most page visits written in one group commit.
 const MAX_BATCH: usize = 1000;
+
+/// How often the page batcher folds the visits it wrote into the
+/// aggregates ([`TrackingStore::fold_pages`]): one fold adds the visits of
+/// many batches at once, and until it does, reports read them raw, so this
+/// bounds how many they read raw.
+const FOLD_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// How far behind the clock a fold stays. A visit the server dates itself
+/// reaches the store milliseconds after its time; one that arrives dated
+/// before the fold's watermark is aggregated by its own batch, which costs
+/// more, so the watermark stays clear of visits still on their way.
+const FOLD_LAG: Duration = Duration::milliseconds(250);
 
 /// Stale sessions fetched per sweep round.
 const SWEEP_BATCH: u32 = 500;
@@ -143,7 +156,7 @@ impl AnalyticsService {
         settings: AnalyticsSettings,
     ) -> Self {
         let ingested = Arc::new(AtomicU64::new(0));
-        let pages = Batcher::start(store.clone(), ingested.clone());
+        let pages = Batcher::start(store.clone(), clock.clone(), ingested.clone());
         Self { store, clock, settings, pages, ingested }
     }
 
@@ -478,6 +491,15 @@ impl AnalyticsService {
         self.pages.stop();
     }
 
+    /// Folds the page visits dated up to a moment ago into the aggregates
+    /// ([`TrackingStore::fold_pages`]); returns how many. The batcher does
+    /// this on its own every half second while visits arrive; a caller
+    /// that runs it too (a sweeper: visits another process wrote before it
+    /// stopped) makes reports cheaper, never different.
+    pub fn fold_pages(&self) -> Result<u64, AnalyticsError> {
+        Ok(self.store.fold_pages(fold_upto(self.clock.as_ref()))?)
+    }
+
     /// The clock, at the store's precision.
     fn now(&self) -> OffsetDateTime {
         kernel::truncate_millis(self.clock.now())
@@ -783,16 +805,75 @@ struct Batcher {
     ingested: Arc<AtomicU64>,
 }
 
+/// When the batcher threads fold ([`FOLD_EVERY`], only after writing):
+/// shared, so that one of them folds per interval.
+struct Folds {
+    clock: Arc<dyn Clock>,
+    /// When the last fold began (real time: the interval paces work, it is
+    /// not a date).
+    last: Mutex<Instant>,
+    /// Visits were written since the last fold began.
+    pending: AtomicBool,
+}
+
+impl Folds {
+    /// Folds when visits were written and the interval has passed since the
+    /// last fold. A failure leaves the visits for the next fold: they stay
+    /// counted (raw) meanwhile, so nothing is lost or wrong, only dearer.
+    fn maybe_fold(&self, store: &dyn TrackingStore) {
+        if !self.pending.load(Ordering::Acquire) {
+            return;
+        }
+        {
+            let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+            if last.elapsed() < FOLD_EVERY {
+                return;
+            }
+            *last = Instant::now();
+        }
+        self.pending.store(false, Ordering::Release);
+        let upto = fold_upto(self.clock.as_ref());
+        let folded = std::panic::catch_unwind(AssertUnwindSafe(|| store.fold_pages(upto)));
+        if !matches!(folded, Ok(Ok(_))) {
+            self.pending.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// Where a fold run now stops: [`FOLD_LAG`] behind the clock.
+fn fold_upto(clock: &dyn Clock) -> OffsetDateTime {
+    kernel::truncate_millis(clock.now()) - FOLD_LAG
+}
+
+/// What a batcher thread found in the queue.
+enum Next {
+    Batch(Vec<Job>),
+    /// Nothing for [`FOLD_EVERY`].
+    Idle,
+    /// Every sender is gone and the queue is empty.
+    Closed,
+}
+
 impl Batcher {
-    fn start(store: Arc<dyn TrackingStore>, ingested: Arc<AtomicU64>) -> Self {
+    fn start(
+        store: Arc<dyn TrackingStore>,
+        clock: Arc<dyn Clock>,
+        ingested: Arc<AtomicU64>,
+    ) -> Self {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
+        let folds = Arc::new(Folds {
+            clock,
+            last: Mutex::new(Instant::now()),
+            pending: AtomicBool::new(false),
+        });
         let threads: Vec<JoinHandle<()>> = (0..store.page_writers().max(1))
             .map_while(|n| {
-                let (store, rx, ingested) = (store.clone(), rx.clone(), ingested.clone());
+                let (store, rx) = (store.clone(), rx.clone());
+                let (ingested, folds) = (ingested.clone(), folds.clone());
                 std::thread::Builder::new()
                     .name(format!("analytics-pages-{n}"))
-                    .spawn(move || Self::run(store.as_ref(), &rx, &ingested))
+                    .spawn(move || Self::run(store.as_ref(), &rx, &ingested, &folds))
                     .ok()
             })
             .collect();
@@ -800,31 +881,51 @@ impl Batcher {
         Self { queue: RwLock::new(queue), threads: Mutex::new(threads), ingested }
     }
 
-    /// Takes the next batch: waits for one visit, then adds whatever else
-    /// is queued. `None` once every sender is gone and the queue is empty.
-    /// The receiver is held only while taking, never while writing.
-    fn next_batch(rx: &Mutex<mpsc::Receiver<Job>>) -> Option<Vec<Job>> {
+    /// Takes the next batch: waits for one visit (at most [`FOLD_EVERY`]),
+    /// then adds whatever else is queued. The receiver is held only while
+    /// taking, never while writing.
+    fn next_batch(rx: &Mutex<mpsc::Receiver<Job>>) -> Next {
         let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
-        let mut jobs = vec![rx.recv().ok()?];
+        let mut jobs = match rx.recv_timeout(FOLD_EVERY) {
+            Ok(job) => vec![job],
+            Err(mpsc::RecvTimeoutError::Timeout) => return Next::Idle,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Next::Closed,
+        };
         while jobs.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(job) => jobs.push(job),
                 Err(_) => break,
             }
         }
-        Some(jobs)
+        Next::Batch(jobs)
     }
 
     /// A batcher thread: runs until every sender is gone and the queue is
-    /// drained, so a stop never drops an accepted visit.
-    fn run(store: &dyn TrackingStore, rx: &Mutex<mpsc::Receiver<Job>>, ingested: &AtomicU64) {
-        while let Some(jobs) = Self::next_batch(rx) {
-            let (visits, replies): (Vec<PageVisit>, Vec<Reply>) =
-                jobs.into_iter().map(|j| (j.visit, j.reply)).unzip();
-            let outcome = Self::write_batch(store, &visits, ingested);
-            for (visit, reply) in visits.into_iter().zip(replies) {
-                reply.send(outcome.clone().map(|()| visit));
+    /// drained, so a stop never drops an accepted visit. Folds after
+    /// answering a batch, never before, and when the queue is idle.
+    fn run(
+        store: &dyn TrackingStore,
+        rx: &Mutex<mpsc::Receiver<Job>>,
+        ingested: &AtomicU64,
+        folds: &Folds,
+    ) {
+        loop {
+            match Self::next_batch(rx) {
+                Next::Batch(jobs) => {
+                    let (visits, replies): (Vec<PageVisit>, Vec<Reply>) =
+                        jobs.into_iter().map(|j| (j.visit, j.reply)).unzip();
+                    let outcome = Self::write_batch(store, &visits, ingested);
+                    if outcome.is_ok() {
+                        folds.pending.store(true, Ordering::Release);
+                    }
+                    for (visit, reply) in visits.into_iter().zip(replies) {
+                        reply.send(outcome.clone().map(|()| visit));
+                    }
+                }
+                Next::Idle => {}
+                Next::Closed => return,
             }
+            folds.maybe_fold(store);
         }
     }
 
@@ -945,6 +1046,10 @@ mod tests {
         /// conflict.
         race_once: Mutex<Option<EventKind>>,
         cas_calls: AtomicUsize,
+        /// `fold_pages` calls: `upto`, and how many visits were stored then.
+        folds: Mutex<Vec<(OffsetDateTime, usize)>>,
+        /// `fold_pages` fails while true.
+        fail_folds: AtomicBool,
     }
 
     fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -1031,6 +1136,13 @@ mod tests {
             lock(&self.batches).push(visits.len());
             lock(&self.visits).extend_from_slice(visits);
             Ok(())
+        }
+
+        fn fold_pages(&self, upto: OffsetDateTime) -> anyhow::Result<u64> {
+            let stored = lock(&self.visits).len();
+            lock(&self.folds).push((upto, stored));
+            anyhow::ensure!(!self.fail_folds.load(Ordering::SeqCst), "fold failed");
+            Ok(0)
         }
 
         fn page_writers(&self) -> usize {
@@ -1443,6 +1555,47 @@ mod tests {
         let batches = lock(&f.store.batches).clone();
         assert_eq!(batches.iter().sum::<usize>(), n);
         assert!(batches.len() < n / 2, "expected group commits, got {batches:?}");
+    }
+
+    /// Waits (at most 5 s) until `f`'s store has seen `n` folds.
+    fn wait_for_folds(f: &Fixture, n: usize) -> Vec<(OffsetDateTime, usize)> {
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let folds = lock(&f.store.folds).clone();
+            if folds.len() >= n || Instant::now() > deadline {
+                return folds;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn the_batcher_folds_what_it_wrote_behind_the_clock_and_retries_failures() {
+        let f = fixture();
+        // Nothing written: the idle batcher does not fold.
+        std::thread::sleep(FOLD_EVERY * 2);
+        assert!(lock(&f.store.folds).is_empty());
+
+        f.store.fail_folds.store(true, Ordering::SeqCst);
+        ok(f.svc.track_page(None, visit("alice", "/a")));
+        let folds = wait_for_folds(&f, 1);
+        let (upto, stored) = folds[0];
+        // Behind the service's clock, and after the visit was stored.
+        assert_eq!(upto, f.clock.now() - FOLD_LAG);
+        assert_eq!(stored, 1);
+
+        // That fold failed: a later one folds again, with no new visit;
+        // once one succeeds, the idle batcher stops folding.
+        f.store.fail_folds.store(false, Ordering::SeqCst);
+        assert!(wait_for_folds(&f, 2).len() >= 2, "a failed fold is retried");
+        std::thread::sleep(FOLD_EVERY * 3);
+        let settled = lock(&f.store.folds).len();
+        std::thread::sleep(FOLD_EVERY * 3);
+        assert_eq!(lock(&f.store.folds).len(), settled, "nothing left to fold");
+
+        // The sweeper's own call folds behind the clock as well.
+        f.svc.fold_pages().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(lock(&f.store.folds)[settled].0, f.clock.now() - FOLD_LAG);
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //!
 //! 1. loads the first tenth of the data set ([`crate::dataset`]) directly
 //!    through the store (sessions with `Store::bulk_load_tracking`, page
-//!    visits with `TrackingStore::record_pages` in batches of 5,000), with
-//!    a progress bar on stderr;
+//!    visits with `TrackingStore::record_pages` in batches of 5,000, folded
+//!    into the aggregates with `TrackingStore::fold_pages` after every
+//!    chunk), with a progress bar on stderr;
 //! 2. starts the real `sessiond` on it, checks one user's and everyone's
 //!    `summary` against the totals the generator computed (exactness),
 //!    and times every report (3 warm-ups, then `--report-calls`
@@ -123,8 +124,10 @@ struct LoadReport {
     wall: Duration,
     /// Time in `bulk_load_tracking`.
     session_time: Duration,
-    /// Time in `record_pages`.
+    /// Time in `record_pages` and `fold_pages` (both parts of ingest).
     visit_time: Duration,
+    /// The part of `visit_time` in `fold_pages`.
+    fold_time: Duration,
     /// `VACUUM (ANALYZE)` afterwards (PostgreSQL).
     vacuum: Option<Duration>,
     /// Database size afterwards.
@@ -224,22 +227,26 @@ pub(crate) fn run(ctx: &Context<'_>) -> ExitCode {
     println!();
 
     let mut outcomes: Vec<(&str, DbOutcome)> = Vec::new();
-    println!("== PostgreSQL ==");
-    let pg = PgDatabase::bench_or_skip(
-        ctx.pg_admin_url,
-        ctx.id,
-        |url| bench_database(ctx, &plan, url, true),
-        DbOutcome::Skipped,
-    );
-    outcomes.push(("PostgreSQL", pg));
-    println!();
+    if ctx.opts.wants_analytics("postgres") {
+        println!("== PostgreSQL ==");
+        let pg = PgDatabase::bench_or_skip(
+            ctx.pg_admin_url,
+            ctx.id,
+            |url| bench_database(ctx, &plan, url, true),
+            DbOutcome::Skipped,
+        );
+        outcomes.push(("PostgreSQL", pg));
+        println!();
+    }
 
-    println!("== SQLite ==");
-    let path = ctx.tmp.0.join("analytics.db");
-    let url = format!("sqlite://{}", path.display());
-    println!("database: {url}");
-    outcomes.push(("SQLite", bench_database(ctx, &plan, &url, false)));
-    println!();
+    if ctx.opts.wants_analytics("sqlite") {
+        println!("== SQLite ==");
+        let path = ctx.tmp.0.join("analytics.db");
+        let url = format!("sqlite://{}", path.display());
+        println!("database: {url}");
+        outcomes.push(("SQLite", bench_database(ctx, &plan, &url, false)));
+        println!();
+    }
 
     print_tables(ctx, &plan, &outcomes);
     let failed = outcomes.iter().any(|(_, o)| match o {
@@ -285,8 +292,8 @@ fn bench_phases(
         )
         .unwrap_or_else(|e| format!("settings unknown: {e}"))
     } else {
-        "journal_mode=WAL, synchronous=NORMAL (the store's settings: a commit survives a crash \
-         of sessiond, not necessarily a power loss)"
+        "journal_mode=WAL, synchronous=FULL (the store's settings: a commit survives a power \
+         loss)"
             .to_owned()
     };
     println!("durability: {}", results.durability);
@@ -329,16 +336,18 @@ fn bench_phases(
             thousands(total.sessions),
             thousands(total.visits)
         );
-        println!("reports ({phase}):");
-        let cases = ctx.rt.block_on(measure_reports(
-            addr,
-            &token,
-            plan,
-            &plan.users[busiest].name,
-            ctx.opts.report_calls,
-        ));
-        results.phases.push((phase, cases));
-        if label == "all" {
+        if ctx.opts.wants_analytics("reports") {
+            println!("reports ({phase}):");
+            let cases = ctx.rt.block_on(measure_reports(
+                addr,
+                &token,
+                plan,
+                &plan.users[busiest].name,
+                ctx.opts.report_calls,
+            ));
+            results.phases.push((phase, cases));
+        }
+        if label == "all" && ctx.opts.wants_analytics("ingest") {
             results.ingest = Some(ctx.rt.block_on(ingest(ctx, plan, addr, &token)));
         }
         drop(server);
@@ -393,6 +402,14 @@ fn load(
                     report.visits += batch.len() as u64;
                     progress.add(0, batch.len() as u64);
                 }
+                // Folds the chunk's visits into the aggregates, as the
+                // server's batcher does with what it writes.
+                let t = Instant::now();
+                store
+                    .fold_pages(kernel::from_millis(plan.end_ms))
+                    .map_err(|e| format!("folding page visits: {e:#}"))?;
+                report.visit_time += t.elapsed();
+                report.fold_time += t.elapsed();
                 for (user, e) in &chunk.expected {
                     expected[*user].add(e);
                 }
@@ -427,7 +444,8 @@ fn database_size(url: &str, pg: bool) -> String {
 fn print_load(label: &str, r: &LoadReport) {
     println!(
         "loaded {label}: {} sessions ({} events, {} interval pieces, {} bucket-row upserts) in \
-         {:.1} s = {}/s; {} page visits in {:.1} s = {}/s; wall {:.1} s{}; database {}",
+         {:.1} s = {}/s; {} page visits in {:.1} s (folds {:.1} s) = {}/s; wall {:.1} s{}; \
+         database {}",
         thousands(r.sessions),
         thousands(r.events),
         thousands(r.pieces),
@@ -436,6 +454,7 @@ fn print_load(label: &str, r: &LoadReport) {
         rate(r.sessions as f64 / r.session_time.as_secs_f64().max(1e-9)),
         thousands(r.visits),
         r.visit_time.as_secs_f64(),
+        r.fold_time.as_secs_f64(),
         rate(r.visits as f64 / r.visit_time.as_secs_f64().max(1e-9)),
         r.wall.as_secs_f64(),
         r.vacuum

@@ -116,7 +116,12 @@ struct Options {
 
 const USAGE: &str = "usage: bench [--duration SECS] [--warmup SECS] [--connections N] \
                      [--sessiond PATH] [--only PART,...] [--analytics [--scale F] [--report-calls N]]
-parts of the auth run: live token-info me sessions refresh login track heatmap flood instances rss";
+parts of the auth run: live token-info me sessions refresh login track heatmap flood instances rss
+parts of the analytics run: postgres sqlite (databases), reports ingest (measurements)";
+
+/// What `--only` accepts in the analytics run: databases, then
+/// measurements (a group left unnamed runs whole).
+const ANALYTICS_PARTS: [&str; 4] = ["postgres", "sqlite", "reports", "ingest"];
 
 /// What `--only` accepts: the auth run's endpoints and its later steps.
 const PARTS: [&str; 11] = [
@@ -200,14 +205,15 @@ impl Options {
                 }
                 "--only" => {
                     let v = value()?;
-                    let parts: Vec<String> = v.split(',').map(|p| p.trim().to_owned()).collect();
-                    if let Some(bad) = parts.iter().find(|p| !PARTS.contains(&p.as_str())) {
-                        return Err(format!("--only: unknown part {bad:?}"));
-                    }
-                    opts.only = Some(parts);
+                    opts.only = Some(v.split(',').map(|p| p.trim().to_owned()).collect());
                 }
                 other => return Err(format!("unknown argument {other:?}")),
             }
+        }
+        // Checked once every flag is read: `--analytics` may come later.
+        let known: &[&str] = if opts.analytics { &ANALYTICS_PARTS } else { &PARTS };
+        if let Some(bad) = opts.only.iter().flatten().find(|p| !known.contains(&p.as_str())) {
+            return Err(format!("--only: unknown part {bad:?}"));
         }
         if opts.duration.is_zero() {
             return Err("--duration must be positive".to_owned());
@@ -219,6 +225,19 @@ impl Options {
     /// bare endpoint always runs: every ratio is to it.
     fn wants(&self, part: &str) -> bool {
         part == "live" || self.only.as_ref().is_none_or(|only| only.iter().any(|p| p == part))
+    }
+
+    /// Whether `--only` leaves `part` (one of [`ANALYTICS_PARTS`]) in the
+    /// analytics run: a database when no database is named or this one is,
+    /// a measurement likewise.
+    fn wants_analytics(&self, part: &str) -> bool {
+        let Some(only) = &self.only else { return true };
+        let group: &[&str] = if ["postgres", "sqlite"].contains(&part) {
+            &ANALYTICS_PARTS[..2]
+        } else {
+            &ANALYTICS_PARTS[2..]
+        };
+        only.iter().any(|p| p == part) || !only.iter().any(|p| group.contains(&p.as_str()))
     }
 
     /// The command as the user typed it, as far as we can tell.
@@ -409,5 +428,19 @@ mod tests {
         assert!(parse(&["--duration", "0"]).is_err());
         assert!(parse(&["--connections", "-1"]).is_err());
         assert!(parse(&["--frobnicate"]).is_err());
+        assert!(parse(&["--only", "ingest"]).is_err(), "an analytics part without --analytics");
+        assert!(parse(&["--only", "rss", "--analytics"]).is_err());
+    }
+
+    #[test]
+    fn analytics_only_selects_databases_and_measurements_apart() {
+        let pg = parse(&["--only", "postgres", "--analytics"]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(pg.wants_analytics("postgres") && !pg.wants_analytics("sqlite"));
+        assert!(pg.wants_analytics("reports") && pg.wants_analytics("ingest"));
+        let ingest = parse(&["--analytics", "--only=ingest"]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(ingest.wants_analytics("postgres") && ingest.wants_analytics("sqlite"));
+        assert!(ingest.wants_analytics("ingest") && !ingest.wants_analytics("reports"));
+        let all = parse(&["--analytics"]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(ANALYTICS_PARTS.iter().all(|p| all.wants_analytics(p)));
     }
 }

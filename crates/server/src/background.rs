@@ -1,6 +1,6 @@
 //! Background work of a serving process: writing session activity behind,
 //! purging sessions past their retention, forgetting old failed logins and
-//! idle rate-limit counters.
+//! idle rate-limit counters, folding page visits left unfolded.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -98,6 +98,13 @@ fn sweep(
         Ok(0) => {}
         Ok(n) => tracing::debug!(forgotten = n, "forgot old failed-login records"),
         Err(e) => tracing::warn!(error = %e, "forgetting old failed logins failed; will retry"),
+    }
+    // The page batchers fold what they write; this folds what a process
+    // that stopped meanwhile left (reports read it raw until then).
+    match tracked.fold_pages() {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(folded = n, "folded page visits into the aggregates"),
+        Err(e) => tracing::warn!(error = %e, "folding page visits failed; will retry"),
     }
     match tracked.close_idle_sessions() {
         Ok(0) => {}

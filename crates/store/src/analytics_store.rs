@@ -1,5 +1,6 @@
-//! `analytics::TrackingStore`: tracked sessions, page visits, and the
-//! aggregates that every write keeps current in its own transaction.
+//! `analytics::TrackingStore`: tracked sessions, page visits, and their
+//! aggregates: kept current by every session write in its own transaction,
+//! and for page visits folded in behind the raw rows.
 //!
 //! Aggregates are kept per `(app, subject)`, where the subject is the
 //! lowercased username or [`ALL`] (every user of the app); each change
@@ -20,24 +21,30 @@
 //!   the (at most two) cut days. A user's visits in a day are few, so
 //!   user totals and buckets would cost every visit two more upserts and
 //!   save a report next to nothing.
+//! - `page_folds`: per app, the watermark below which its page aggregates
+//!   hold every visit and above which they hold none. A batch writes raw
+//!   visits (and aggregates only those dated below the watermark);
+//!   [`Store::fold_pages_in_steps`] adds the visits up to a new watermark,
+//!   many batches' worth in one go; a report adds the raw visits at or
+//!   after the watermark, in the statement that reads the aggregates.
 //!
 //! Concurrency: aggregates are written by multi-row upserts whose rows are
 //! sorted by primary key, in a fixed order of statements (session buckets:
-//! one statement; pages: the users' rows of each grain, then the all-users
-//! rows, which every batch of the app touches, last and so held shortest),
-//! so concurrent PostgreSQL transactions take row locks in one global order
+//! one statement; pages: the users' day rows, then the all-users rows), so
+//! concurrent PostgreSQL transactions take row locks in one global order
 //! and cannot deadlock (SQLite serialises writers with `BEGIN IMMEDIATE`).
-//! Transitions are a compare-and-swap on the session row, like
+//! Page batches hold an advisory lock shared and a fold holds it
+//! exclusively, so a fold never misses a visit written under the old
+//! watermark. Transitions are a compare-and-swap on the session row, like
 //! refresh-token rotation.
 //!
-//! Ingest: a batch of page visits is written whatever its size as the raw
-//! rows plus four upserts of aggregates coalesced in memory, atomically. On
-//! PostgreSQL the whole batch is one call of a PL/pgSQL function (one
+//! Ingest: a batch of page visits is written whatever its size, atomically.
+//! On PostgreSQL the whole batch is one call of a PL/pgSQL function (one
 //! statement, one round trip, its own commit) binding one array per
 //! column; on SQLite it is one `BEGIN IMMEDIATE` transaction of multi-row
 //! `VALUES` in chunks.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use analytics::{
     BUCKET_MS, EventKind, Interval, MsRange, PageTotal, PageVisit, SessionBucket, Subject,
@@ -45,14 +52,14 @@ use analytics::{
 };
 use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text};
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text};
 use diesel::upsert::excluded;
 use kernel::{OffsetDateTime, Uuid, from_millis, to_millis};
 
 use crate::conn::DbConn;
 use crate::schema::{
-    page_buckets as pb, page_days as pd, page_totals as pt, page_visits as pv, track_buckets as tb,
-    tracked_events as te, tracked_intervals as ti, tracked_sessions as ts,
+    page_buckets as pb, page_days as pd, page_folds as pf, page_totals as pt, page_visits as pv,
+    track_buckets as tb, tracked_events as te, tracked_intervals as ti, tracked_sessions as ts,
 };
 use crate::{Backend, Store, parse_id, per_backend};
 
@@ -110,8 +117,15 @@ SELECT CAST(COUNT(*) AS BIGINT) AS starts, \
 
 /// Everyone's per-page totals over a bounded range of app `$1` (`$2` is
 /// [`ALL`]): whole days `[$3, $4)`, two runs of whole buckets `[$5, $6)`
-/// and `[$7, $8)`, and two raw remainders `[$9, $10)` and `[$11, $12)`
-/// (an unused part is an empty range).
+/// and `[$7, $8)`, two raw remainders `[$9, $10)` and `[$11, $12)`
+/// (an unused part is an empty range), and the raw visits that the
+/// aggregates of `[$13, $14)` (the days and buckets read) do not hold yet.
+///
+/// The aggregates of an app hold exactly its visits dated before its
+/// watermark (`page_folds`, see [`Store::fold_pages`]); those dated at or
+/// after it are read raw (an app without a watermark has nothing
+/// aggregated). One statement reads the watermark, the aggregates and the
+/// raw visits, so they agree (one snapshot) whatever a fold does meanwhile.
 const PAGES_SQL: &str = "\
 SELECT page, CAST(SUM(v) AS BIGINT) AS visits, CAST(SUM(t) AS BIGINT) AS time_sum FROM ( \
   SELECT page, visits AS v, time_sum AS t FROM page_days \
@@ -124,11 +138,29 @@ SELECT page, CAST(SUM(v) AS BIGINT) AS visits, CAST(SUM(t) AS BIGINT) AS time_su
    WHERE app = $1 AND at_ms >= $9 AND at_ms < $10 \
   UNION ALL SELECT page, 1, timespent FROM page_visits \
    WHERE app = $1 AND at_ms >= $11 AND at_ms < $12 \
+  UNION ALL SELECT page, 1, timespent FROM page_visits \
+   WHERE app = $1 \
+     AND at_ms >= GREATEST($13, COALESCE((SELECT folded_ms FROM page_folds WHERE app = $1), $13)) \
+     AND at_ms < $14 \
+) AS parts GROUP BY page";
+
+/// Everyone's per-page totals of app `$1` over all time (`$2` is
+/// [`ALL`]): `page_totals`, and the raw visits not aggregated yet (see
+/// [`PAGES_SQL`]), `$3` = -[`FAR`] and `$4` = [`FAR`].
+const TOTALS_SQL: &str = "\
+SELECT page, CAST(SUM(v) AS BIGINT) AS visits, CAST(SUM(t) AS BIGINT) AS time_sum FROM ( \
+  SELECT page, visits AS v, time_sum AS t FROM page_totals WHERE app = $1 AND subject = $2 \
+  UNION ALL SELECT page, 1, timespent FROM page_visits \
+   WHERE app = $1 \
+     AND at_ms >= GREATEST($3, COALESCE((SELECT folded_ms FROM page_folds WHERE app = $1), $3)) \
+     AND at_ms < $4 \
 ) AS parts GROUP BY page";
 
 /// One user's per-page totals over a range of app `$1` for user `$2`:
-/// whole days `[$3, $4)` and the user's raw visits of the cut days,
-/// `[$5, $6)` and `[$7, $8)` (an unused part is an empty range).
+/// whole days `[$3, $4)`, the user's raw visits of the cut days,
+/// `[$5, $6)` and `[$7, $8)` (an unused part is an empty range), and the
+/// user's raw visits that the day rows of `[$9, $10)` (= `[$3, $4)`) do
+/// not hold yet, as in [`PAGES_SQL`].
 const USER_PAGES_SQL: &str = "\
 SELECT page, CAST(SUM(v) AS BIGINT) AS visits, CAST(SUM(t) AS BIGINT) AS time_sum FROM ( \
   SELECT page, visits AS v, time_sum AS t FROM page_days \
@@ -137,21 +169,30 @@ SELECT page, CAST(SUM(v) AS BIGINT) AS visits, CAST(SUM(t) AS BIGINT) AS time_su
    WHERE app = $1 AND user_name = $2 AND at_ms >= $5 AND at_ms < $6 \
   UNION ALL SELECT page, 1, timespent FROM page_visits \
    WHERE app = $1 AND user_name = $2 AND at_ms >= $7 AND at_ms < $8 \
+  UNION ALL SELECT page, 1, timespent FROM page_visits \
+   WHERE app = $1 AND user_name = $2 \
+     AND at_ms >= GREATEST($9, COALESCE((SELECT folded_ms FROM page_folds WHERE app = $1), $9)) \
+     AND at_ms < $10 \
 ) AS parts GROUP BY page";
 
+/// Visits folded per [`FOLD_PAGES_SQL`] call (one transaction): bounds
+/// how long a fold keeps batches waiting.
+const FOLD_BUDGET: u32 = 50_000;
+
+/// One step of a fold on PostgreSQL (migration `000010_page_folds`): `$1`
+/// the instant to fold up to, `$2` the budget.
+const FOLD_PAGES_SQL: &str = "SELECT folded, done FROM sessiond_fold_pages($1, $2)";
+
 diesel::define_sql_function! {
-    /// PostgreSQL ingest (migration `000009_page_grains`): a batch of page
-    /// visits and their four aggregate upserts in one statement, so one
-    /// round trip and one commit. Parameters are one array per column,
-    /// unnested by the server: the text is fixed however many rows there
-    /// are, so the statement is prepared once per connection and there is
-    /// no limit on parameters to chunk around. The aggregate rows come
-    /// part after part ([`PARTS`]), `a_ends` holding where each part ends
-    /// (1-based, inclusive), so the function unnests each part's slice
-    /// alone; rows are applied in array order.
-    #[sql_name = "sessiond_record_visits"]
-    #[expect(clippy::too_many_arguments, reason = "one array per column of the SQL function")]
-    fn pg_record_pages(
+    /// PostgreSQL ingest (migration `000010_page_folds`): a batch of page
+    /// visits in one statement, so one round trip and one commit: the raw
+    /// rows, and the aggregates of those dated before their app's
+    /// watermark (the rest wait for a fold). Parameters are one array per
+    /// column, unnested by the server: the text is fixed however many rows
+    /// there are, so the statement is prepared once per connection and
+    /// there is no limit on parameters to chunk around.
+    #[sql_name = "sessiond_track_visits"]
+    fn pg_track_visits(
         v_id: Array<Text>,
         v_app: Array<Text>,
         v_user: Array<Text>,
@@ -159,13 +200,6 @@ diesel::define_sql_function! {
         v_timespent: Array<BigInt>,
         v_session: Array<Nullable<Text>>,
         v_at: Array<BigInt>,
-        a_ends: Array<Integer>,
-        a_app: Array<Text>,
-        a_subject: Array<Text>,
-        a_at: Array<BigInt>,
-        a_page: Array<Text>,
-        a_visits: Array<BigInt>,
-        a_time: Array<BigInt>,
     ) -> BigInt;
 }
 
@@ -307,10 +341,10 @@ struct PageAgg<'a> {
     time_sum: i64,
 }
 
-/// The page aggregates a visit changes, in the order a batch writes
-/// (and so locks) them: the user's day, then everyone's total, day and
-/// bucket, which every concurrent batch of the app also updates, last.
-/// The PostgreSQL function `sessiond_record_visits` numbers them alike.
+/// The page aggregates a visit changes, in the order a writer writes (and
+/// so locks) them: the user's day, then everyone's total, day and bucket,
+/// which every concurrent writer of the app also updates, last. The
+/// PostgreSQL function `sessiond_aggregate_visits` goes in the same order.
 const PARTS: [(Grain, bool); 4] =
     [(Grain::Day, false), (Grain::Total, true), (Grain::Day, true), (Grain::Bucket, true)];
 
@@ -358,6 +392,15 @@ struct PageBucketRow<'a> {
     page: &'a str,
     visits: i64,
     time_sum: i64,
+}
+
+/// One step of a fold on PostgreSQL ([`FOLD_PAGES_SQL`]).
+#[derive(QueryableByName)]
+struct FoldStep {
+    #[diesel(sql_type = BigInt)]
+    folded: i64,
+    #[diesel(sql_type = Bool)]
+    done: bool,
 }
 
 /// Per-page totals ([`PAGES_SQL`]).
@@ -554,55 +597,142 @@ fn insert_event(
     Ok(())
 }
 
-/// Writes a batch on PostgreSQL: one call of [`pg_record_pages`], which
-/// commits on its own.
-fn pg_record_pages_call<'a>(
-    c: &mut PgConnection,
-    raw: &[VisitRow<'a>],
-    parts: &[Vec<PageAgg<'a>>],
-) -> QueryResult<()> {
-    let visits = |f: fn(&VisitRow<'_>) -> i64| raw.iter().map(f).collect::<Vec<_>>();
-    let aggs = || parts.iter().flatten();
-    let agg_text = |f: fn(&PageAgg<'a>) -> &'a str| aggs().map(f).collect::<Vec<_>>();
-    let agg_int = |f: fn(&PageAgg<'_>) -> i64| aggs().map(f).collect::<Vec<_>>();
-    // A batch is far below 2^31 rows (the arrays could not be sent).
-    let ends: Vec<i32> = parts
-        .iter()
-        .scan(0usize, |end, rows| {
-            *end += rows.len();
-            Some(i32::try_from(*end).unwrap_or(i32::MAX))
+/// One visit as the aggregates see it: app, user, page, seconds spent,
+/// instant (ms).
+type VisitFacts<'a> = (&'a str, &'a str, &'a str, i64, i64);
+
+/// The aggregate rows that `visits` add to, coalesced (a batch of many
+/// visits to few pages becomes few upserts), one list per part of
+/// [`PARTS`], each in primary-key order: written in that order, every
+/// writer locks rows in one global order and none can deadlock another.
+fn aggregate<'a>(visits: impl IntoIterator<Item = VisitFacts<'a>>) -> Vec<Vec<PageAgg<'a>>> {
+    type Key<'a> = (&'a str, &'a str, i64, &'a str);
+    let mut sums: [BTreeMap<Key<'_>, (i64, i64)>; PARTS.len()] = Default::default();
+    for (app, user, page, timespent, at_ms) in visits {
+        for (sum, (grain, everyone)) in sums.iter_mut().zip(PARTS) {
+            let at = match grain {
+                Grain::Total => 0,
+                Grain::Day => floor_to(at_ms, DAY_MS),
+                Grain::Bucket => floor_to(at_ms, BUCKET_MS),
+            };
+            let subject = if everyone { ALL } else { user };
+            let e = sum.entry((app, subject, at, page)).or_default();
+            e.0 += 1;
+            e.1 += timespent;
+        }
+    }
+    sums.into_iter()
+        .map(|m| {
+            m.into_iter()
+                .map(|((app, subject, at_ms, page), (visits, time_sum))| PageAgg {
+                    app,
+                    subject,
+                    at_ms,
+                    page,
+                    visits,
+                    time_sum,
+                })
+                .collect()
         })
-        .collect();
-    diesel::select(pg_record_pages(
-        raw.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
-        raw.iter().map(|r| r.app).collect::<Vec<_>>(),
-        raw.iter().map(|r| r.user_name).collect::<Vec<_>>(),
-        raw.iter().map(|r| r.page).collect::<Vec<_>>(),
-        visits(|r| r.timespent),
+        .collect()
+}
+
+/// Writes a batch on PostgreSQL: one call of [`pg_track_visits`], which
+/// commits on its own.
+fn pg_track_visits_call<'a>(c: &mut PgConnection, raw: &[VisitRow<'a>]) -> QueryResult<()> {
+    let text = |f: for<'r> fn(&'r VisitRow<'a>) -> &'r str| raw.iter().map(f).collect::<Vec<_>>();
+    let int = |f: fn(&VisitRow<'a>) -> i64| raw.iter().map(f).collect::<Vec<_>>();
+    diesel::select(pg_track_visits(
+        text(|r| r.id.as_str()),
+        text(|r| r.app),
+        text(|r| r.user_name),
+        text(|r| r.page),
+        int(|r| r.timespent),
         raw.iter().map(|r| r.session_id.as_deref()).collect::<Vec<_>>(),
-        visits(|r| r.at_ms),
-        ends,
-        agg_text(|r| r.app),
-        agg_text(|r| r.subject),
-        agg_int(|r| r.at_ms),
-        agg_text(|r| r.page),
-        agg_int(|r| r.visits),
-        agg_int(|r| r.time_sum),
+        int(|r| r.at_ms),
     ))
     .get_result::<i64>(c)?;
     Ok(())
 }
 
-/// Writes a batch on SQLite, inside the caller's transaction: the raw
-/// rows, then the four aggregate parts, as multi-row `VALUES` in chunks.
-fn sqlite_record_pages(
-    c: &mut SqliteConnection,
-    raw: &[VisitRow<'_>],
-    parts: &[Vec<PageAgg<'_>>],
-) -> QueryResult<()> {
+/// Writes a batch on SQLite, inside the caller's immediate transaction
+/// (which keeps folds out): the raw rows, a watermark for an app never seen
+/// before (nothing of it is aggregated yet), and the aggregates of the
+/// visits dated before their app's watermark, as the PostgreSQL function
+/// does.
+fn sqlite_track_visits(c: &mut SqliteConnection, raw: &[VisitRow<'_>]) -> QueryResult<()> {
     for chunk in raw.chunks(CHUNK_ROWS) {
         diesel::insert_into(pv::table).values(chunk).execute(c)?;
     }
+    let apps: BTreeSet<&str> = raw.iter().map(|r| r.app).collect();
+    let fresh: Vec<_> =
+        apps.iter().map(|&app| (pf::app.eq(app), pf::folded_ms.eq(i64::MIN))).collect();
+    diesel::insert_or_ignore_into(pf::table).values(&fresh).execute(c)?;
+    let marks: HashMap<String, i64> = pf::table
+        .filter(pf::app.eq_any(&apps))
+        .select((pf::app, pf::folded_ms))
+        .load::<(String, i64)>(c)?
+        .into_iter()
+        .collect();
+    let late = raw.iter().filter(|r| marks.get(r.app).is_some_and(|&mark| r.at_ms < mark));
+    let parts = aggregate(late.map(|r| (r.app, r.user_name, r.page, r.timespent, r.at_ms)));
+    sqlite_upsert_parts(c, &parts)
+}
+
+/// One step of a fold on SQLite, inside the caller's immediate transaction:
+/// what `sessiond_fold_pages` does on PostgreSQL (migration
+/// `000010_page_folds`), step for step. Returns the visits folded and
+/// whether every app is folded up to `upto`.
+fn sqlite_fold_step(c: &mut SqliteConnection, upto: i64, budget: i64) -> QueryResult<(i64, bool)> {
+    let marks: Vec<(String, i64)> = pf::table
+        .filter(pf::folded_ms.lt(upto))
+        .order(pf::app)
+        .select((pf::app, pf::folded_ms))
+        .load(c)?;
+    let mut folded = 0;
+    for (app, mark) in marks {
+        if folded >= budget {
+            return Ok((folded, false));
+        }
+        let pending = || {
+            pv::table.filter(pv::app.eq(&app)).filter(pv::at_ms.ge(mark)).filter(pv::at_ms.lt(upto))
+        };
+        let Some(first) = pending().select(diesel::dsl::min(pv::at_ms)).first::<Option<i64>>(c)?
+        else {
+            continue;
+        };
+        let end = match pending()
+            .order(pv::at_ms)
+            .select(pv::at_ms)
+            .offset(budget - folded)
+            .first::<i64>(c)
+            .optional()?
+        {
+            None => upto,
+            Some(at) if at == first => first + 1,
+            Some(at) => at,
+        };
+        let rows: Vec<(String, String, i64, i64)> = pv::table
+            .filter(pv::app.eq(&app))
+            .filter(pv::at_ms.ge(mark))
+            .filter(pv::at_ms.lt(end))
+            .select((pv::user_name, pv::page, pv::timespent, pv::at_ms))
+            .load(c)?;
+        let parts = aggregate(rows.iter().map(|(user, page, timespent, at_ms)| {
+            (app.as_str(), user.as_str(), page.as_str(), *timespent, *at_ms)
+        }));
+        sqlite_upsert_parts(c, &parts)?;
+        diesel::update(pf::table.find(&app)).set(pf::folded_ms.eq(end)).execute(c)?;
+        folded += i64::try_from(rows.len()).unwrap_or(i64::MAX);
+        if end < upto {
+            return Ok((folded, false));
+        }
+    }
+    Ok((folded, true))
+}
+
+/// Adds the aggregate rows of [`aggregate`] on SQLite, part after part.
+fn sqlite_upsert_parts(c: &mut SqliteConnection, parts: &[Vec<PageAgg<'_>>]) -> QueryResult<()> {
     for (rows, (grain, _)) in parts.iter().zip(PARTS) {
         sqlite_upsert_pages(c, grain, rows)?;
     }
@@ -728,6 +858,28 @@ fn user_filter(sql: &str, subject: &Subject) -> String {
 }
 
 impl Store {
+    /// [`TrackingStore::fold_pages`] in steps of about `budget` visits,
+    /// each a transaction of its own, so that batches wait for one step at
+    /// most, never for a whole backlog (the trait's method takes 50,000).
+    pub fn fold_pages_in_steps(&self, upto: OffsetDateTime, budget: u32) -> anyhow::Result<u64> {
+        let (upto, budget) = (to_millis(upto), i64::from(budget.max(1)));
+        let mut total: i64 = 0;
+        loop {
+            let (folded, done) = self.run("folding page visits", |conn| match conn {
+                DbConn::Pg(c) => diesel::sql_query(FOLD_PAGES_SQL)
+                    .bind::<BigInt, _>(upto)
+                    .bind::<BigInt, _>(budget)
+                    .get_result::<FoldStep>(c)
+                    .map(|s| (s.folded, s.done)),
+                DbConn::Sqlite(c) => c.immediate_transaction(|c| sqlite_fold_step(c, upto, budget)),
+            })?;
+            total += folded;
+            if done {
+                return Ok(u64::try_from(total).unwrap_or(0));
+            }
+        }
+    }
+
     /// Runs a per-page sum ([`PAGES_SQL`], [`USER_PAGES_SQL`]): `$1` the
     /// app, `$2` the subject, then each range of `bounds` as two
     /// parameters.
@@ -755,11 +907,12 @@ impl Store {
     }
 
     /// `pg_sql` (with `$n` placeholders) in this store's dialect: SQLite
-    /// would read `$n` as a named parameter, so it gets the numbered `?n`.
+    /// would read `$n` as a named parameter, so it gets the numbered `?n`,
+    /// and its two-argument `MAX` is PostgreSQL's `GREATEST`.
     fn dialect(&self, pg_sql: String) -> String {
         match self.backend {
             Backend::Postgres => pg_sql,
-            Backend::Sqlite => pg_sql.replace('$', "?"),
+            Backend::Sqlite => pg_sql.replace('$', "?").replace("GREATEST(", "MAX("),
         }
     }
 
@@ -917,30 +1070,9 @@ impl TrackingStore for Store {
         if visits.is_empty() {
             return Ok(());
         }
-        // Coalesce first: a batch of many visits to few pages becomes few
-        // upserts. Per part, rows sort in primary-key order, and the parts
-        // go in the order of [`PARTS`], so that everyone's rows (which
-        // every concurrent batch of the app also updates) are locked last,
-        // for as short a time as possible before the commit. Every batch
-        // takes its locks in that one order: concurrent batches cannot
-        // deadlock.
-        type Key<'a> = (&'a str, &'a str, i64, &'a str);
-        let mut sums: [BTreeMap<Key<'_>, (i64, i64)>; PARTS.len()] = Default::default();
         let mut raw = Vec::with_capacity(visits.len());
         for v in visits {
             check_user(&v.user)?;
-            let at_ms = to_millis(v.at);
-            for (sum, (grain, everyone)) in sums.iter_mut().zip(PARTS) {
-                let at = match grain {
-                    Grain::Total => 0,
-                    Grain::Day => floor_to(at_ms, DAY_MS),
-                    Grain::Bucket => floor_to(at_ms, BUCKET_MS),
-                };
-                let subject = if everyone { ALL } else { v.user.as_str() };
-                let e = sum.entry((&v.app, subject, at, &v.page)).or_default();
-                e.0 += 1;
-                e.1 += v.timespent;
-            }
             raw.push(VisitRow {
                 id: v.id.to_string(),
                 app: &v.app,
@@ -948,34 +1080,22 @@ impl TrackingStore for Store {
                 page: &v.page,
                 timespent: v.timespent,
                 session_id: v.session_id.map(|id| id.to_string()),
-                at_ms,
+                at_ms: to_millis(v.at),
             });
         }
-        let rows: Vec<Vec<PageAgg<'_>>> = sums
-            .into_iter()
-            .map(|m| {
-                m.into_iter()
-                    .map(|((app, subject, at_ms, page), (visits, time_sum))| PageAgg {
-                        app,
-                        subject,
-                        at_ms,
-                        page,
-                        visits,
-                        time_sum,
-                    })
-                    .collect()
-            })
-            .collect();
         self.run("recording page visits", |conn| match conn {
-            DbConn::Pg(c) => pg_record_pages_call(c, &raw, &rows),
-            DbConn::Sqlite(c) => c.immediate_transaction(|c| sqlite_record_pages(c, &raw, &rows)),
+            DbConn::Pg(c) => pg_track_visits_call(c, &raw),
+            DbConn::Sqlite(c) => c.immediate_transaction(|c| sqlite_track_visits(c, &raw)),
         })
     }
 
+    fn fold_pages(&self, upto: OffsetDateTime) -> anyhow::Result<u64> {
+        self.fold_pages_in_steps(upto, FOLD_BUDGET)
+    }
+
     /// Two on PostgreSQL: one batch is written while the other waits for
-    /// its commit's fsync. More buys little, since every batch of an app
-    /// ends on the same all-users rows, which it holds until it commits.
-    /// SQLite has one writer at a time.
+    /// its commit's fsync (batches write raw rows only, so they do not
+    /// queue on shared rows). SQLite has one writer at a time.
     fn page_writers(&self) -> usize {
         match self.backend() {
             Backend::Postgres => 2,
@@ -1039,38 +1159,31 @@ impl TrackingStore for Store {
     ) -> anyhow::Result<Vec<PageTotal>> {
         let key = subject_key(subject);
         let everyone = matches!(subject, Subject::All);
-        let rows: Vec<(String, i64, i64)> = if everyone
-            && range.from.is_none()
-            && range.to.is_none()
-        {
-            self.run("loading page totals", |c| {
-                pt::table
-                    .filter(pt::app.eq(app))
-                    .filter(pt::subject.eq(key))
-                    .select((pt::page, pt::visits, pt::time_sum))
-                    .load(c)
-            })?
+        let rows: Vec<PageRow> = if everyone && range.from.is_none() && range.to.is_none() {
+            let all_time = [(-FAR, FAR)];
+            self.sum_pages("loading page totals", TOTALS_SQL, app, key, &all_time)?
         } else {
             let Some((lo, hi)) = bounds(range) else {
                 return Ok(Vec::new());
             };
-            let rows: Vec<PageRow> = if everyone {
+            if everyone {
                 let plan = page_plan(lo, hi);
                 let [b0, b1] = plan.buckets;
                 let [r0, r1] = plan.raw;
-                let bounds = [plan.days, b0, b1, r0, r1];
+                // Days and buckets: what the aggregates may not hold yet.
+                let aggregated = (ceil_to(lo, BUCKET_MS), floor_to(hi, BUCKET_MS));
+                let bounds = [plan.days, b0, b1, r0, r1, aggregated];
                 self.sum_pages("summing page visits", PAGES_SQL, app, key, &bounds)?
             } else {
                 let (days, [r0, r1]) = user_page_plan(lo, hi);
-                let bounds = [days, r0, r1];
+                let bounds = [days, r0, r1, days];
                 self.sum_pages("summing a user's page visits", USER_PAGES_SQL, app, key, &bounds)?
-            };
-            rows.into_iter().map(|r| (r.page, r.visits, r.time_sum)).collect()
+            }
         };
         let mut totals: Vec<PageTotal> = rows
             .into_iter()
-            .filter(|(_, visits, _)| *visits > 0)
-            .map(|(page, visits, time_sum)| PageTotal { page, visits, time_sum })
+            .filter(|r| r.visits > 0)
+            .map(|r| PageTotal { page: r.page, visits: r.visits, time_sum: r.time_sum })
             .collect();
         totals.sort_by(|a, b| a.page.cmp(&b.page));
         Ok(totals)

@@ -139,6 +139,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    page_folds (app) {
+        app -> Text,
+        folded_ms -> BigInt,
+    }
+}
+
+diesel::table! {
     page_totals (app, subject, page) {
         app -> Text,
         subject -> Text,
@@ -196,6 +203,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     tracked_intervals,
     track_buckets,
     page_visits,
+    page_folds,
     page_totals,
     page_days,
     page_buckets,

@@ -32,6 +32,7 @@ contract!(
     concurrent_transitions_have_one_winner,
     stale_open_sessions_oldest_first,
     page_totals_match_brute_force,
+    folds_keep_page_totals_exact,
     concurrent_page_batches_are_exact,
     timeline_pages_through_ties,
 );
@@ -517,32 +518,37 @@ fn brute_force(visits: &[PageVisit], app: &str, subject: &Subject, r: MsRange) -
         .collect()
 }
 
-fn page_totals_match_brute_force(store: &Store) {
-    let day0 = to_millis(datetime!(2024-04-05 00:00 UTC));
+/// `n` visits over the three days from `day0`: a third of them on bucket
+/// edges (and some on day edges), the rest anywhere to the millisecond;
+/// one in ten is of the app "other".
+fn random_visits(seed: u64, n: usize, day0: i64) -> Vec<PageVisit> {
     let users = ["alice", "bob", "carol"];
     let pages = ["/", "/a", "/b", "/c/d", "/e?x=1"];
-    let mut rng = Lcg(7);
-    let mut visits = Vec::new();
-    for i in 0..1500 {
-        // Over three days, a third of them on bucket edges (and some on day
-        // edges), the rest anywhere to the millisecond.
-        let at = match i % 3 {
-            0 => day0 + (rng.next(3 * 96) as i64) * BUCKET_MS,
-            1 => day0 + (rng.next(4) as i64) * DAY - 1 + rng.next(2) as i64,
-            _ => day0 + rng.next(3 * DAY as u64) as i64,
-        };
-        visits.push(PageVisit {
-            id: kernel::new_id(),
-            app: if i % 10 == 9 { "other".into() } else { "app".into() },
-            user: users[rng.next(3) as usize].into(),
-            page: pages[rng.next(5) as usize].into(),
-            timespent: rng.next(86_401) as i64,
-            session_id: (i % 4 == 0).then(kernel::new_id),
-            at: kernel::from_millis(at),
-        });
-    }
-    // Batches of uneven sizes, many duplicate keys within each.
-    let mut rest = &visits[..];
+    let mut rng = Lcg(seed);
+    (0..n)
+        .map(|i| {
+            let at = match i % 3 {
+                0 => day0 + (rng.next(3 * 96) as i64) * BUCKET_MS,
+                1 => day0 + (rng.next(4) as i64) * DAY - 1 + rng.next(2) as i64,
+                _ => day0 + rng.next(3 * DAY as u64) as i64,
+            };
+            PageVisit {
+                id: kernel::new_id(),
+                app: if i % 10 == 9 { "other".into() } else { "app".into() },
+                user: users[rng.next(3) as usize].into(),
+                page: pages[rng.next(5) as usize].into(),
+                timespent: rng.next(86_401) as i64,
+                session_id: (i % 4 == 0).then(kernel::new_id),
+                at: kernel::from_millis(at),
+            }
+        })
+        .collect()
+}
+
+/// Writes `visits` in batches of uneven sizes, many duplicate keys within
+/// each.
+fn record_in_batches(store: &Store, visits: &[PageVisit]) {
+    let mut rest = visits;
     for size in [1, 97, 400, 2, 1000].into_iter().cycle() {
         if rest.is_empty() {
             break;
@@ -551,11 +557,14 @@ fn page_totals_match_brute_force(store: &Store) {
         store.record_pages(batch).unwrap();
         rest = tail;
     }
-    store.record_pages(&[]).unwrap();
+}
 
+/// Ranges around `day0` that read every part of the store: all time, whole
+/// days, whole buckets, ranges cut anywhere, exactly at `edge` (a visit's
+/// instant), half-bounded and empty ones.
+fn page_ranges(day0: i64, edge: i64) -> [MsRange; 16] {
     let q = |at: i64| Some(at);
-    let edge = to_millis(visits[4].at); // a visit exactly on a bound
-    let ranges = [
+    [
         MsRange::default(),
         // Whole days.
         range(q(day0 + DAY), q(day0 + 3 * DAY)),
@@ -578,21 +587,45 @@ fn page_totals_match_brute_force(store: &Store) {
         range(q(day0 + DAY), q(day0 + DAY)),
         range(q(day0 + DAY), q(day0)),
         range(q(day0 + 10 * DAY), None),
-    ];
+    ]
+}
+
+/// Every report of [`page_ranges`] for everyone and some users of "app",
+/// and all time of "other", against brute force over `visits`.
+fn assert_page_totals(store: &Store, visits: &[PageVisit], day0: i64, edge: i64, when: &str) {
     for subject in [Subject::All, user("alice"), user("bob"), user("nobody")] {
-        for r in ranges {
-            let expected = brute_force(&visits, "app", &subject, r);
+        for r in page_ranges(day0, edge) {
+            let expected = brute_force(visits, "app", &subject, r);
             assert_eq!(
                 store.page_totals("app", &subject, r).unwrap(),
                 expected,
-                "{subject:?} {r:?}"
+                "{when}: {subject:?} {r:?}"
             );
         }
     }
+    let expected = brute_force(visits, "other", &Subject::All, MsRange::default());
+    assert_eq!(
+        store.page_totals("other", &Subject::All, MsRange::default()).unwrap(),
+        expected,
+        "{when}: other"
+    );
+}
+
+fn page_totals_match_brute_force(store: &Store) {
+    let day0 = to_millis(datetime!(2024-04-05 00:00 UTC));
+    let visits = random_visits(7, 1500, day0);
+    record_in_batches(store, &visits);
+    store.record_pages(&[]).unwrap();
+    let edge = to_millis(visits[4].at); // a visit exactly on a bound
+    assert_page_totals(store, &visits, day0, edge, "unfolded");
     let expected = brute_force(&visits, "other", &Subject::All, MsRange::default());
     assert_eq!(expected.iter().map(|t| t.visits).sum::<i64>(), 150);
-    assert_eq!(store.page_totals("other", &Subject::All, MsRange::default()).unwrap(), expected);
     assert_eq!(store.page_totals("nope", &Subject::All, MsRange::default()).unwrap(), vec![]);
+
+    // Folded (all of it), the same answers from the aggregates.
+    let folded = store.fold_pages(kernel::from_millis(day0 + 4 * DAY)).unwrap();
+    assert_eq!(folded, visits.len() as u64);
+    assert_page_totals(store, &visits, day0, edge, "folded");
 
     // A duplicate id fails the whole batch: nothing of it is counted.
     let before = store.page_totals("app", &Subject::All, MsRange::default()).unwrap();
@@ -604,9 +637,86 @@ fn page_totals_match_brute_force(store: &Store) {
     assert_eq!(ids.len(), visits.len());
 }
 
+/// Folds move visits from the raw tail into the aggregates without
+/// changing a report: before, between and after folds whose watermarks cut
+/// days, buckets and the visits of one millisecond, in steps of any size;
+/// visits dated before the watermark (late) and those of an app never seen
+/// are counted at once.
+fn folds_keep_page_totals_exact(store: &Store) {
+    let day0 = to_millis(datetime!(2024-05-01 00:00 UTC));
+    let mut visits = random_visits(11, 1200, day0);
+    let later = visits.split_off(800);
+    record_in_batches(store, &visits);
+    let edge = to_millis(visits[4].at);
+    let folded_before = |visits: &[PageVisit], upto: i64| {
+        visits.iter().filter(|v| to_millis(v.at) < upto).count() as u64
+    };
+
+    // A watermark inside a bucket of the second day, in steps of 7.
+    let w1 = day0 + DAY + 7 * BUCKET_MS + 123;
+    let n = store.fold_pages_in_steps(kernel::from_millis(w1), 7).unwrap();
+    assert_eq!(n, folded_before(&visits, w1));
+    assert_page_totals(store, &visits, day0, edge, "folded to w1");
+    assert_eq!(store.fold_pages_in_steps(kernel::from_millis(w1), 7).unwrap(), 0);
+    // A watermark below the current one folds nothing.
+    assert_eq!(store.fold_pages(kernel::from_millis(day0)).unwrap(), 0);
+
+    // The rest: some late (before w1, aggregated by their own batch), some
+    // not; and twenty visits of one millisecond after w1.
+    record_in_batches(store, &later);
+    visits.extend(later);
+    let same_ms = day0 + 2 * DAY + 5;
+    let burst: Vec<PageVisit> = (0..20)
+        .map(|i| PageVisit {
+            id: kernel::new_id(),
+            app: "app".into(),
+            user: ["alice", "bob"][i % 2].into(),
+            page: "/burst".into(),
+            timespent: i as i64,
+            session_id: None,
+            at: kernel::from_millis(same_ms),
+        })
+        .collect();
+    store.record_pages(&burst).unwrap();
+    visits.extend(burst);
+    assert_page_totals(store, &visits, day0, same_ms, "late visits");
+
+    // Steps of 3 never split the millisecond of twenty visits, and move on.
+    let w2 = same_ms + 1;
+    let n = store.fold_pages_in_steps(kernel::from_millis(w2), 3).unwrap();
+    let late = visits[800..].iter().filter(|v| to_millis(v.at) < w1).count() as u64;
+    assert_eq!(n, folded_before(&visits, w2) - folded_before(&visits[..800], w1) - late);
+    assert_page_totals(store, &visits, day0, same_ms, "folded to w2");
+
+    // An app never seen: nothing of it is aggregated until a fold.
+    let fresh = PageVisit { app: "fresh".into(), ..visits[0].clone() };
+    let fresh = PageVisit { id: kernel::new_id(), ..fresh };
+    store.record_pages(std::slice::from_ref(&fresh)).unwrap();
+    let only =
+        |v: &PageVisit| vec![PageTotal { page: v.page.clone(), visits: 1, time_sum: v.timespent }];
+    assert_eq!(
+        store.page_totals("fresh", &Subject::All, MsRange::default()).unwrap(),
+        only(&fresh)
+    );
+
+    // Everything folded, then a late visit: still exact.
+    store.fold_pages(kernel::from_millis(day0 + 4 * DAY)).unwrap();
+    assert_page_totals(store, &visits, day0, same_ms, "all folded");
+    assert_eq!(
+        store.page_totals("fresh", &Subject::All, MsRange::default()).unwrap(),
+        only(&fresh)
+    );
+    let late = PageVisit { id: kernel::new_id(), ..visits[1].clone() };
+    store.record_pages(std::slice::from_ref(&late)).unwrap();
+    visits.push(late);
+    assert_page_totals(store, &visits, day0, same_ms, "late after all folded");
+    assert_eq!(store.fold_pages(kernel::from_millis(day0 + 4 * DAY)).unwrap(), 0);
+}
+
 /// Several group-commit writers at once (the service runs two on
-/// PostgreSQL), every batch on the same few aggregate rows: none fails (no
-/// deadlock, no lost update) and the totals are exact.
+/// PostgreSQL), every batch on the same few aggregate rows, and folds
+/// meanwhile: none fails (no deadlock, no lost update) and the totals are
+/// exact.
 fn concurrent_page_batches_are_exact(store: &Store) {
     let day0 = to_millis(datetime!(2024-03-01 00:00 UTC));
     let writers = 4;
@@ -640,8 +750,24 @@ fn concurrent_page_batches_are_exact(store: &Store) {
             })
         })
         .collect();
+    // A fold runs now and then meanwhile, its watermark moving through the
+    // visits' instants, so that batches land on both sides of it.
+    let folder = {
+        let store = store.clone();
+        thread::spawn(move || {
+            let mut folded = 0;
+            for k in 1..=12 {
+                let upto = day0 + k * (2 * DAY + 2 * BUCKET_MS) / 12;
+                folded += store.fold_pages_in_steps(kernel::from_millis(upto), 50).unwrap();
+                thread::sleep(std::time::Duration::from_millis(5));
+            }
+            folded
+        })
+    };
     let visits: Vec<PageVisit> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let folded = folder.join().unwrap();
     assert_eq!(visits.len(), writers * 15 * 40);
+    assert!(folded <= visits.len() as u64);
     for subject in [Subject::All, user("alice"), user("bob")] {
         for r in [
             MsRange::default(),
