@@ -194,3 +194,28 @@ crate::on_both_databases!(
     sigterm_finishes_in_flight_requests_flushes_and_exits_0,
     kill_9_during_ingest_loses_no_acknowledged_event,
 );
+
+/// The serving process runs with glibc's malloc tuned (it re-executes
+/// itself once, keeping its pid), unless the environment sets
+/// `GLIBC_TUNABLES` itself.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn serve_runs_with_a_tuned_malloc_unless_told_otherwise() {
+    let environ = |s: &Server| {
+        let raw = std::fs::read(format!("/proc/{}/environ", s.pid())).expect("environ");
+        raw.split(|b| *b == 0)
+            .filter_map(|kv| std::str::from_utf8(kv).ok())
+            .find_map(|kv| kv.strip_prefix("GLIBC_TUNABLES=").map(str::to_owned))
+    };
+    let Some(tuned) = Server::start(Db::Sqlite) else { return };
+    tuned.get("/health/live", None).expect(200, None);
+    // glibc applies the thresholds too but leaves only the tunables that
+    // children may inherit in the variable it keeps (arena_max).
+    let settings = environ(&tuned).expect("GLIBC_TUNABLES set");
+    assert!(settings.contains("glibc.malloc.arena_max=2"), "{settings}");
+
+    let own = "glibc.malloc.arena_max=4";
+    let Some(theirs) = Server::start_with(Db::Sqlite, &[("GLIBC_TUNABLES", own)]) else { return };
+    theirs.get("/health/live", None).expect(200, None);
+    assert_eq!(environ(&theirs).as_deref(), Some(own));
+}

@@ -183,6 +183,11 @@ impl Server {
         }
     }
 
+    /// The process id (the same after sessiond re-executes itself).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// What the server has written to its log (stderr) so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

@@ -51,6 +51,12 @@ impl ActivityBuffer {
                 pending.remove(&m.session_id);
             }
         }
+        // A burst (a hundred thousand sessions coming back at once) would
+        // otherwise keep its table's memory for good.
+        let left = pending.len();
+        if pending.capacity() > 4 * left.max(1024) {
+            pending.shrink_to(2 * left);
+        }
     }
 
     /// Forgets a session's marks (it was deleted or ended).

@@ -54,7 +54,7 @@
 //! // Every request: the bearer token → who is calling, in which session.
 //! let principal = auth.authenticate(&tokens.access_token)?;
 //! assert_eq!(principal.user.username, "alice");
-//! assert_eq!(principal.session.app, auth::DEFAULT_APP);
+//! assert_eq!(&*principal.session.app, auth::DEFAULT_APP);
 //!
 //! // The refresh token rotates: the client keeps the new one.
 //! let refreshed = auth.refresh(&tokens.refresh_token, &meta)?;

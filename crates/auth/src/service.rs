@@ -7,7 +7,7 @@ use accounts::{
     UserStore, Username,
 };
 use kernel::{Clock, Duration, OffsetDateTime, Uuid, Violations};
-use sessions::{DeviceSession, Lifetimes, NewSession, SessionState, SessionStore};
+use sessions::{DeviceSession, Lifetimes, NewSession, SessionBrief, SessionState, SessionStore};
 use tokens::refresh::{self, Presented};
 use tokens::{AccessGrant, Claims, RefreshToken, RefreshTokenStore, TokenCodec, TokenError};
 
@@ -58,8 +58,9 @@ pub struct Settings {
 pub struct Principal {
     /// The account, as read while authenticating (shared with the cache).
     pub user: Arc<User>,
-    /// The session the token belongs to (shared with the cache).
-    pub session: Arc<DeviceSession>,
+    /// The session the token belongs to: what authentication needs of it
+    /// (its device details are a store read away, `SessionStore`).
+    pub session: SessionBrief,
     /// The verified claims of the token.
     pub claims: Claims,
 }
@@ -151,8 +152,11 @@ pub struct AuthService {
 /// change made by another process sharing the database is seen here.
 pub const CACHE_TTL: Duration = Duration::seconds(1);
 
-/// At most this many sessions are cached (about 1 KiB each).
+/// At most this many sessions are cached (about 150 bytes each).
 const CACHE_CAPACITY: usize = 200_000;
+
+/// Activity marks written per transaction by [`AuthService::flush_activity`].
+const ACTIVITY_FLUSH_CHUNK: usize = 2000;
 
 /// How often a refresh retries after losing a compare-and-swap race before
 /// giving up; each loss means another rotation of the same session won.
@@ -382,7 +386,7 @@ impl AuthService {
             Some(session.id),
             meta,
         )?;
-        let (access_token, _) = self.codec.issue(&grant(&user, &session), now);
+        let (access_token, _) = self.codec.issue(&grant(&user, session.id, &session.app), now);
         let user = User { last_activity: Some(now), ..user };
         Ok(LoginOk {
             access_token,
@@ -454,7 +458,7 @@ impl AuthService {
     /// interval (or always, when `force`).
     fn mark_used(
         &self,
-        session: &mut Arc<DeviceSession>,
+        session: &mut SessionBrief,
         user: &mut Arc<User>,
         now: OffsetDateTime,
         force: bool,
@@ -463,8 +467,8 @@ impl AuthService {
         {
             self.activity.mark(session.id, user.id, now);
             self.cache.note_activity(session.id, now);
+            session.last_activity = now;
             // Copies only here, at most once per write interval.
-            Arc::make_mut(session).last_activity = now;
             Arc::make_mut(user).last_activity = Some(now);
         }
     }
@@ -474,11 +478,13 @@ impl AuthService {
     /// many sessions were written.
     pub fn flush_activity(&self) -> Result<u64, AuthError> {
         let marks = self.activity.snapshot();
-        if marks.is_empty() {
-            return Ok(0);
+        let mut n = 0;
+        // In transactions of a bounded size: a burst of returning sessions
+        // neither holds row locks long nor builds one huge statement list.
+        for chunk in marks.chunks(ACTIVITY_FLUSH_CHUNK) {
+            n += self.ports.sessions.record_activity(chunk)?;
+            self.activity.written(chunk);
         }
-        let n = self.ports.sessions.record_activity(&marks)?;
-        self.activity.written(&marks);
         Ok(n)
     }
 
@@ -523,7 +529,7 @@ impl AuthService {
         &self,
         session_id: Uuid,
         now: OffsetDateTime,
-    ) -> Result<(Arc<DeviceSession>, Arc<User>), AuthError> {
+    ) -> Result<(SessionBrief, Arc<User>), AuthError> {
         let (session, user) = match self.cache.get(session_id, now) {
             Some(hit) => hit,
             None => {
@@ -535,9 +541,7 @@ impl AuthService {
                     session.last_activity = session.last_activity.max(at);
                     user.last_activity = Some(user.last_activity.map_or(at, |l| l.max(at)));
                 }
-                let session = Arc::new(session);
-                let user = self.cache.put(epoch, session.clone(), user, now);
-                (session, user)
+                self.cache.put(epoch, &session, user, now)
             }
         };
         self.check_live(&session, &user, now)?;
@@ -546,7 +550,7 @@ impl AuthService {
 
     fn check_live(
         &self,
-        session: &DeviceSession,
+        session: &SessionBrief,
         user: &User,
         now: OffsetDateTime,
     ) -> Result<(), AuthError> {
@@ -640,7 +644,8 @@ impl AuthService {
             )? {
                 let (mut session, mut user) = (session, user);
                 self.mark_used(&mut session, &mut user, now, true);
-                let (access_token, _) = self.codec.issue(&grant(&user, &session), now);
+                let (access_token, _) =
+                    self.codec.issue(&grant(&user, session.id, &session.app), now);
                 return Ok(Refreshed {
                     access_token,
                     refresh_token: Some(fresh.secret),
@@ -697,7 +702,8 @@ impl AuthService {
             Some(p.session.id),
             meta,
         )?;
-        let (access_token, _) = self.codec.issue(&grant(&p.user, &p.session), now);
+        let (access_token, _) =
+            self.codec.issue(&grant(&p.user, p.session.id, &p.session.app), now);
         let user = p.user.clone();
         Ok(Refreshed {
             access_token,
@@ -799,7 +805,7 @@ fn claims_ids(claims: &Claims) -> Result<(Uuid, Uuid), AuthError> {
 }
 
 /// A token names both its session and its user; they must belong together.
-fn check_owner(claims: &Claims, session: &DeviceSession) -> Result<(), AuthError> {
+fn check_owner(claims: &Claims, session: &SessionBrief) -> Result<(), AuthError> {
     match claims.user_id() {
         Some(uid) if uid == session.user_id => Ok(()),
         _ => Err(SESSION_ENDED),
@@ -811,12 +817,12 @@ enum Login<'a> {
     Email(&'a str),
 }
 
-fn grant(user: &User, session: &DeviceSession) -> AccessGrant {
+fn grant(user: &User, session_id: Uuid, app: &str) -> AccessGrant {
     AccessGrant {
         user_id: user.id,
         username: user.username.clone(),
-        session_id: session.id,
-        app: session.app.clone(),
+        session_id,
+        app: app.to_owned(),
         role: user.role.as_str().to_owned(),
     }
 }

@@ -5,6 +5,7 @@
 mod background;
 mod config;
 mod geoip;
+mod malloc;
 
 use std::collections::BTreeMap;
 use std::io::Read as _;
@@ -87,6 +88,9 @@ fn main() -> std::process::ExitCode {
     if let Some(Command::Openapi) = cli.command {
         print!("{}", http::openapi_json());
         return std::process::ExitCode::SUCCESS;
+    }
+    if matches!(cli.command, None | Some(Command::Serve)) {
+        malloc::reexec_tuned();
     }
     // A missing .env is normal; a broken one is worth saying.
     if let Err(e) = dotenvy::dotenv()

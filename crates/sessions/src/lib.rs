@@ -3,7 +3,8 @@
 //!
 //! [`Lifetimes`] say how long a session lives (an absolute expiry from
 //! login, and an optional idle timeout counted from its last activity);
-//! [`DeviceSession::is_live`] applies them. Sessions are kept behind the
+//! [`DeviceSession::is_live`] applies them ([`SessionBrief`] is the part of
+//! a session that authenticating a request needs). Sessions are kept behind the
 //! [`SessionStore`] port (sessiond's `store` crate implements it), and
 //! [`DeviceInfo`] names the device from its user agent.
 //!
@@ -49,6 +50,8 @@
 mod device;
 
 pub use device::DeviceInfo;
+
+use std::sync::Arc;
 
 use kernel::{Duration, OffsetDateTime, Uuid};
 
@@ -147,9 +150,70 @@ impl DeviceSession {
     /// Whether the session may be used at `now`: active, not past its
     /// absolute expiry, not idle for longer than allowed.
     pub fn is_live(&self, now: OffsetDateTime, lifetimes: &Lifetimes) -> bool {
-        self.state == SessionState::Active
-            && now < self.expires_at
-            && lifetimes.idle.is_none_or(|idle| now - self.last_activity < idle)
+        is_live(self.state, self.expires_at, self.last_activity, now, lifetimes)
+    }
+}
+
+fn is_live(
+    state: SessionState,
+    expires_at: OffsetDateTime,
+    last_activity: OffsetDateTime,
+    now: OffsetDateTime,
+    lifetimes: &Lifetimes,
+) -> bool {
+    state == SessionState::Active
+        && now < expires_at
+        && lifetimes.idle.is_none_or(|idle| now - last_activity < idle)
+}
+
+/// What authenticating a request needs of a [`DeviceSession`]: whose it
+/// is, for which app, and where it is in its life; none of the device's
+/// details. Small (its one string, the app's name, is shared), so that a
+/// process can keep hundreds of thousands of them in memory: auth's session
+/// cache holds these, not whole sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionBrief {
+    /// Session id, the `sid` of its access tokens.
+    pub id: Uuid,
+    /// Owner.
+    pub user_id: Uuid,
+    /// The application it was opened for.
+    pub app: Arc<str>,
+    /// Absolute expiry.
+    pub expires_at: OffsetDateTime,
+    /// Last authenticated request (written at most once a minute).
+    pub last_activity: OffsetDateTime,
+    /// Where it is in its life.
+    pub state: SessionState,
+}
+
+impl SessionBrief {
+    /// The brief of `session`, its app name shared with `app` when equal
+    /// (a cache passes the copy it already holds).
+    pub fn of(session: &DeviceSession, app: Option<&Arc<str>>) -> Self {
+        let app = match app {
+            Some(shared) if **shared == *session.app => shared.clone(),
+            _ => Arc::from(session.app.as_str()),
+        };
+        Self {
+            id: session.id,
+            user_id: session.user_id,
+            app,
+            expires_at: session.expires_at,
+            last_activity: session.last_activity,
+            state: session.state,
+        }
+    }
+
+    /// As [`DeviceSession::is_live`].
+    pub fn is_live(&self, now: OffsetDateTime, lifetimes: &Lifetimes) -> bool {
+        is_live(self.state, self.expires_at, self.last_activity, now, lifetimes)
+    }
+}
+
+impl From<&DeviceSession> for SessionBrief {
+    fn from(session: &DeviceSession) -> Self {
+        Self::of(session, None)
     }
 }
 

@@ -112,9 +112,14 @@ impl Manager {
                 // FULL` syncs the WAL at every commit: what was answered
                 // 2xx survives a power loss too, not only a crash of the
                 // process (NORMAL would be faster and only crash-safe).
+                // A page cache of 512 KiB per connection instead of 2 MiB:
+                // the file's pages stay in the OS's cache anyway, and
+                // sixteen pooled connections each filling 2 MiB were a
+                // third of a busy server's memory.
                 c.batch_execute(&format!(
                     "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
-                     PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;",
+                     PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; \
+                     PRAGMA cache_size = -512;",
                     ms.max(5000)
                 ))
                 .map_err(Error::QueryError)?;
@@ -269,6 +274,8 @@ mod tests {
         // 2 = FULL: every commit syncs the WAL before it is acknowledged.
         assert_eq!(read(&mut c, "synchronous"), 2);
         assert_eq!(read(&mut c, "foreign_keys"), 1);
+        // KiB when negative.
+        assert_eq!(read(&mut c, "cache_size"), -512);
         drop(c);
         let _ = std::fs::remove_dir_all(&dir);
     }
