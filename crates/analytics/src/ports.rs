@@ -163,9 +163,9 @@ pub trait TrackingStore: Send + Sync {
     /// and never lag.
     fn record_pages(&self, visits: &[PageVisit]) -> anyhow::Result<()>;
 
-    /// Adds the visits dated before `upto` that [`record_pages`]
-    /// (Self::record_pages) left outside the aggregates to them; returns
-    /// how many. Reports are the same before and after (exact either way);
+    /// Adds the visits dated before `upto` that
+    /// [`record_pages`](Self::record_pages) left outside the aggregates to
+    /// them; returns how many. Reports are the same before and after (exact either way);
     /// a fold makes them cheaper. Stores that aggregate every visit as it
     /// is written keep the default, which does nothing.
     fn fold_pages(&self, upto: OffsetDateTime) -> anyhow::Result<u64> {
