@@ -165,9 +165,10 @@ pub trait TrackingStore: Send + Sync {
 
     /// Adds the visits dated before `upto` that
     /// [`record_pages`](Self::record_pages) left outside the aggregates to
-    /// them; returns how many. Reports are the same before and after (exact either way);
-    /// a fold makes them cheaper. Stores that aggregate every visit as it
-    /// is written keep the default, which does nothing.
+    /// them; returns how many. Reports are the same before and after
+    /// (exact either way); a fold makes them cheaper. Stores that
+    /// aggregate every visit as it is written keep the default, which does
+    /// nothing.
     fn fold_pages(&self, upto: OffsetDateTime) -> anyhow::Result<u64> {
         let _ = upto;
         Ok(0)
