@@ -51,7 +51,8 @@ start_server() {
     --password "contract admin password" --role admin >/dev/null
   DATABASE_URL=$database_url SESSIOND_BIND=127.0.0.1:$port \
     SESSIOND_RATE_LIMIT_ENABLED=false SESSIOND_LOGIN_MAX_FAILURES=1000000 \
-    SESSIOND_LOGIN_IP_MAX_FAILURES=1000000 SESSIOND_LOG_FORMAT=json \
+    SESSIOND_LOGIN_IP_MAX_FAILURES=1000000 \
+    SESSIOND_LOGIN_ACCOUNT_MAX_FAILURES=1000000 SESSIOND_LOG_FORMAT=json \
     "$BIN" serve >"$work/server.log" 2>&1 &
   server_pid=$!
   # Migrating a fresh database on a loaded CI machine can take seconds.

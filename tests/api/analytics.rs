@@ -14,6 +14,7 @@ crate::on_both_databases!(
     seed_004_examples_verbatim,
     hand_computed_reports_in_three_zones,
     dst_end_and_sessions_longer_than_a_day,
+    page_reports_of_a_user_with_many_pages_are_paged,
 );
 
 pub(crate) const PW: &str = "correct horse battery";
@@ -1045,4 +1046,150 @@ fn dst_end_and_sessions_longer_than_a_day(db: Db) {
         &report(&s, "/api/sessions/daily-time-spent", Some(t), &day),
         &json!({"daily_time": {"2024-11-03": "25:35:00"}}),
     );
+}
+
+// ---------------------------------------------------------------------------
+// Issue 17: page reports are bounded. Anyone can track pages for anyone
+// (tracking is public by default), so one user's pages are unbounded; the
+// two page reports hand them out at most `limit` (default and most 1000)
+// a call, by total time then path, with a cursor.
+
+/// `HH:MM:SS` (hours may exceed 99) as seconds.
+fn hms_secs(hms: &str) -> i64 {
+    hms.split(':').fold(0, |acc, part| acc * 60 + part.parse::<i64>().unwrap_or(-1_000_000))
+}
+
+fn page_reports_of_a_user_with_many_pages_are_paged(db: Db) {
+    let Some(s) = server(db, &[]) else { return };
+    let eve = user(&s, "eve", APP);
+    let t = eve.access.as_str();
+    // 2,300 distinct pages tracked for eve without a token (as anyone
+    // could), some 2048 characters long; totals of 0–10 seconds, so many
+    // ties; every fifth page visited twice, once back-dated by a day.
+    const PAGES: usize = 2300;
+    let page = |i: usize| match i % 3 {
+        0 => format!("/p/{i}"),
+        1 => format!("/Q/{i}"),
+        _ => format!("/{i:05}{}", "l".repeat(2042)),
+    };
+    let mut want: Vec<(String, i64, i64)> = (0..PAGES)
+        .map(|i| {
+            let twice = i % 5 == 0;
+            let secs = (i * 7 % 11) as i64;
+            (page(i), if twice { 1 + 2 * secs } else { secs }, if twice { 2 } else { 1 })
+        })
+        .collect();
+    let yesterday = {
+        let at = kernel::OffsetDateTime::now_utc() - kernel::Duration::days(1);
+        kernel::format_instant(at)
+    };
+    let posts: Vec<Value> = (0..PAGES)
+        .flat_map(|i| {
+            let secs = (i * 7 % 11) as i64;
+            let mut v =
+                vec![json!({"user": "eve", "page": page(i), "timespent": secs, "app": APP})];
+            if i % 5 == 0 {
+                v.push(json!({"user": "eve", "page": page(i), "timespent": secs + 1,
+                              "app": APP, "time": yesterday}));
+            }
+            v
+        })
+        .collect();
+    // Eight clients at once: the server group-commits them.
+    std::thread::scope(|scope| {
+        for chunk in posts.chunks(posts.len().div_ceil(8)) {
+            let s = &s;
+            scope.spawn(move || {
+                for b in chunk {
+                    let r = s.post("/api/pages/track", None, b.clone());
+                    assert_eq!(r.status, 200, "{}", r.text);
+                }
+            });
+        }
+    });
+    // Report order: total time, most first, then path (byte order).
+    want.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+
+    for (path, key) in
+        [("/api/sessions/time-by-page", "page_time"), ("/api/pages/stats", "page_stats")]
+    {
+        for limit in [None, Some(700)] {
+            let expected: Vec<(String, i64, i64)> = want
+                .iter()
+                .map(|(p, secs, visits)| {
+                    (p.clone(), *secs, if key == "page_time" { 0 } else { *visits })
+                })
+                .collect();
+            let mut seen: Vec<String> = Vec::new();
+            let mut cursor: Option<String> = None;
+            let mut calls = 0;
+            loop {
+                let mut b = json!({"app": APP, "user": "eve"});
+                if let Some(l) = limit {
+                    b["limit"] = json!(l);
+                }
+                if let Some(c) = &cursor {
+                    b["cursor"] = json!(c);
+                }
+                let r = s.post(path, Some(t), b.clone());
+                let data = ok(&r);
+                let map = data[key].as_object().unwrap_or_else(|| panic!("{path}: {data}"));
+                let max = limit.unwrap_or(1000) as usize;
+                let next = match &data["next_cursor"] {
+                    Value::String(c) => Some(c.clone()),
+                    Value::Null => None,
+                    other => panic!("{path} {b}: next_cursor is {other}"),
+                };
+                assert!(map.len() <= max, "{path} {b}: {} pages", map.len());
+                if next.is_some() {
+                    assert_eq!(map.len(), max, "{path} {b}: a short page with a cursor");
+                }
+                // Exactly the next pages of the report, each as expected,
+                // and written in report order in the answer's text (a
+                // `Value` sorts its members, so look at the text).
+                let from = seen.len();
+                let slice = &expected[from..(from + map.len()).min(expected.len())];
+                assert_eq!(map.len(), slice.len(), "{path} {b}");
+                let mut at = r.text.find(&format!("\"{key}\":")).unwrap_or(0);
+                for (name, secs, visits) in slice {
+                    let v = &data[key][name];
+                    let got = match key {
+                        "page_time" => (hms_secs(v.as_str().unwrap_or_default()), 0),
+                        _ => (
+                            hms_secs(v["total_time"].as_str().unwrap_or_default()),
+                            v["visits"].as_i64().unwrap_or(-1),
+                        ),
+                    };
+                    assert_eq!(got, (*secs, *visits), "{path} {b}: {name}");
+                    let member = format!("\"{name}\":");
+                    let Some(found) = r.text[at..].find(&member) else {
+                        panic!("{path} {b}: {name} is not written in report order")
+                    };
+                    at += found + member.len();
+                    seen.push(name.clone());
+                }
+                calls += 1;
+                match next {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+                assert!(calls < 10, "{path}: paging does not end");
+            }
+            assert_eq!(seen.len(), PAGES, "{path} {limit:?}: every page once");
+            assert_eq!(calls, PAGES.div_ceil(limit.unwrap_or(1000) as usize), "{path} {limit:?}");
+        }
+        // A limit outside 1–1000 or a cursor no page gave is a 422.
+        for (field, value) in [
+            ("limit", json!(0)),
+            ("limit", json!(1001)),
+            ("cursor", json!("not-a-cursor")),
+            ("cursor", json!("12.2f00")),
+        ] {
+            let mut b = json!({"app": APP, "user": "eve"});
+            b[field] = value;
+            let r = s.post(path, Some(t), b.clone());
+            r.expect(422, Some("VALIDATION_ERROR"));
+            assert!(r.body["error"]["details"][field].is_string(), "{path} {b}: {}", r.text);
+        }
+    }
 }

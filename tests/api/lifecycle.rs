@@ -164,10 +164,17 @@ fn kill_9_during_ingest_loses_no_acknowledged_event(db: Db) {
     assert!(pages.len() > 50 && !sessions.is_empty(), "too little traffic: {} pages", pages.len());
 
     let s = s.restart();
-    let body = json!({"user": "kill_user", "app": "kill_app"});
-    let stats = report(&s, "/api/pages/stats", Some(&t.access), &body);
-    let stored: HashSet<&str> =
-        stats["page_stats"].as_object().expect("page_stats").keys().map(String::as_str).collect();
+    // Every page of the report (at most 1,000 pages a call).
+    let mut stored: HashSet<String> = HashSet::new();
+    let mut body = json!({"user": "kill_user", "app": "kill_app"});
+    loop {
+        let stats = report(&s, "/api/pages/stats", Some(&t.access), &body);
+        stored.extend(stats["page_stats"].as_object().expect("page_stats").keys().cloned());
+        match stats["next_cursor"].as_str() {
+            Some(cursor) => body["cursor"] = json!(cursor),
+            None => break,
+        }
+    }
     let lost: Vec<&String> = pages.iter().filter(|p| !stored.contains(p.as_str())).collect();
     assert!(
         lost.is_empty(),

@@ -3,7 +3,7 @@
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -35,6 +35,8 @@ pub struct Server {
     pub database_url: String,
     env: Vec<(String, String)>,
     log: PathBuf,
+    /// Every line the server wrote to standard output so far.
+    stdout: Arc<Mutex<Vec<String>>>,
     client: reqwest::blocking::Client,
 }
 
@@ -125,11 +127,14 @@ impl Server {
         let mut child = cmd.spawn().expect("spawn sessiond");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let kept = lines.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("sessiond listening on ") {
-                    let _ = tx.send(addr.to_owned());
+                if let Some(addr) = listening_address(&line) {
+                    let _ = tx.send(addr);
                 }
+                kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(line);
             }
         });
         let base = match rx.recv_timeout(Duration::from_secs(60)) {
@@ -145,7 +150,7 @@ impl Server {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client");
-        Self { child, base, database_url: database_url.to_owned(), env, log, client }
+        Self { child, base, database_url: database_url.to_owned(), env, log, stdout: lines, client }
     }
 
     /// Stops this process and starts another on the same database and
@@ -186,6 +191,11 @@ impl Server {
     /// The process id (the same after sessiond re-executes itself).
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The lines the server has written to standard output so far.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// What the server has written to its log (stderr) so far.
@@ -288,6 +298,17 @@ impl Server {
     pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> std::process::Output {
         run_cli(&self.database_url, args, stdin)
     }
+}
+
+/// The base URL of a `sessiond listening on <url>` line, plain or (under
+/// `SESSIOND_LOG_FORMAT=json`) as the message of a JSON line.
+fn listening_address(line: &str) -> Option<String> {
+    const PREFIX: &str = "sessiond listening on ";
+    if let Some(url) = line.strip_prefix(PREFIX) {
+        return Some(url.to_owned());
+    }
+    let v: Value = serde_json::from_str(line).ok()?;
+    v["fields"]["message"].as_str()?.strip_prefix(PREFIX).map(str::to_owned)
 }
 
 /// Runs `sessiond <args>` with `DATABASE_URL` set.

@@ -105,6 +105,16 @@ pub struct UserPatch {
     pub role: Option<Role>,
 }
 
+impl UserPatch {
+    /// Whether this change can take the admin powers from an active admin
+    /// (a role other than `admin`, or a suspension): only such a change
+    /// needs the last-admin check.
+    pub fn may_remove_admin(&self) -> bool {
+        self.role.as_ref().is_some_and(|r| !r.is_admin())
+            || self.status == Some(UserStatus::Suspended)
+    }
+}
+
 /// Errors of the accounts domain.
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
@@ -114,6 +124,10 @@ pub enum AccountError {
     /// Another account has this email (case-insensitively).
     #[error("email is already registered")]
     EmailTaken,
+    /// The change would demote or suspend the last active admin, leaving
+    /// no one who can administer the server.
+    #[error("the last active admin cannot be demoted or suspended")]
+    LastAdmin,
     /// Whatever the domain cannot name: the store is down, a bug.
     #[error(transparent)]
     Unknown(#[from] anyhow::Error),
@@ -131,6 +145,11 @@ pub trait UserStore: Send + Sync {
     /// The account with this email, case-insensitively.
     fn find_by_email(&self, email: &str) -> Result<Option<User>, AccountError>;
     /// Applies `patch`, stamping `updated_at = now`; `None` when no such user.
+    ///
+    /// Refuses with [`AccountError::LastAdmin`], changing nothing, when the
+    /// user is an active admin and no other is: at least one active admin
+    /// always remains. The check and the change are one atomic step, so
+    /// two admins demoting each other at once cannot both succeed.
     fn update(
         &self,
         id: Uuid,

@@ -69,8 +69,11 @@
 //! assert_eq!(heatmap.weekly_hourly[&4][&11], 1); // Friday (0 = Monday), 11:00 local
 //! let stats = analytics.stats(&alice, report.clone())?;
 //! assert_eq!(stats.total_time_spent, 600); // seconds
+//! // Pages by total time, most first, at most `limit` (default 1000) a call.
 //! let pages = analytics.page_stats(&alice, report)?;
-//! assert_eq!((pages.0["/home"].visits, pages.0["/home"].total_time), (1, 42));
+//! let (page, stat) = &pages.page_stats[0];
+//! assert_eq!((page.as_str(), stat.visits, stat.total_time), ("/home", 1, 42));
+//! assert_eq!(pages.next_cursor, None); // the last page
 //!
 //! analytics.shutdown(); // writes what the group-commit batcher still holds
 //! # anyhow::Ok(())
@@ -83,16 +86,16 @@ mod tracking;
 mod values;
 
 pub use ports::{
-    BUCKET_MS, Interval, MsRange, PageTotal, SessionBucket, TimelinePosition, TrackEvent,
-    TrackingStore,
+    BUCKET_MS, EventSpan, Interval, MsRange, PagePosition, PageTotal, SessionBucket,
+    TimelinePosition, TrackEvent, TrackingStore,
 };
 pub use reports::{
     DailyTime, DetailEntry, DetailPage, Heatmap, LocalSlot, MostActive, PageStat, PageStats,
     PageTime, Stats, Summary, TimelineEntry, TimelinePage, WEEKDAYS,
 };
 pub use service::{
-    AnalyticsService, AnalyticsSettings, Caller, CheckedVisit, PageCommit, Readiness,
-    ReportRequest, StartRequest, TrackPageRequest, TransitionRequest, VisitRequest,
+    AnalyticsService, AnalyticsSettings, Caller, CheckedVisit, MAX_DETAIL_EVENTS, PageCommit,
+    Readiness, ReportRequest, StartRequest, TrackPageRequest, TransitionRequest, VisitRequest,
 };
 pub use tracking::{EventKind, PageVisit, TrackState, TrackedSession, Transition};
 pub use values::{App, PagePath, Subject, TimeSpent, Tz, parse_bound, parse_username};

@@ -60,6 +60,47 @@ pub struct PageTotal {
     pub time_sum: i64,
 }
 
+impl PageTotal {
+    /// Where this page stands in the order of the page reports, for paging
+    /// on after it.
+    pub fn position(&self) -> PagePosition {
+        PagePosition { time_sum: self.time_sum, page: self.page.clone() }
+    }
+}
+
+/// A position in the order of the page reports: total time, most first,
+/// then path in byte order (how both databases compare the page column).
+/// A page comes after `self` when its total is smaller, or equal with a
+/// greater path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PagePosition {
+    /// Total time of the last page of the previous call, seconds.
+    pub time_sum: i64,
+    /// Its path.
+    pub page: String,
+}
+
+impl PagePosition {
+    /// Whether `total` comes after this position in report order.
+    pub fn precedes(&self, total: &PageTotal) -> bool {
+        total.time_sum < self.time_sum
+            || (total.time_sum == self.time_sum && total.page.as_bytes() > self.page.as_bytes())
+    }
+}
+
+/// The events `[from_seq, to_seq)` of one session: a detailed timeline
+/// asks for exactly the events a page has room for, so that a session
+/// with very many events never loads them all at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventSpan {
+    /// The session.
+    pub session_id: Uuid,
+    /// First event (`seq`) wanted.
+    pub from_seq: i32,
+    /// First event no longer wanted.
+    pub to_seq: i32,
+}
+
 /// One recorded event of a tracked session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TrackEvent {
@@ -192,12 +233,20 @@ pub trait TrackingStore: Send + Sync {
         range: MsRange,
     ) -> anyhow::Result<Vec<SessionBucket>>;
 
-    /// Per-page totals of visits in `range` for `subject` in `app`.
+    /// Per-page totals of visits in `range` for `subject` in `app`: pages
+    /// with at least one visit, by total time (most first) then path (byte
+    /// order), after `after` (exclusive), at most `limit`.
+    ///
+    /// The grouping, order and limit are the store's (a database does them
+    /// in SQL), so that the memory of a call is bounded by `limit`, however
+    /// many pages a user has.
     fn page_totals(
         &self,
         app: &str,
         subject: &Subject,
         range: MsRange,
+        after: Option<&PagePosition>,
+        limit: u32,
     ) -> anyhow::Result<Vec<PageTotal>>;
 
     /// Sessions started in `range`, ascending by `(started_at, id)`, after
@@ -211,6 +260,9 @@ pub trait TrackingStore: Send + Sync {
         limit: u32,
     ) -> anyhow::Result<Vec<TrackedSession>>;
 
-    /// The events of these sessions, by session then `seq`.
-    fn events_of(&self, session_ids: &[Uuid]) -> anyhow::Result<Vec<TrackEvent>>;
+    /// The events of these spans (at most `to_seq - from_seq` each), span
+    /// after span in the order given, each by `seq`; a session is named by
+    /// one span at most. Only those events are read, so a call's memory is
+    /// bounded by the spans, not by how long the sessions are.
+    fn events_of(&self, spans: &[EventSpan]) -> anyhow::Result<Vec<TrackEvent>>;
 }

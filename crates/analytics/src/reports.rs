@@ -137,9 +137,14 @@ pub struct TimelinePage {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DailyTime(pub BTreeMap<String, i64>);
 
-/// Time by page: page → seconds.
+/// A page of the time-by-page report.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PageTime(pub BTreeMap<String, i64>);
+pub struct PageTime {
+    /// `(page, seconds spent)`, by seconds (most first), then path.
+    pub page_time: Vec<(String, i64)>,
+    /// Cursor of the next page; `None` on the last.
+    pub next_cursor: Option<String>,
+}
 
 /// One session with its events.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,7 +158,10 @@ pub struct DetailEntry {
 /// A page of the detailed timeline.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DetailPage {
-    /// Sessions in ascending start time, with events.
+    /// Sessions in ascending start time, with events: at most
+    /// [`crate::MAX_DETAIL_EVENTS`] events in all. A session whose events
+    /// do not fit is cut, and the next page opens with it again, holding
+    /// the rest of its events.
     pub detailed_timeline: Vec<DetailEntry>,
     /// Cursor of the next page; `None` on the last.
     pub next_cursor: Option<String>,
@@ -170,9 +178,14 @@ pub struct PageStat {
     pub average_time: i64,
 }
 
-/// The pages/stats report: page → statistics.
+/// A page of the pages/stats report.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PageStats(pub BTreeMap<String, PageStat>);
+pub struct PageStats {
+    /// `(page, statistics)`, by total time (most first), then path.
+    pub page_stats: Vec<(String, PageStat)>,
+    /// Cursor of the next page; `None` on the last.
+    pub next_cursor: Option<String>,
+}
 
 impl Heatmap {
     /// Session starts per local date and per local weekday × hour.
@@ -329,30 +342,35 @@ impl DailyTime {
 }
 
 impl PageTime {
-    /// Sum of `timespent` per page.
-    pub fn from_totals(totals: &[PageTotal]) -> Self {
-        let mut map: BTreeMap<String, i64> = BTreeMap::new();
-        for t in totals {
-            *map.entry(t.page.clone()).or_default() += t.time_sum;
+    /// Sum of `timespent` per page, in the order of `totals` (the store's:
+    /// one row per page, in report order).
+    pub fn from_totals(totals: &[PageTotal], next_cursor: Option<String>) -> Self {
+        Self {
+            page_time: totals.iter().map(|t| (t.page.clone(), t.time_sum)).collect(),
+            next_cursor,
         }
-        Self(map)
+    }
+}
+
+impl PageStat {
+    /// Visits, total and mean time (rounded down) of one page.
+    pub fn of(t: &PageTotal) -> Self {
+        Self {
+            visits: t.visits,
+            total_time: t.time_sum,
+            average_time: if t.visits > 0 { t.time_sum.max(0) / t.visits } else { 0 },
+        }
     }
 }
 
 impl PageStats {
-    /// Visits, total and mean time (rounded down) per page.
-    pub fn from_totals(totals: &[PageTotal]) -> Self {
-        let mut map: BTreeMap<String, PageStat> = BTreeMap::new();
-        for t in totals {
-            let stat = map.entry(t.page.clone()).or_default();
-            stat.visits += t.visits;
-            stat.total_time += t.time_sum;
+    /// Visits, total and mean time per page, in the order of `totals` (the
+    /// store's: one row per page, in report order).
+    pub fn from_totals(totals: &[PageTotal], next_cursor: Option<String>) -> Self {
+        Self {
+            page_stats: totals.iter().map(|t| (t.page.clone(), PageStat::of(t))).collect(),
+            next_cursor,
         }
-        for stat in map.values_mut() {
-            stat.average_time =
-                if stat.visits > 0 { stat.total_time.max(0) / stat.visits } else { 0 };
-        }
-        Self(map)
     }
 }
 
@@ -711,23 +729,26 @@ mod tests {
     fn page_reports() {
         let totals = [
             PageTotal { page: "/dashboard".into(), visits: 45, time_sum: 8130 },
-            PageTotal { page: "/profile".into(), visits: 2, time_sum: 5 },
-            PageTotal { page: "/profile".into(), visits: 1, time_sum: 0 },
+            PageTotal { page: "/profile".into(), visits: 3, time_sum: 5 },
             PageTotal { page: "/empty".into(), visits: 0, time_sum: 0 },
         ];
-        let t = PageTime::from_totals(&totals);
-        assert_eq!(t.0.get("/dashboard"), Some(&8130));
-        assert_eq!(t.0.get("/profile"), Some(&5));
-        let s = PageStats::from_totals(&totals);
+        let t = PageTime::from_totals(&totals, Some("next".into()));
         assert_eq!(
-            s.0.get("/dashboard"),
-            Some(&PageStat { visits: 45, total_time: 8130, average_time: 180 })
+            t.page_time,
+            [("/dashboard".into(), 8130), ("/profile".into(), 5), ("/empty".into(), 0)],
+            "in the store's order"
         );
+        assert_eq!(t.next_cursor.as_deref(), Some("next"));
+        let s = PageStats::from_totals(&totals, None);
         assert_eq!(
-            s.0.get("/profile"),
-            Some(&PageStat { visits: 3, total_time: 5, average_time: 1 })
+            s.page_stats,
+            [
+                ("/dashboard".into(), PageStat { visits: 45, total_time: 8130, average_time: 180 }),
+                ("/profile".into(), PageStat { visits: 3, total_time: 5, average_time: 1 }),
+                ("/empty".into(), PageStat::default()),
+            ]
         );
-        assert_eq!(s.0.get("/empty"), Some(&PageStat::default()));
+        assert_eq!(s.next_cursor, None);
     }
 
     #[test]

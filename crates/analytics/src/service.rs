@@ -16,10 +16,10 @@ use futures_channel::oneshot;
 use kernel::{Clock, Duration, OffsetDateTime, Uuid, Violations};
 
 use crate::{
-    AnalyticsError, App, DailyTime, DetailEntry, DetailPage, EventKind, Heatmap, MostActive,
-    MsRange, PagePath, PageStats, PageTime, PageVisit, SessionBucket, Stats, Subject, Summary,
-    TimeSpent, TimelineEntry, TimelinePage, TimelinePosition, TrackedSession, TrackingStore, Tz,
-    parse_bound, parse_username,
+    AnalyticsError, App, DailyTime, DetailEntry, DetailPage, EventKind, EventSpan, Heatmap,
+    MostActive, MsRange, PagePath, PagePosition, PageStats, PageTime, PageTotal, PageVisit,
+    SessionBucket, Stats, Subject, Summary, TimeSpent, TimelineEntry, TimelinePage,
+    TimelinePosition, TrackedSession, TrackingStore, Tz, parse_bound, parse_username,
 };
 
 /// How often a transition is retried when the session changed between
@@ -47,9 +47,23 @@ const FOLD_LAG: Duration = Duration::milliseconds(250);
 /// Stale sessions fetched per sweep round.
 const SWEEP_BATCH: u32 = 500;
 
-/// Default and largest timeline page.
+/// Default and largest timeline page (sessions).
 const DEFAULT_LIMIT: i64 = 100;
 const MAX_LIMIT: i64 = 1000;
+
+/// Default and largest page of time-by-page and pages/stats (pages). One
+/// page path is at most 2048 characters, so an answer stays within a few
+/// megabytes however many pages a user has.
+const DEFAULT_PAGES_LIMIT: i64 = 1000;
+const MAX_PAGES_LIMIT: i64 = 1000;
+
+/// Most events on one page of the detailed timeline. Sessions are shown
+/// whole while they fit; a session whose events do not fit is cut there,
+/// and the next page opens with the same session and the rest of its
+/// events. A session can hold any number of events (pause and resume
+/// have no limit), so only a cut inside a session keeps every answer
+/// bounded.
+pub const MAX_DETAIL_EVENTS: i32 = 10_000;
 
 /// Who is calling, from a verified bearer token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,9 +144,11 @@ pub struct ReportRequest {
     pub to: Option<String>,
     /// IANA zone, default `UTC`.
     pub tz: Option<String>,
-    /// Page size for the timelines (default 100, at most 1000).
+    /// Page size of the paged reports, 1–1000: sessions for the timelines
+    /// (default 100), pages for time-by-page and pages/stats (default
+    /// 1000). Ignored by the other reports.
     pub limit: Option<i64>,
-    /// Cursor for the timelines.
+    /// `next_cursor` of the previous page of the same paged report.
     pub cursor: Option<String>,
 }
 
@@ -356,7 +372,7 @@ impl AnalyticsService {
     /// The heatmap: sessions started per local day, and per weekday and
     /// local hour, in the request's zone.
     pub fn heatmap(&self, caller: &Caller, req: ReportRequest) -> Result<Heatmap, AnalyticsError> {
-        let scope = self.scope(Some(caller), &req, false)?;
+        let scope = self.scope(Some(caller), &req, Paging::No)?;
         Ok(Heatmap::from_buckets(&self.buckets(&scope)?, &scope.tz))
     }
 
@@ -366,14 +382,14 @@ impl AnalyticsService {
         caller: &Caller,
         req: ReportRequest,
     ) -> Result<MostActive, AnalyticsError> {
-        let scope = self.scope(Some(caller), &req, false)?;
+        let scope = self.scope(Some(caller), &req, Paging::No)?;
         Ok(MostActive::from_buckets(&self.buckets(&scope)?, &scope.tz))
     }
 
     /// Sessions started, active days, and the total and mean duration of
     /// the ended ones.
     pub fn stats(&self, caller: &Caller, req: ReportRequest) -> Result<Stats, AnalyticsError> {
-        let scope = self.scope(Some(caller), &req, false)?;
+        let scope = self.scope(Some(caller), &req, Paging::No)?;
         Ok(Stats::from_buckets(&self.buckets(&scope)?, &scope.tz))
     }
 
@@ -385,7 +401,7 @@ impl AnalyticsService {
         caller: Option<&Caller>,
         req: ReportRequest,
     ) -> Result<Summary, AnalyticsError> {
-        let scope = self.scope(caller, &req, false)?;
+        let scope = self.scope(caller, &req, Paging::No)?;
         Ok(Summary::from_buckets(&self.buckets(&scope)?))
     }
 
@@ -396,7 +412,7 @@ impl AnalyticsService {
         caller: Option<&Caller>,
         req: ReportRequest,
     ) -> Result<TimelinePage, AnalyticsError> {
-        let scope = self.scope(caller, &req, true)?;
+        let scope = self.scope(caller, &req, Paging::Sessions)?;
         let (sessions, next_cursor) = self.sessions_page(&scope)?;
         Ok(TimelinePage {
             timeline: sessions.iter().map(TimelineEntry::from_session).collect(),
@@ -412,46 +428,104 @@ impl AnalyticsService {
         caller: &Caller,
         req: ReportRequest,
     ) -> Result<DailyTime, AnalyticsError> {
-        let scope = self.scope(Some(caller), &req, false)?;
+        let scope = self.scope(Some(caller), &req, Paging::No)?;
         Ok(DailyTime::from_buckets(&self.buckets(&scope)?, &scope.tz))
     }
 
-    /// Time spent per page.
+    /// Time spent per page: one page of the report, pages by total time
+    /// (most first) then path, at most `limit` (default and most 1000).
     pub fn time_by_page(
         &self,
         caller: &Caller,
         req: ReportRequest,
     ) -> Result<PageTime, AnalyticsError> {
-        let scope = self.scope(Some(caller), &req, false)?;
-        let totals = self.store.page_totals(scope.app.as_str(), &scope.subject, scope.range)?;
-        Ok(PageTime::from_totals(&totals))
+        let scope = self.scope(Some(caller), &req, Paging::Pages)?;
+        let (totals, next_cursor) = self.pages_page(&scope)?;
+        Ok(PageTime::from_totals(&totals, next_cursor))
     }
 
-    /// One page of sessions by start time, each with its events.
+    /// One page of sessions by start time, each with its events: at most
+    /// `limit` sessions and [`MAX_DETAIL_EVENTS`] events. A session whose
+    /// events do not fit in what is left of the page is cut, and the
+    /// cursor continues inside it: the next page opens with that session
+    /// again, holding its next events. Only the events the page holds are
+    /// read, whatever a session's length.
     pub fn session_timeline_detail(
         &self,
         caller: &Caller,
         req: ReportRequest,
     ) -> Result<DetailPage, AnalyticsError> {
-        let scope = self.scope(Some(caller), &req, true)?;
-        let (sessions, next_cursor) = self.sessions_page(&scope)?;
-        let ids: Vec<Uuid> = sessions.iter().map(|s| s.id).collect();
-        let events = if ids.is_empty() { Vec::new() } else { self.store.events_of(&ids)? };
+        let scope = self.scope(Some(caller), &req, Paging::Events)?;
+        let limit = scope.page.limit as usize;
+        // A cursor inside a session starts the page AT that session (the
+        // store's positions are exclusive); the session must still be
+        // selected by the request, so a crafted cursor shows nothing the
+        // caller could not see anyway.
+        let (after, resume) = match (scope.page.after, scope.page.inside) {
+            (Some(p), Some(seq)) => (Some(just_before(p)), Some((p.id, seq))),
+            (after, _) => (after, None),
+        };
+        let sessions = self.store.timeline(
+            scope.app.as_str(),
+            &scope.subject,
+            scope.range,
+            after,
+            scope.page.limit.saturating_add(1),
+        )?;
+        let mut budget = MAX_DETAIL_EVENTS;
+        let mut shown: Vec<TrackedSession> = Vec::new();
+        let mut spans: Vec<EventSpan> = Vec::new();
+        let mut last: Option<&TrackedSession> = None;
+        let mut next_cursor = None;
+        for s in &sessions {
+            if shown.len() == limit || budget == 0 {
+                // Full, and there is more: go on after the last session.
+                next_cursor = last.map(|l| format_cursor(l.started_at, l.id));
+                break;
+            }
+            let from = match resume {
+                Some((id, seq)) if id == s.id => seq,
+                _ => 0,
+            };
+            // `events` counts the session's events (seq 0..events) as read
+            // with the session, so the span holds exactly that many even if
+            // more arrive meanwhile.
+            let total = s.events.max(from);
+            let take = (total - from).min(budget);
+            if take > 0 {
+                spans.push(EventSpan { session_id: s.id, from_seq: from, to_seq: from + take });
+                shown.push(s.clone());
+                budget -= take;
+            }
+            if from + take < total {
+                next_cursor = Some(format_event_cursor(s.started_at, s.id, from + take));
+                break;
+            }
+            last = Some(s);
+        }
+        // Every session read was handled, but the store had more than the
+        // page asked for (a resumed session turned out to hold nothing).
+        if next_cursor.is_none() && sessions.len() > limit {
+            next_cursor = last.map(|l| format_cursor(l.started_at, l.id));
+        }
+        let events = if spans.is_empty() { Vec::new() } else { self.store.events_of(&spans)? };
         Ok(DetailPage {
-            detailed_timeline: DetailEntry::from_sessions(&sessions, &events),
+            detailed_timeline: DetailEntry::from_sessions(&shown, &events),
             next_cursor,
         })
     }
 
-    /// Visits, total and average time per page.
+    /// Visits, total and average time per page: one page of the report,
+    /// pages by total time (most first) then path, at most `limit`
+    /// (default and most 1000).
     pub fn page_stats(
         &self,
         caller: &Caller,
         req: ReportRequest,
     ) -> Result<PageStats, AnalyticsError> {
-        let scope = self.scope(Some(caller), &req, false)?;
-        let totals = self.store.page_totals(scope.app.as_str(), &scope.subject, scope.range)?;
-        Ok(PageStats::from_totals(&totals))
+        let scope = self.scope(Some(caller), &req, Paging::Pages)?;
+        let (totals, next_cursor) = self.pages_page(&scope)?;
+        Ok(PageStats::from_totals(&totals, next_cursor))
     }
 
     /// Closes open sessions without events for the idle timeout, dated at
@@ -507,12 +581,12 @@ impl AnalyticsService {
 
     /// Validates a report request and authorizes the caller (`None` = a
     /// public endpoint, which covers any user, `all` included, when public
-    /// analytics are on). `paged` also reads `limit` and `cursor`.
+    /// analytics are on). A paged report also reads `limit` and `cursor`.
     fn scope(
         &self,
         caller: Option<&Caller>,
         req: &ReportRequest,
-        paged: bool,
+        paging: Paging,
     ) -> Result<Scope, AnalyticsError> {
         if caller.is_none() && !self.settings.public_analytics {
             return Err(AnalyticsError::Disabled);
@@ -536,17 +610,30 @@ impl AnalyticsService {
         {
             v.add("to", "must be later than from");
         }
-        let mut page = Page { limit: DEFAULT_LIMIT as u32, after: None };
-        if paged {
+        let (default, max) = match paging {
+            Paging::Pages => (DEFAULT_PAGES_LIMIT, MAX_PAGES_LIMIT),
+            _ => (DEFAULT_LIMIT, MAX_LIMIT),
+        };
+        let mut page = Page { limit: u32::try_from(default).unwrap_or(1), ..Page::default() };
+        if paging != Paging::No {
             match req.limit {
                 None => {}
-                Some(l) if (1..=MAX_LIMIT).contains(&l) => {
-                    page.limit = u32::try_from(l).unwrap_or(DEFAULT_LIMIT as u32);
+                Some(l) if (1..=max).contains(&l) => {
+                    page.limit = u32::try_from(l).unwrap_or(page.limit);
                 }
-                Some(_) => v.add("limit", format!("must be between 1 and {MAX_LIMIT}")),
+                Some(_) => v.add("limit", format!("must be between 1 and {max}")),
             }
-            if let Some(c) = req.cursor.as_deref() {
-                page.after = v.check("cursor", parse_cursor(c));
+        }
+        if let Some(c) = req.cursor.as_deref() {
+            match paging {
+                Paging::No => {}
+                Paging::Sessions => page.after = v.check("cursor", parse_cursor(c)),
+                Paging::Events => {
+                    if let Some((after, inside)) = v.check("cursor", parse_event_cursor(c)) {
+                        (page.after, page.inside) = (Some(after), inside);
+                    }
+                }
+                Paging::Pages => page.after_page = v.check("cursor", parse_page_cursor(c)),
             }
         }
         let (Some(app), Some(subject), Some(tz), true) = (app, subject, tz, v.is_empty()) else {
@@ -570,6 +657,30 @@ impl AnalyticsService {
             }
         }
         Ok(buckets)
+    }
+
+    /// One page of the page reports, and the cursor of the next (asking
+    /// for one more than the page tells whether there is one). The store
+    /// groups, orders and limits, so at most `limit + 1` pages are held.
+    fn pages_page(
+        &self,
+        scope: &Scope,
+    ) -> Result<(Vec<PageTotal>, Option<String>), AnalyticsError> {
+        let mut totals = self.store.page_totals(
+            scope.app.as_str(),
+            &scope.subject,
+            scope.range,
+            scope.page.after_page.as_ref(),
+            scope.page.limit.saturating_add(1),
+        )?;
+        let limit = scope.page.limit as usize;
+        let next = if totals.len() > limit {
+            totals.truncate(limit);
+            totals.last().map(|t| format_page_cursor(&t.position()))
+        } else {
+            None
+        };
+        Ok((totals, next))
     }
 
     /// One page of sessions by start time, and the cursor of the next
@@ -611,10 +722,31 @@ struct Scope {
     page: Page,
 }
 
-/// Timeline paging.
+/// Which paging a report takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Paging {
+    /// None: `limit` and `cursor` are ignored.
+    No,
+    /// Sessions by start time (timelines).
+    Sessions,
+    /// Sessions by start time, with a cursor that may point inside a
+    /// session (the detailed timeline).
+    Events,
+    /// Pages by total time (time-by-page, pages/stats).
+    Pages,
+}
+
+/// Where a page of a paged report starts, and how long it is.
+#[derive(Debug, Default)]
 struct Page {
     limit: u32,
+    /// Sessions: after this one.
     after: Option<TimelinePosition>,
+    /// Detailed timeline: not after but AT the session `after`, from this
+    /// event on.
+    inside: Option<i32>,
+    /// Page reports: after this page.
+    after_page: Option<PagePosition>,
 }
 
 /// The caller may act for `subject` in `app`: admins for anyone anywhere;
@@ -671,8 +803,11 @@ fn format_cursor(started_at: OffsetDateTime, id: Uuid) -> String {
     format!("{}.{}", kernel::to_millis(started_at), id.simple())
 }
 
+/// Why a cursor is refused.
+const BAD_CURSOR: &str = "is not a cursor from a previous page";
+
 fn parse_cursor(s: &str) -> Result<TimelinePosition, &'static str> {
-    const BAD: &str = "is not a cursor from a previous page";
+    const BAD: &str = BAD_CURSOR;
     let (ms, id) = s.split_once('.').ok_or(BAD)?;
     let ms: i64 = ms.parse().map_err(|_| BAD)?;
     if id.len() != 32 {
@@ -680,6 +815,87 @@ fn parse_cursor(s: &str) -> Result<TimelinePosition, &'static str> {
     }
     let id = Uuid::try_parse(id).map_err(|_| BAD)?;
     Ok(TimelinePosition { started_at: kernel::from_millis(ms), id })
+}
+
+/// The detailed timeline's cursor inside a session: the timeline cursor
+/// of the session, then `.<seq>`, the first of its events still to show.
+fn format_event_cursor(started_at: OffsetDateTime, id: Uuid, seq: i32) -> String {
+    format!("{}.{seq}", format_cursor(started_at, id))
+}
+
+/// A detailed-timeline cursor: after a session (a timeline cursor), or
+/// inside one (with the event to go on from, at least 1).
+fn parse_event_cursor(s: &str) -> Result<(TimelinePosition, Option<i32>), &'static str> {
+    let Some((head, seq)) = s.rsplit_once('.').filter(|(head, _)| head.contains('.')) else {
+        return Ok((parse_cursor(s)?, None));
+    };
+    if seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(BAD_CURSOR);
+    }
+    match seq.parse::<i32>() {
+        Ok(seq) if seq >= 1 => Ok((parse_cursor(head)?, Some(seq))),
+        _ => Err(BAD_CURSOR),
+    }
+}
+
+/// The position just before `p` in `(started_at, id)` order, so that a
+/// page can start AT `p` although the store's positions are exclusive:
+/// the id just below at the same instant, or, below the nil id, the
+/// greatest id of the millisecond before (instants are whole
+/// milliseconds, and ids compare as 128-bit numbers).
+fn just_before(p: TimelinePosition) -> TimelinePosition {
+    match p.id.as_u128().checked_sub(1) {
+        Some(id) => TimelinePosition { started_at: p.started_at, id: Uuid::from_u128(id) },
+        None => TimelinePosition {
+            started_at: p.started_at - Duration::milliseconds(1),
+            id: Uuid::from_u128(u128::MAX),
+        },
+    }
+}
+
+/// The opaque cursor of the page reports: `<total seconds>.<the page path
+/// as lowercase hex of its UTF-8 bytes>` (any path fits in a JSON string
+/// this way, and reads back exactly).
+fn format_page_cursor(p: &PagePosition) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(24 + 2 * p.page.len());
+    out.push_str(&p.time_sum.to_string());
+    out.push('.');
+    for b in p.page.bytes() {
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+fn parse_page_cursor(s: &str) -> Result<PagePosition, &'static str> {
+    // A page path is at most 2048 characters of at most 4 bytes each.
+    const MAX_HEX: usize = 2 * 4 * 2048;
+    let (time, hex) = s.split_once('.').ok_or(BAD_CURSOR)?;
+    if time.is_empty() || !time.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(BAD_CURSOR);
+    }
+    let time_sum: i64 = time.parse().map_err(|_| BAD_CURSOR)?;
+    if hex.is_empty() || hex.len() % 2 != 0 || hex.len() > MAX_HEX {
+        return Err(BAD_CURSOR);
+    }
+    let nibble = |b: u8| match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        _ => None,
+    };
+    let bytes = hex
+        .as_bytes()
+        .chunks_exact(2)
+        .map(|pair| Some(nibble(pair[0])? << 4 | nibble(pair[1])?))
+        .collect::<Option<Vec<u8>>>()
+        .ok_or(BAD_CURSOR)?;
+    let page = String::from_utf8(bytes).map_err(|_| BAD_CURSOR)?;
+    // Every stored page is a valid path: anything else (another report's
+    // cursor, or a NUL, which PostgreSQL text cannot even hold) was never
+    // a position in this report.
+    let page = PagePath::parse(&page).map_err(|_| BAD_CURSOR)?.0;
+    Ok(PagePosition { time_sum, page })
 }
 
 /// The outcome of a group commit for one visit: the visit back, or the
@@ -1050,6 +1266,8 @@ mod tests {
         folds: Mutex<Vec<(OffsetDateTime, usize)>>,
         /// `fold_pages` fails while true.
         fail_folds: AtomicBool,
+        /// How many events each `events_of` call returned.
+        events_read: Mutex<Vec<usize>>,
     }
 
     fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -1197,6 +1415,8 @@ mod tests {
             app: &str,
             subject: &Subject,
             range: MsRange,
+            after: Option<&PagePosition>,
+            limit: u32,
         ) -> anyhow::Result<Vec<PageTotal>> {
             let mut by: BTreeMap<String, PageTotal> = BTreeMap::new();
             for v in lock(&self.visits).iter() {
@@ -1210,7 +1430,11 @@ mod tests {
                     t.time_sum += v.timespent;
                 }
             }
-            Ok(by.into_values().collect())
+            let mut v: Vec<PageTotal> =
+                by.into_values().filter(|t| after.is_none_or(|a| a.precedes(t))).collect();
+            v.sort_by(|a, b| b.time_sum.cmp(&a.time_sum).then_with(|| a.page.cmp(&b.page)));
+            v.truncate(limit as usize);
+            Ok(v)
         }
 
         fn timeline(
@@ -1236,14 +1460,21 @@ mod tests {
             Ok(v)
         }
 
-        fn events_of(&self, session_ids: &[Uuid]) -> anyhow::Result<Vec<TrackEvent>> {
-            let mut v: Vec<TrackEvent> = lock(&self.events)
-                .iter()
-                .filter(|e| session_ids.contains(&e.session_id))
-                .copied()
-                .collect();
-            v.sort_by_key(|e| (e.session_id, e.seq));
-            Ok(v)
+        fn events_of(&self, spans: &[EventSpan]) -> anyhow::Result<Vec<TrackEvent>> {
+            let events = lock(&self.events);
+            let mut out = Vec::new();
+            for span in spans {
+                let mut v: Vec<TrackEvent> = events
+                    .iter()
+                    .filter(|e| e.session_id == span.session_id)
+                    .filter(|e| (span.from_seq..span.to_seq).contains(&e.seq))
+                    .copied()
+                    .collect();
+                v.sort_by_key(|e| e.seq);
+                out.extend(v);
+            }
+            lock(&self.events_read).push(out.len());
+            Ok(out)
         }
     }
 
@@ -1387,8 +1618,9 @@ mod tests {
             f.svc.end(&alice(), step_req("alice", s.id, "2024-01-01T11:00:00Z")),
             Err(AnalyticsError::InvalidTransition { action: "end", state: "ended" })
         ));
+        let span = EventSpan { session_id: s.id, from_seq: 0, to_seq: 99 };
         let kinds: Vec<(i32, EventKind)> =
-            ok(f.store.events_of(&[s.id])).iter().map(|e| (e.seq, e.kind)).collect();
+            ok(f.store.events_of(&[span])).iter().map(|e| (e.seq, e.kind)).collect();
         assert_eq!(
             kinds,
             [
@@ -1910,14 +2142,242 @@ mod tests {
         }
         ok(f.svc.track_page(None, visit("bob", "/dashboard")));
         let t = ok(f.svc.time_by_page(&alice(), report("alice")));
-        assert_eq!(t.0, BTreeMap::from([("/dashboard".into(), 151), ("/profile".into(), 7)]));
+        assert_eq!(t.page_time, [("/dashboard".into(), 151), ("/profile".into(), 7)]);
+        assert_eq!(t.next_cursor, None);
         let s = ok(f.svc.page_stats(&admin(), report("all")));
         assert_eq!(
-            s.0.get("/dashboard").map(|p| (p.visits, p.total_time, p.average_time)),
-            Some((3, 271, 90))
+            s.page_stats.first().map(|(p, s)| (p.as_str(), s.visits, s.total_time, s.average_time)),
+            Some(("/dashboard", 3, 271, 90))
         );
         let r = ReportRequest { to: Some("2024-06-01T12:00:00Z".into()), ..report("alice") };
-        assert!(ok(f.svc.page_stats(&alice(), r)).0.is_empty(), "visits are selected by time");
+        let s = ok(f.svc.page_stats(&alice(), r));
+        assert!(s.page_stats.is_empty(), "visits are selected by time");
+    }
+
+    /// Tracks one visit of `secs` seconds to `page` for alice.
+    fn track(f: &Fixture, page: &str, secs: i64) {
+        let mut v = visit("alice", page);
+        v.timespent = Some(secs);
+        ok(f.svc.track_page(None, v));
+    }
+
+    #[test]
+    fn page_reports_page_by_total_time_then_path() {
+        let f = fixture();
+        // 2,500 pages: totals 0..=9 seconds, so many ties broken by path
+        // (in byte order: "/B" before "/a"); one page visited twice.
+        let mut want: Vec<(String, i64)> = Vec::new();
+        for i in 0..2500_i64 {
+            let page = if i % 2 == 0 { format!("/a{i}") } else { format!("/B{i}") };
+            track(&f, &page, i % 10);
+            want.push((page, i % 10));
+        }
+        track(&f, "/a0", 50);
+        want[0].1 += 50;
+        want.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+
+        // Both reports, default limit (1000) and a small one: every page
+        // once, in order, the store asked for one more than the limit.
+        for limit in [None, Some(7)] {
+            let (mut time, mut stats, mut calls) = (Vec::new(), Vec::new(), 0);
+            let mut cursors = (None::<String>, None::<String>);
+            loop {
+                let r = ReportRequest { limit, cursor: cursors.0.clone(), ..report("alice") };
+                let t = ok(f.svc.time_by_page(&alice(), r));
+                let r = ReportRequest { limit, cursor: cursors.1.clone(), ..report("alice") };
+                let s = ok(f.svc.page_stats(&alice(), r));
+                let max = limit.unwrap_or(1000) as usize;
+                assert!(t.page_time.len() <= max && s.page_stats.len() <= max);
+                assert_eq!(t.next_cursor.is_some(), s.next_cursor.is_some());
+                time.extend(t.page_time);
+                stats.extend(s.page_stats.into_iter().map(|(p, s)| (p, s.total_time)));
+                calls += 1;
+                match (t.next_cursor, s.next_cursor) {
+                    (Some(a), Some(b)) => cursors = (Some(a), Some(b)),
+                    _ => break,
+                }
+            }
+            assert_eq!(time, want, "{limit:?}");
+            assert_eq!(stats, want, "{limit:?}");
+            assert_eq!(calls, 2501_usize.div_ceil(limit.unwrap_or(1000) as usize));
+        }
+        // Exactly a full last page: no cursor on it.
+        let r = ReportRequest { limit: Some(1000), ..report("alice") };
+        let mut cursor = ok(f.svc.page_stats(&alice(), r.clone())).next_cursor;
+        let r = ReportRequest { cursor: cursor.take(), ..r };
+        let second = ok(f.svc.page_stats(&alice(), r.clone()));
+        let r = ReportRequest { cursor: second.next_cursor, ..r };
+        let third = ok(f.svc.page_stats(&alice(), r));
+        assert_eq!((third.page_stats.len(), third.next_cursor), (500, None));
+
+        // Limits and cursors are validated.
+        for (limit, cursor, bad) in [
+            (Some(0), None, vec!["limit"]),
+            (Some(1001), None, vec!["limit"]),
+            (Some(-1), Some("x"), vec!["cursor", "limit"]),
+            (None, Some("5"), vec!["cursor"]),
+            (None, Some("5.2f6"), vec!["cursor"]),
+            (None, Some("5.2F61"), vec!["cursor"]),
+            (None, Some("-5.2f61"), vec!["cursor"]),
+            (None, Some("5.6162"), vec!["cursor"]),
+            (None, Some("5.2fff"), vec!["cursor"]),
+            (None, Some("5.2f00"), vec!["cursor"]),
+            (None, Some("5.2f0a"), vec!["cursor"]),
+            (None, Some("1704067200000.0190f1c27e3a7b4c9d2e1f2a3b4c5d6e"), vec!["cursor"]),
+        ] {
+            let r = ReportRequest { limit, cursor: cursor.map(Into::into), ..report("alice") };
+            let e = f.svc.time_by_page(&alice(), r.clone()).expect_err("bad");
+            assert_eq!(fields(e), bad, "{limit:?} {cursor:?}");
+            let e = f.svc.page_stats(&alice(), r).expect_err("bad");
+            assert_eq!(fields(e), bad, "{limit:?} {cursor:?}");
+        }
+    }
+
+    #[test]
+    fn page_cursors_round_trip_any_path() {
+        for page in ["/", "/a.b?c=d#e", "/é/日本/🙂", &format!("/{}", "x".repeat(2047))] {
+            let p = PagePosition { time_sum: 86_400 * 3, page: page.into() };
+            let c = format_page_cursor(&p);
+            assert!(c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.'), "{c}");
+            assert_eq!(parse_page_cursor(&c), Ok(p));
+        }
+        let huge = format!("1.{}", "2f".repeat(4 * 2048 + 1));
+        assert!(parse_page_cursor(&huge).is_err());
+    }
+
+    /// Starts a session for alice at `start` with `pauses` pause and resume
+    /// pairs one millisecond apart (so `1 + 2 * pauses` events).
+    fn long_session(f: &Fixture, start: &str, pauses: i64) -> TrackedSession {
+        let s = ok(f.svc.start(&alice(), start_req("alice", start)));
+        let t0 = to_millis(s.started_at);
+        for k in 0..pauses {
+            for (i, kind) in [EventKind::Pause, EventKind::Resume].into_iter().enumerate() {
+                let at = kernel::format_instant(from_millis(t0 + 2 * k + 1 + i as i64));
+                let req = step_req("alice", s.id, &at);
+                ok(match kind {
+                    EventKind::Pause => f.svc.pause(&alice(), req),
+                    _ => f.svc.resume(&alice(), req),
+                });
+            }
+        }
+        s
+    }
+
+    #[test]
+    fn detail_pages_hold_at_most_ten_thousand_events() {
+        let f = fixture();
+        // Sessions of 4,001, 5,001, 1 and 12,001 events, then one of 3.
+        let a = long_session(&f, "2024-01-01T00:00:00Z", 2000);
+        let b = long_session(&f, "2024-01-02T00:00:00Z", 2500);
+        let c = long_session(&f, "2024-01-03T00:00:00Z", 0);
+        let d = long_session(&f, "2024-01-04T00:00:00Z", 6000);
+        let e = long_session(&f, "2024-01-05T00:00:00Z", 1);
+        lock(&f.store.events_read).clear();
+        let mut pages: Vec<Vec<DetailEntry>> = Vec::new();
+        let mut cursor = None;
+        loop {
+            let r = ReportRequest { cursor: cursor.take(), ..report("alice") };
+            let page = ok(f.svc.session_timeline_detail(&alice(), r));
+            let held: usize = page.detailed_timeline.iter().map(|d| d.events.len()).sum();
+            assert!(held <= MAX_DETAIL_EVENTS as usize, "{held}");
+            pages.push(page.detailed_timeline);
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+            assert!(pages.len() < 10, "paging does not end");
+        }
+        let shape: Vec<Vec<(Uuid, usize)>> = pages
+            .iter()
+            .map(|p| p.iter().map(|d| (d.session_id, d.events.len())).collect())
+            .collect();
+        // Page 1: a (4,001) and b (5,001) whole, c (1), then 997 of d.
+        // Page 2: the next 10,000 of d. Page 3: d's last 1,004, then e.
+        assert_eq!(
+            shape,
+            [
+                vec![(a.id, 4001), (b.id, 5001), (c.id, 1), (d.id, 997)],
+                vec![(d.id, 10_000)],
+                vec![(d.id, 1004), (e.id, 3)],
+            ]
+        );
+        // d's events, put together, are all of them in order.
+        let d_events: Vec<(EventKind, OffsetDateTime)> = pages
+            .iter()
+            .flatten()
+            .filter(|entry| entry.session_id == d.id)
+            .flat_map(|entry| entry.events.iter().copied())
+            .collect();
+        assert_eq!(d_events.len(), 12_001);
+        assert_eq!(d_events[0].0, EventKind::Start);
+        assert!(d_events.windows(2).all(|w| w[0].1 < w[1].1), "in order, none twice");
+        // Only what a page holds was read from the store.
+        assert_eq!(*lock(&f.store.events_read), [10_000, 10_000, 1007]);
+
+        // A session limit still applies, and a page may end exactly at a
+        // session's end.
+        let r = ReportRequest { limit: Some(2), ..report("alice") };
+        let page = ok(f.svc.session_timeline_detail(&alice(), r.clone()));
+        assert_eq!(page.detailed_timeline.len(), 2);
+        let next = page.next_cursor.expect("more");
+        assert!(parse_cursor(&next).is_ok(), "after a whole session: a timeline cursor");
+        let page =
+            ok(f.svc.session_timeline_detail(&alice(), ReportRequest { cursor: Some(next), ..r }));
+        assert_eq!(
+            page.detailed_timeline
+                .iter()
+                .map(|d| (d.session_id, d.events.len()))
+                .collect::<Vec<_>>(),
+            [(c.id, 1), (d.id, 9999)]
+        );
+
+        // Junk inside-session cursors are 422; one naming a session the
+        // request does not select starts after that position instead.
+        let inside = format_event_cursor(d.started_at, d.id, 5);
+        for junk in [
+            format!("{inside}x"),
+            format!("{}.0", format_cursor(d.started_at, d.id)),
+            format!("{}.-3", format_cursor(d.started_at, d.id)),
+            format!("{}.", format_cursor(d.started_at, d.id)),
+        ] {
+            let r = ReportRequest { cursor: Some(junk.clone()), ..report("alice") };
+            let err = f.svc.session_timeline_detail(&alice(), r).expect_err("junk");
+            assert_eq!(fields(err), ["cursor"], "{junk}");
+        }
+        let r = ReportRequest { cursor: Some(inside), ..report("alice") };
+        let page = ok(f.svc.session_timeline_detail(&alice(), r));
+        assert_eq!(page.detailed_timeline[0].session_id, d.id);
+        assert_eq!(page.detailed_timeline[0].events.len(), 10_000);
+        assert_eq!(page.detailed_timeline[0].events[0], d_events[5]);
+        let r = ReportRequest {
+            cursor: Some(format_event_cursor(d.started_at, d.id, 5)),
+            from: Some("2024-01-04T00:00:01Z".into()),
+            ..report("alice")
+        };
+        let page = ok(f.svc.session_timeline_detail(&alice(), r));
+        assert_eq!(
+            page.detailed_timeline.iter().map(|d| d.session_id).collect::<Vec<_>>(),
+            [e.id],
+            "d is not selected by the range"
+        );
+    }
+
+    #[test]
+    fn just_before_is_the_predecessor() {
+        let when = at("2024-01-01T09:00:00.123Z");
+        let p = TimelinePosition { started_at: when, id: Uuid::from_u128(0x100) };
+        assert_eq!(
+            just_before(p),
+            TimelinePosition { started_at: when, id: Uuid::from_u128(0xff) }
+        );
+        let p = TimelinePosition { started_at: when, id: Uuid::nil() };
+        assert_eq!(
+            just_before(p),
+            TimelinePosition {
+                started_at: at("2024-01-01T09:00:00.122Z"),
+                id: Uuid::from_u128(u128::MAX)
+            }
+        );
     }
 
     #[test]

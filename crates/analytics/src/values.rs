@@ -164,25 +164,52 @@ impl Default for Tz {
 /// skips midnight (clocks jump from 23:59:59 to 01:00, as in Chile or
 /// Cuba), the "compatible" disambiguation moves it forward by the gap, to
 /// the first instant that day actually has.
+///
+/// Every date up to 9999-12-31 is a bound in every zone. A date `to` whose
+/// day ends after [`kernel::MAX_INSTANT`] (9999-12-31 in UTC or west of
+/// it) ends the range at that instant instead: nothing can be later, so the
+/// range covers the same. A timestamp after it is refused as out of range.
 pub fn parse_bound(s: &str, tz: &Tz, is_to: bool) -> Result<OffsetDateTime, String> {
     if is_plain_date(s) {
         let bad = || format!("{s} is not a valid date (YYYY-MM-DD)");
-        let mut date: jiff::civil::Date = s.parse().map_err(|_| bad())?;
-        if is_to {
-            date = date.tomorrow().map_err(|_| bad())?;
-        }
-        let start =
-            tz.0.to_ambiguous_timestamp(date.to_datetime(jiff::civil::Time::midnight()))
-                .compatible()
-                .map_err(|_| bad())?;
-        return OffsetDateTime::from_unix_timestamp_nanos(start.as_nanosecond()).map_err(|_| bad());
+        let date: jiff::civil::Date = s.parse().map_err(|_| bad())?;
+        let start = day_start_nanos(date, is_to, &tz.0).ok_or_else(bad)?;
+        return match OffsetDateTime::from_unix_timestamp_nanos(start) {
+            Ok(at) => Ok(at),
+            Err(_) if is_to && start > 0 => Ok(kernel::MAX_INSTANT),
+            Err(_) => Err(format!("{s} is out of range")),
+        };
     }
     kernel::parse_instant(s).map_err(|e| match e {
-        InstantError::MissingOffset => e.to_string(),
+        InstantError::MissingOffset | InstantError::OutOfRange => e.to_string(),
         InstantError::Malformed => {
             "must be an RFC 3339 timestamp with an offset or a date YYYY-MM-DD".to_owned()
         }
     })
+}
+
+/// The first instant of `date` in `tz` (of the day after it when `next`),
+/// in nanoseconds since the epoch.
+///
+/// jiff keeps instants before 9999-12-30T22:00Z (so that each has a civil
+/// time at every offset) and civil dates within year 9999, so the last days
+/// of year 9999 and the day after them are computed 400 years earlier and
+/// moved back: 400 Gregorian years are exactly 146,097 days (whole weeks
+/// too), and that far from today a zone follows the yearly rule of its
+/// POSIX TZ string, so local midnight has the same offset on both dates.
+fn day_start_nanos(date: jiff::civil::Date, next: bool, tz: &TimeZone) -> Option<i128> {
+    const CYCLE_NANOS: i128 = 146_097 * 86_400 * 1_000_000_000;
+    let (date, shift) = if date.year() == 9999 {
+        (jiff::civil::Date::new(date.year() - 400, date.month(), date.day()).ok()?, CYCLE_NANOS)
+    } else {
+        (date, 0)
+    };
+    let day = if next { date.tomorrow().ok()? } else { date };
+    let start = tz
+        .to_ambiguous_timestamp(day.to_datetime(jiff::civil::Time::midnight()))
+        .compatible()
+        .ok()?;
+    Some(start.as_nanosecond() + shift)
 }
 
 /// `YYYY-MM-DD` exactly (jiff would also take other ISO 8601 forms).
@@ -289,6 +316,45 @@ mod tests {
         // +05:30: local midnight is 18:30 UTC the day before.
         assert_eq!(bound("2024-01-02", "Asia/Kolkata", false), "2024-01-01T18:30:00.000Z");
         assert_eq!(bound("2024-01-02", "Asia/Kolkata", true), "2024-01-02T18:30:00.000Z");
+    }
+
+    #[test]
+    fn every_date_up_to_9999_12_31_is_a_bound_in_every_zone() {
+        // Ends after the last instant there is: the range runs to it.
+        assert_eq!(bound("9999-12-31", "UTC", true), "9999-12-31T23:59:59.999Z");
+        assert_eq!(bound("9999-12-31", "Etc/GMT+12", true), "9999-12-31T23:59:59.999Z");
+        assert_eq!(bound("9999-12-31", "America/New_York", true), "9999-12-31T23:59:59.999Z");
+        assert_eq!(bound("9999-12-30", "UTC", true), "9999-12-31T00:00:00.000Z");
+        assert_eq!(bound("9999-12-31", "UTC", false), "9999-12-31T00:00:00.000Z");
+        // Etc/GMT+12 is UTC-12; Kiritimati is UTC+14.
+        assert_eq!(bound("9999-12-31", "Etc/GMT+12", false), "9999-12-31T12:00:00.000Z");
+        assert_eq!(bound("9999-12-30", "Etc/GMT+12", true), "9999-12-31T12:00:00.000Z");
+        assert_eq!(bound("9999-12-31", "Pacific/Kiritimati", false), "9999-12-30T10:00:00.000Z");
+        assert_eq!(bound("9999-12-31", "Pacific/Kiritimati", true), "9999-12-31T10:00:00.000Z");
+        assert_eq!(bound("9999-12-31", "Asia/Kolkata", true), "9999-12-31T18:30:00.000Z");
+        // The 400-year shift keeps daylight saving: New York is on EDT in July.
+        assert_eq!(bound("9999-07-04", "America/New_York", false), "9999-07-04T04:00:00.000Z");
+        assert_eq!(bound("9999-01-15", "America/New_York", true), "9999-01-16T05:00:00.000Z");
+        assert_eq!(bound("9999-02-28", "UTC", true), "9999-03-01T00:00:00.000Z");
+        assert_eq!(bound("9998-12-31", "Etc/GMT+12", true), "9999-01-01T12:00:00.000Z");
+        assert_eq!(bound("0000-01-01", "Pacific/Kiritimati", false), "0000-01-01T10:29:20.000Z");
+        // Every zone, first and last dates, both ends.
+        for name in jiff::tz::db().available() {
+            let Ok(tz) = Tz::parse(name.as_str()) else { continue };
+            for date in ["0000-01-01", "9999-12-30", "9999-12-31"] {
+                for is_to in [false, true] {
+                    assert!(parse_bound(date, &tz, is_to).is_ok(), "{date} {is_to} in {name}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn timestamps_after_the_last_instant_are_out_of_range() {
+        let utc = Tz::utc();
+        let e = parse_bound("9999-12-31T23:00:00-12:00", &utc, true);
+        assert!(e.as_ref().is_err_and(|e| e.contains("out of range")), "{e:?}");
+        assert_eq!(bound("9999-12-31T23:59:59.999Z", "UTC", true), "9999-12-31T23:59:59.999Z");
     }
 
     #[test]

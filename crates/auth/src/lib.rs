@@ -29,6 +29,7 @@
 //! let settings = Settings {
 //!     lifetimes: Lifetimes { absolute: Duration::days(30), idle: Some(Duration::days(7)) },
 //!     refresh_grace: Duration::seconds(10),
+//!     bearer_refresh: true,
 //!     registration_open: true,
 //!     throttle: auth::ThrottlePolicy::default(),
 //! };
@@ -89,7 +90,9 @@ pub use service::{
     Settings, UserProfile,
 };
 pub use stats::AuthStats;
-pub use throttle::{DEFAULT_MEMORY, LoginFailures, LoginThrottleStore, ThrottlePolicy};
+pub use throttle::{
+    DEFAULT_KNOWN_FOR, DEFAULT_MEMORY, LoginFailures, LoginThrottleStore, ThrottlePolicy,
+};
 
 use kernel::{Uuid, Violations};
 
@@ -117,6 +120,9 @@ pub enum AuthError {
     /// Email taken.
     #[error("email is already registered")]
     EmailTaken,
+    /// The change would leave no active admin.
+    #[error("the last active admin cannot be demoted or suspended")]
+    LastAdmin,
     /// Registration is closed by configuration.
     #[error("registration is closed")]
     RegistrationClosed,
@@ -159,6 +165,7 @@ impl From<accounts::AccountError> for AuthError {
         match e {
             accounts::AccountError::UsernameTaken => Self::UsernameTaken,
             accounts::AccountError::EmailTaken => Self::EmailTaken,
+            accounts::AccountError::LastAdmin => Self::LastAdmin,
             accounts::AccountError::Unknown(e) => Self::Unknown(e),
         }
     }

@@ -13,7 +13,7 @@ use tokens::{AccessGrant, Claims, RefreshToken, RefreshTokenStore, TokenCodec, T
 
 use crate::activity::ActivityBuffer;
 use crate::cache::SessionCache;
-use crate::throttle::{self, LoginThrottleStore, ThrottlePolicy};
+use crate::throttle::{self, AttemptKeys, LoginThrottleStore, ThrottlePolicy};
 use crate::{
     AuditAction, AuditEvent, AuditLog, AuditOutcome, AuthError, DEFAULT_APP, PrincipalStore,
     RequestMeta, parse_app,
@@ -47,6 +47,12 @@ pub struct Settings {
     pub lifetimes: Lifetimes,
     /// How long a superseded refresh token still rotates.
     pub refresh_grace: Duration,
+    /// Whether a live access token alone may be exchanged for a fresh one
+    /// (the bearer-only refresh older clients use). It lets a leaked
+    /// access token renew itself for the whole session, past its own
+    /// expiry and out of reach of refresh-token reuse detection; off, only
+    /// a refresh token renews access.
+    pub bearer_refresh: bool,
     /// Whether anyone may register.
     pub registration_open: bool,
     /// Login throttling.
@@ -327,16 +333,16 @@ impl AuthService {
             Login::Username(u) => (self.ports.users.find_by_username(u)?, u),
             Login::Email(e) => (self.ports.users.find_by_email(e)?, e),
         };
-        // One key per account however it is named; an unknown name is
-        // throttled like an account, so answers never tell which exist.
-        let account_key = match &found {
-            Some(user) => throttle::key("user", &user.id.to_string()),
-            None => throttle::key("name", &typed.to_lowercase()),
+        // One account however it is named; an unknown name is throttled
+        // like an account, so answers never tell which exist.
+        let keys = match &found {
+            Some(user) => AttemptKeys::new("user", &user.id.to_string(), meta.ip.as_deref()),
+            None => AttemptKeys::new("name", &typed.to_lowercase(), meta.ip.as_deref()),
         };
-        let ip_key = meta.ip.as_deref().map(|ip| throttle::key("ip", ip));
-        let keys: Vec<&str> =
-            std::iter::once(account_key.as_str()).chain(ip_key.as_deref()).collect();
-        self.refuse_if_locked(&keys)?;
+        let known = self.known_from(&keys)?;
+        let keys_limits = keys.applying(known, &self.settings.throttle);
+        let (keys_applying, limits): (Vec<&str>, Vec<u32>) = keys_limits.into_iter().unzip();
+        self.refuse_if_locked(&keys_applying)?;
         let user_id = found.as_ref().map(|u| u.id);
         let right = match &found {
             Some(user) => self.hasher.verify(&input.password, &user.password_hash),
@@ -345,7 +351,7 @@ impl AuthService {
                 false
             }
         };
-        let locked = self.settle_attempt(&keys, right)?;
+        let locked = self.settle_attempt(&keys_applying, &limits, right)?;
         let Some(user) = found.filter(|_| right) else {
             self.audit(AuditAction::LoginFailed, AuditOutcome::Failure, user_id, None, meta)?;
             if locked {
@@ -360,6 +366,11 @@ impl AuthService {
         }
 
         let now = self.now();
+        // From now on this address is one of the owner's own: an
+        // account-wide lock no longer applies to it.
+        if let Some(login_key) = &keys.login {
+            self.ports.throttle.record_success(login_key, now)?;
+        }
         let refresh = RefreshToken::generate();
         let session = DeviceSession {
             id: kernel::new_id(),
@@ -397,8 +408,18 @@ impl AuthService {
         })
     }
 
-    /// `Locked` when any of `keys` (account first, then the client
-    /// address) is locked: then no password is checked at all.
+    /// Whether the account logged in successfully from the caller's
+    /// network within the policy's `known_for`. Asked for unknown names as
+    /// well (of a key never written), so they cost the same.
+    fn known_from(&self, keys: &AttemptKeys) -> Result<bool, AuthError> {
+        let Some(login_key) = &keys.login else { return Ok(false) };
+        let last = self.ports.throttle.last_success(login_key)?;
+        Ok(last.is_some_and(|t| self.settings.throttle.still_known(t, self.now())))
+    }
+
+    /// `Locked` when any of `keys` (the pair, the client address, the
+    /// account when it applies) is locked: then no password is checked at
+    /// all.
     fn refuse_if_locked(&self, keys: &[&str]) -> Result<(), AuthError> {
         let records = self.ports.throttle.read_failures(keys)?;
         match throttle::longest_wait(&records, self.now()) {
@@ -408,15 +429,22 @@ impl AuthService {
     }
 
     /// Settles an attempt whose password was checked, in one transaction
-    /// holding every key. If a key got locked meanwhile (attempts in
-    /// parallel failed), the answer is `Locked` whatever the password was,
-    /// and the attempt counts nowhere. Else a wrong password counts as a
-    /// failure on each key (whether that locked one is returned), and a
-    /// right one forgives the account (its owner proved who they are) but
-    /// not the address (others behind it may be guessing).
-    fn settle_attempt(&self, keys: &[&str], right: bool) -> Result<bool, AuthError> {
+    /// holding every key (`limits[i]` is the limit of `keys[i]`; the pair
+    /// comes first). If a key got locked meanwhile (attempts in parallel
+    /// failed), the answer is `Locked` whatever the password was, and the
+    /// attempt counts nowhere. Else a wrong password counts as a failure on
+    /// each key (whether that locked one is returned), and a right one
+    /// forgives the pair (its owner proved who they are) but neither the
+    /// address (others behind it may be guessing) nor the account across
+    /// addresses (each login of the owner would give a distributed guesser
+    /// a fresh allowance).
+    fn settle_attempt(
+        &self,
+        keys: &[&str],
+        limits: &[u32],
+        right: bool,
+    ) -> Result<bool, AuthError> {
         let policy = self.settings.throttle;
-        let limits = [policy.account_max_failures, policy.ip_max_failures];
         let now = self.now();
         let mut outcome = Ok(false);
         self.ports.throttle.update_failures(keys, now, &mut |records| {
@@ -429,16 +457,25 @@ impl AuthService {
                 None => Ok(records
                     .iter_mut()
                     .zip(limits)
-                    .fold(false, |locked, (r, max)| policy.fail(r, max, now) | locked)),
+                    .fold(false, |locked, (r, &max)| policy.fail(r, max, now) | locked)),
             };
         })?;
         outcome.map_err(|retry_after| AuthError::Locked { retry_after })
     }
 
-    /// Forgets failed-login records older than the policy's memory.
+    /// Forgets failed-login records older than the policy's memory, and the
+    /// addresses accounts logged in from longer ago than `known_for`: how
+    /// many records of either kind went.
     pub fn purge_login_failures(&self) -> Result<u64, AuthError> {
         let now = self.now();
-        Ok(self.ports.throttle.purge_failures(now - self.settings.throttle.memory, now)?)
+        let policy = &self.settings.throttle;
+        let failures = self.ports.throttle.purge_failures(now - policy.memory, now)?;
+        // A period too long to subtract keeps every address.
+        let successes = match now.checked_sub(policy.known_for) {
+            Some(before) => self.ports.throttle.purge_successes(before)?,
+            None => 0,
+        };
+        Ok(failures + successes)
     }
 
     /// Authenticates a bearer token: valid signature, issuer and expiry, and
@@ -519,6 +556,7 @@ impl AuthService {
                 TokenError::BadSignature => "Token signature is invalid",
                 TokenError::WrongIssuer => "Token issuer is not accepted",
                 TokenError::Malformed => "Token is malformed",
+                TokenError::NotYetValid => "Token is not valid yet",
             })
         })
     }
@@ -684,13 +722,17 @@ impl AuthService {
         Ok(AuthError::RefreshReused)
     }
 
-    /// Seed 002's refresh: a bearer token and no body. Records activity and
-    /// issues a fresh access token for the same session.
+    /// The bearer-only refresh: a live access token and no refresh token.
+    /// Records activity and issues a fresh access token for the same
+    /// session; `Unauthenticated` when [`Settings::bearer_refresh`] is off.
     pub fn refresh_bearer(
         &self,
         principal: &Principal,
         meta: &RequestMeta,
     ) -> Result<Refreshed, AuthError> {
+        if !self.settings.bearer_refresh {
+            return Err(AuthError::Unauthenticated(BEARER_REFRESH_OFF));
+        }
         let now = self.now();
         let (mut session, mut user) = (principal.session.clone(), principal.user.clone());
         self.mark_used(&mut session, &mut user, now, true);
@@ -779,6 +821,15 @@ impl AuthService {
         self.apply_patch(user.id, &patch)?.ok_or(AuthError::UserNotFound)
     }
 
+    /// Sets an account's role by username (the operator's `sessiond user
+    /// set-role`): the way back in when no one can administer the server
+    /// over HTTP. Refuses to demote the last active admin, as the API does.
+    pub fn set_role(&self, username: &str, role: Role) -> Result<User, AuthError> {
+        let user = self.ports.users.find_by_username(username)?.ok_or(AuthError::UserNotFound)?;
+        let patch = UserPatch { status: None, role: Some(role) };
+        self.apply_patch(user.id, &patch)?.ok_or(AuthError::UserNotFound)
+    }
+
     fn apply_patch(&self, user_id: Uuid, patch: &UserPatch) -> Result<Option<User>, AuthError> {
         let now = self.now();
         let user = self.ports.users.update(user_id, patch, now).map_err(AuthError::from)?;
@@ -804,10 +855,17 @@ fn claims_ids(claims: &Claims) -> Result<(Uuid, Uuid), AuthError> {
     }
 }
 
-/// A token names both its session and its user; they must belong together.
+/// Why a bearer-only refresh is refused when it is switched off.
+const BEARER_REFRESH_OFF: &str =
+    "A refresh token is required (the bearer-only refresh is switched off)";
+
+/// A token names its session, its user and its app; the session is the
+/// source of truth, so all three must agree with it. Only a holder of the
+/// signing key could make them disagree, and then the token is refused
+/// rather than trusted for an app its session was not opened for.
 fn check_owner(claims: &Claims, session: &SessionBrief) -> Result<(), AuthError> {
     match claims.user_id() {
-        Some(uid) if uid == session.user_id => Ok(()),
+        Some(uid) if uid == session.user_id && claims.app == *session.app => Ok(()),
         _ => Err(SESSION_ENDED),
     }
 }

@@ -660,10 +660,8 @@ async fn ingest(ctx: &Context<'_>, plan: &Plan, addr: SocketAddr, token: &str) -
     let outcome =
         load::run(addr, requests, ctx.opts.connections, ctx.opts.warmup, ctx.opts.duration).await;
     let body = json!({"app": APP, "user": "all", "from": instant(since)});
-    let stored = match post(addr, "/api/pages/stats", Some(token), &body).await {
-        Ok(v) => v.pointer("/data/page_stats").and_then(Value::as_object).map(|pages| {
-            pages.values().filter_map(|p| p.get("visits").and_then(Value::as_u64)).sum()
-        }),
+    let stored = match stored_visits(addr, token, body).await {
+        Ok(n) => Some(n),
         Err(e) => {
             println!("  counting the ingested visits failed: {e}");
             None
@@ -672,6 +670,25 @@ async fn ingest(ctx: &Context<'_>, plan: &Plan, addr: SocketAddr, token: &str) -
     let result = Ingest { outcome, stored };
     println!("ingest: {}", ingest_text(&result));
     result
+}
+
+/// The visits `/api/pages/stats` counts for `body`, over every page of the
+/// report (at most 1,000 pages a call).
+async fn stored_visits(addr: SocketAddr, token: &str, mut body: Value) -> Result<u64, String> {
+    let mut visits = 0;
+    loop {
+        let v = post(addr, "/api/pages/stats", Some(token), &body).await?;
+        let pages = v.pointer("/data/page_stats").and_then(Value::as_object);
+        visits += pages
+            .into_iter()
+            .flat_map(|p| p.values())
+            .filter_map(|p| p["visits"].as_u64())
+            .sum::<u64>();
+        match v.pointer("/data/next_cursor").and_then(Value::as_str) {
+            Some(cursor) => body["cursor"] = json!(cursor),
+            None => return Ok(visits),
+        }
+    }
 }
 
 fn ingest_text(i: &Ingest) -> String {

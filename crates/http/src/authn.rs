@@ -27,14 +27,27 @@ where
     Ok(web::block(f).await??)
 }
 
+/// What a 401 says when a request carries several `Authorization` headers.
+pub(crate) const SEVERAL_AUTHORIZATIONS: &str = "Only one Authorization header is allowed";
+
 /// The token of an `Authorization: Bearer <token>` header (scheme
-/// case-insensitive); `None` when there is no such header or it is of
-/// another scheme.
-pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
-    let (scheme, token) = value.split_once([' ', '\t'])?;
+/// case-insensitive); `Ok(None)` when there is no such header or it is of
+/// another scheme. Several `Authorization` headers are refused: proxies and
+/// frameworks disagree about which one counts (the first, the last, both
+/// joined), so a request built to be read one way by a gateway and another
+/// way here is answered 401 rather than guessed at.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let mut values = headers.get_all(header::AUTHORIZATION);
+    let Some(value) = values.next() else { return Ok(None) };
+    if values.next().is_some() {
+        return Err(ApiError::unauthorized(SEVERAL_AUTHORIZATIONS));
+    }
+    let Some((scheme, token)) = value.to_str().ok().and_then(|v| v.trim().split_once([' ', '\t']))
+    else {
+        return Ok(None);
+    };
     let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+    Ok((scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token))
 }
 
 /// The shared state; missing only when the app is wired wrongly.
@@ -47,7 +60,7 @@ pub(crate) fn state(req: &HttpRequest) -> Result<web::Data<ApiState>, ApiError> 
 
 /// Authenticates the request's bearer token.
 pub(crate) async fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
-    let token = bearer_token(req.headers())
+    let token = bearer_token(req.headers())?
         .ok_or_else(|| ApiError::unauthorized(MISSING_TOKEN))?
         .to_owned();
     let state = state(req)?;
@@ -134,15 +147,29 @@ mod tests {
         h
     }
 
+    fn token(h: &HeaderMap) -> Option<&str> {
+        bearer_token(h).expect("one header at most")
+    }
+
     #[test]
     fn bearer_tokens() {
-        assert_eq!(bearer_token(&with("Bearer abc.def")), Some("abc.def"));
-        assert_eq!(bearer_token(&with("bearer   abc ")), Some("abc"));
-        assert_eq!(bearer_token(&with("BEARER abc")), Some("abc"));
-        assert_eq!(bearer_token(&with("Basic dXNlcjpwYXNz")), None);
-        assert_eq!(bearer_token(&with("Bearer")), None);
-        assert_eq!(bearer_token(&with("Bearer ")), None);
-        assert_eq!(bearer_token(&with("abc")), None);
-        assert_eq!(bearer_token(&HeaderMap::new()), None);
+        assert_eq!(token(&with("Bearer abc.def")), Some("abc.def"));
+        assert_eq!(token(&with("bearer   abc ")), Some("abc"));
+        assert_eq!(token(&with("BEARER abc")), Some("abc"));
+        assert_eq!(token(&with("Basic dXNlcjpwYXNz")), None);
+        assert_eq!(token(&with("Bearer")), None);
+        assert_eq!(token(&with("Bearer ")), None);
+        assert_eq!(token(&with("abc")), None);
+        assert_eq!(token(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn several_authorization_headers_are_refused() {
+        for second in ["Bearer abc.def", "Bearer other", "Basic dXNlcjpwYXNz"] {
+            let mut h = with("Bearer abc.def");
+            h.append(header::AUTHORIZATION, HeaderValue::from_static(second));
+            let e = bearer_token(&h).expect_err("two headers");
+            assert_eq!(e.code, crate::error::ErrorCode::Unauthorized);
+        }
     }
 }

@@ -100,6 +100,23 @@ pub(crate) fn ok<T: Serialize>(message: &str, data: &T) -> HttpResponse {
     success(StatusCode::OK, message, data)
 }
 
+/// A 200 success answer that carries a token or a secret: no cache, shared
+/// or private, may keep it (`Cache-Control: no-store`, RFC 6749 §5.1, and
+/// `Pragma: no-cache` for HTTP/1.0 caches).
+pub(crate) fn ok_secret<T: Serialize>(message: &str, data: &T) -> HttpResponse {
+    let mut response = ok(message, data);
+    no_store(&mut response);
+    response
+}
+
+/// Marks `response` as not to be stored by any cache (see [`ok_secret`]).
+pub(crate) fn no_store(response: &mut HttpResponse) {
+    use actix_web::http::header::{CACHE_CONTROL, HeaderValue, PRAGMA};
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
 /// A 200 success answer with the fields of `extra` beside `data`.
 pub(crate) fn ok_with<T: Serialize, X: Serialize>(
     message: &str,

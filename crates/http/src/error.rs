@@ -46,6 +46,8 @@ pub enum ErrorCode {
     EmailTaken,
     /// 409: a tracked session cannot make this step.
     InvalidStateTransition,
+    /// 409: the change would demote or suspend the last active admin.
+    LastAdmin,
     /// 413: the body is larger than 64 KiB.
     PayloadTooLarge,
     /// 429: too many requests.
@@ -58,7 +60,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of the table.
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 18] = [
         Self::BadRequest,
         Self::ValidationError,
         Self::Unauthorized,
@@ -72,6 +74,7 @@ impl ErrorCode {
         Self::UsernameTaken,
         Self::EmailTaken,
         Self::InvalidStateTransition,
+        Self::LastAdmin,
         Self::PayloadTooLarge,
         Self::RateLimited,
         Self::InternalError,
@@ -94,6 +97,7 @@ impl ErrorCode {
             Self::UsernameTaken => "USERNAME_TAKEN",
             Self::EmailTaken => "EMAIL_TAKEN",
             Self::InvalidStateTransition => "INVALID_STATE_TRANSITION",
+            Self::LastAdmin => "LAST_ADMIN",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::RateLimited => "RATE_LIMITED",
             Self::InternalError => "INTERNAL_ERROR",
@@ -112,9 +116,10 @@ impl ErrorCode {
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound | Self::SessionNotFound | Self::UserNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::UsernameTaken | Self::EmailTaken | Self::InvalidStateTransition => {
-                StatusCode::CONFLICT
-            }
+            Self::UsernameTaken
+            | Self::EmailTaken
+            | Self::InvalidStateTransition
+            | Self::LastAdmin => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
@@ -323,6 +328,11 @@ impl From<AuthError> for ApiError {
                 "Email is already registered",
                 "Another account has this email address",
             ),
+            AuthError::LastAdmin => Self::new(
+                ErrorCode::LastAdmin,
+                "Last active admin",
+                "This is the last active admin: make another user an admin first",
+            ),
             AuthError::RegistrationClosed => {
                 Self::forbidden("Registration is closed on this server")
             }
@@ -442,6 +452,10 @@ mod tests {
         assert_eq!(mapped(AuthError::UsernameTaken).0, 409);
         assert_eq!(mapped(AuthError::UsernameTaken).1, "USERNAME_TAKEN");
         assert_eq!(mapped(AuthError::EmailTaken).1, "EMAIL_TAKEN");
+        assert_eq!(
+            mapped(AuthError::LastAdmin),
+            (409, "LAST_ADMIN", "Last active admin".to_owned())
+        );
         assert_eq!(mapped(AuthError::RegistrationClosed).0, 403);
         assert_eq!(
             mapped(AuthError::InvalidCredentials),

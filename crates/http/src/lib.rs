@@ -43,7 +43,7 @@ use crate::error::ApiError;
 /// Whether the service can do its work; `/health/ready` asks it (on the
 /// blocking pool) and answers 503 when it fails.
 pub trait Readiness: Send + Sync {
-    /// `Ok` when the database answers.
+    /// `Ok` when the database answers and takes writes.
     fn check(&self) -> anyhow::Result<()>;
 
     /// The database pool, for `/metrics` (`None`: not shown).

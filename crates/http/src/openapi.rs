@@ -8,7 +8,9 @@ use utoipa::{Modify, OpenApi, ToSchema};
 pub(crate) use crate::envelope::ErrorEnvelope;
 use crate::envelope::{ErrorBody, Null};
 use crate::error::{ApiError, ErrorCode, ErrorDetails};
-use crate::routes::analytics::{PagedReportBody, ReportBody, StartBody, TransitionBody};
+use crate::routes::analytics::{
+    PageReportBody, PagedReportBody, ReportBody, StartBody, TransitionBody,
+};
 use crate::routes::pages::TrackBody;
 use crate::routes::{admin, analytics, audit, auth, docs, health, pages, sessions};
 use crate::views::{
@@ -200,7 +202,7 @@ pub(crate) struct HeatmapEnvelope {
         UserView, SessionView, DeviceInfoView, ClaimsView, LoginData, RefreshData,
         LogoutAllData, ValidateTokenData, SessionListV1Data, TerminatedCountData,
         TerminatedSessionData, AuditEventView, AuditPageData,
-        StartBody, TransitionBody, ReportBody, PagedReportBody, TrackBody,
+        StartBody, TransitionBody, ReportBody, PagedReportBody, PageReportBody, TrackBody,
         SessionStartedEnvelope, SessionPausedEnvelope, SessionResumedEnvelope,
         SessionEndedEnvelope, HeatmapEnvelope, MostActiveEnvelope, StatsEnvelope,
         SummaryEnvelope, TimelineEnvelope, DailyTimeEnvelope, TimeByPageEnvelope,
@@ -400,6 +402,7 @@ fn example_error(path: &str, allow: &str, status: &str, description: &str) -> Op
         ),
         ErrorCode::UsernameTaken => AuthError::UsernameTaken.into(),
         ErrorCode::EmailTaken => AuthError::EmailTaken.into(),
+        ErrorCode::LastAdmin => AuthError::LastAdmin.into(),
         ErrorCode::InvalidStateTransition => match path.rsplit('/').next() {
             Some("pause") => ApiError::invalid_transition("pause", "paused"),
             Some("resume") => ApiError::invalid_transition("resume", "active"),

@@ -183,6 +183,18 @@ impl auth::LoginThrottleStore for Stub {
     fn purge_failures(&self, _: OffsetDateTime, _: OffsetDateTime) -> anyhow::Result<u64> {
         Ok(0)
     }
+
+    fn last_success(&self, _: &str) -> anyhow::Result<Option<OffsetDateTime>> {
+        Ok(None)
+    }
+
+    fn record_success(&self, _: &str, _: OffsetDateTime) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn purge_successes(&self, _: OffsetDateTime) -> anyhow::Result<u64> {
+        Ok(0)
+    }
 }
 
 impl AuditLog for Stub {
@@ -318,6 +330,7 @@ fn fixture() -> Fixture {
     let settings = Settings {
         lifetimes: Lifetimes { absolute: Duration::hours(24), idle: None },
         refresh_grace: Duration::seconds(10),
+        bearer_refresh: true,
         registration_open: true,
         throttle: auth::ThrottlePolicy::default(),
     };

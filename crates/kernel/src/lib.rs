@@ -95,6 +95,12 @@ pub fn new_id() -> Uuid {
     Uuid::now_v7()
 }
 
+/// The latest instant a timestamp can name: UTC dates have four-digit
+/// years. A range that would end later ends here instead, which changes
+/// nothing it covers.
+pub const MAX_INSTANT: OffsetDateTime =
+    time::macros::datetime!(9999-12-31 23:59:59.999_999_999 UTC);
+
 /// Milliseconds since the Unix epoch: how instants are stored, so that both
 /// databases compare and index them as plain integers.
 pub fn to_millis(at: OffsetDateTime) -> i64 {
@@ -138,6 +144,10 @@ pub enum InstantError {
     Malformed,
     /// A date and time without an offset: ambiguous, so refused.
     MissingOffset,
+    /// A valid timestamp whose instant lies after 9999-12-31T23:59:59 UTC
+    /// (`9999-12-31T23:00:00-12:00`): instants are kept as UTC dates with
+    /// four-digit years, so it cannot be represented.
+    OutOfRange,
 }
 
 impl std::fmt::Display for InstantError {
@@ -145,16 +155,22 @@ impl std::fmt::Display for InstantError {
         match self {
             Self::Malformed => f.write_str("must be an RFC 3339 timestamp with an offset"),
             Self::MissingOffset => f.write_str("timestamp has no offset (add Z or +hh:mm)"),
+            Self::OutOfRange => {
+                f.write_str("is out of range: the latest instant is 9999-12-31T23:59:59.999Z")
+            }
         }
     }
 }
 
 impl std::error::Error for InstantError {}
 
-/// Parses a request timestamp: any RFC 3339 timestamp with an offset.
+/// Parses a request timestamp: any RFC 3339 timestamp with an offset
+/// whose instant is at most 9999-12-31T23:59:59.999999999Z.
 pub fn parse_instant(s: &str) -> Result<OffsetDateTime, InstantError> {
     match OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
-        Ok(at) => Ok(at.to_offset(time::UtcOffset::UTC)),
+        // A late local time west of UTC is a UTC date in year 10000, which
+        // `to_offset` would panic on.
+        Ok(at) => at.checked_to_offset(time::UtcOffset::UTC).ok_or(InstantError::OutOfRange),
         Err(_) => {
             let naive = time::PrimitiveDateTime::parse(
                 s,
@@ -330,6 +346,27 @@ mod tests {
             parse_instant("2024-01-01T12:00:00+05:30").map(format_instant),
             Ok("2024-01-01T06:30:00.000Z".into())
         );
+    }
+
+    #[test]
+    fn instants_beyond_the_representable_range_are_refused_not_a_panic() {
+        // 23:59:59 at -12:00 is 11:59:59 UTC on 10000-01-01.
+        assert_eq!(parse_instant("9999-12-31T23:59:59-12:00"), Err(InstantError::OutOfRange));
+        assert_eq!(parse_instant("9999-12-31T12:00:00-12:00"), Err(InstantError::OutOfRange));
+        assert_eq!(
+            parse_instant("9999-12-31T11:59:59.999-12:00").map(format_instant),
+            Ok("9999-12-31T23:59:59.999Z".into())
+        );
+        assert_eq!(
+            parse_instant("9999-12-31T23:59:59.999Z").map(format_instant),
+            Ok("9999-12-31T23:59:59.999Z".into())
+        );
+        assert_eq!(
+            parse_instant("0000-01-01T00:00:00+14:00").map(|t| t.year()),
+            Ok(-1),
+            "year 0 east of UTC is year -1 in UTC, which is representable"
+        );
+        assert!(InstantError::OutOfRange.to_string().contains("out of range"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Background work of a serving process: writing session activity behind,
-//! purging sessions past their retention, forgetting old failed logins and
-//! idle rate-limit counters, folding page visits left unfolded.
+//! purging sessions past their retention, forgetting old failed logins,
+//! the addresses accounts logged in from past the retention, and idle
+//! rate-limit counters, folding page visits left unfolded.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -96,7 +97,7 @@ fn sweep(
     }
     match logins.purge_login_failures() {
         Ok(0) => {}
-        Ok(n) => tracing::debug!(forgotten = n, "forgot old failed-login records"),
+        Ok(n) => tracing::debug!(forgotten = n, "forgot old failed logins and login addresses"),
         Err(e) => tracing::warn!(error = %e, "forgetting old failed logins failed; will retry"),
     }
     // The page batchers fold what they write; this folds what a process

@@ -76,6 +76,8 @@ pub struct Config {
     pub session_idle_timeout_secs: u64,
     /// Refresh-token reuse grace window.
     pub refresh_grace_secs: u64,
+    /// Whether the bearer-only refresh (no refresh token) is served.
+    pub bearer_refresh: bool,
     /// How long ended sessions are kept before purging.
     pub session_retention_secs: u64,
     /// Inactivity after which tracked sessions are closed.
@@ -102,8 +104,12 @@ pub struct Config {
     pub rate_limit_user_per_hour: u32,
     /// Logout-all calls per minute.
     pub rate_limit_logout_all_per_minute: u32,
-    /// Failed logins per account before a lock.
+    /// Failed logins of one account from one address before that pair
+    /// locks.
     pub login_max_failures: u32,
+    /// Failed logins of one account, across addresses it has not logged
+    /// in from within the retention period, before it locks for them.
+    pub login_account_max_failures: u32,
     /// Failed logins per IP before a lock.
     pub login_ip_max_failures: u32,
     /// First lock duration (doubles, at most 900 s).
@@ -129,6 +135,7 @@ pub const KNOWN: &[&str] = &[
     "SESSIOND_SESSION_LIFETIME_SECS",
     "SESSIOND_SESSION_IDLE_TIMEOUT_SECS",
     "SESSIOND_REFRESH_GRACE_SECS",
+    "SESSIOND_BEARER_REFRESH",
     "SESSIOND_SESSION_RETENTION_SECS",
     "SESSIOND_TRACKING_IDLE_TIMEOUT_SECS",
     "SESSIOND_SWEEP_INTERVAL_SECS",
@@ -143,6 +150,7 @@ pub const KNOWN: &[&str] = &[
     "SESSIOND_RATE_LIMIT_USER_PER_HOUR",
     "SESSIOND_RATE_LIMIT_LOGOUT_ALL_PER_MINUTE",
     "SESSIOND_LOGIN_MAX_FAILURES",
+    "SESSIOND_LOGIN_ACCOUNT_MAX_FAILURES",
     "SESSIOND_LOGIN_IP_MAX_FAILURES",
     "SESSIOND_LOGIN_LOCKOUT_SECS",
     "SESSIOND_DB_TIMEOUT_SECS",
@@ -277,6 +285,7 @@ impl Config {
             session_lifetime_secs: r.secs("SESSIOND_SESSION_LIFETIME_SECS", 86_400, 1)?,
             session_idle_timeout_secs: r.secs("SESSIOND_SESSION_IDLE_TIMEOUT_SECS", 0, 0)?,
             refresh_grace_secs: r.secs("SESSIOND_REFRESH_GRACE_SECS", 10, 0)?,
+            bearer_refresh: r.flag("SESSIOND_BEARER_REFRESH", true)?,
             session_retention_secs: r.secs("SESSIOND_SESSION_RETENTION_SECS", 2_592_000, 0)?,
             tracking_idle_timeout_secs: r.secs("SESSIOND_TRACKING_IDLE_TIMEOUT_SECS", 43_200, 1)?,
             sweep_interval_secs: r.secs("SESSIOND_SWEEP_INTERVAL_SECS", 60, 1)?,
@@ -296,6 +305,7 @@ impl Config {
             rate_limit_logout_all_per_minute: r
                 .count("SESSIOND_RATE_LIMIT_LOGOUT_ALL_PER_MINUTE", 60)?,
             login_max_failures: r.count("SESSIOND_LOGIN_MAX_FAILURES", 5)?,
+            login_account_max_failures: r.count("SESSIOND_LOGIN_ACCOUNT_MAX_FAILURES", 50)?,
             login_ip_max_failures: r.count("SESSIOND_LOGIN_IP_MAX_FAILURES", 20)?,
             login_lockout_secs: r.secs("SESSIOND_LOGIN_LOCKOUT_SECS", 60, 1)?,
             db_timeout_secs: r.secs("SESSIOND_DB_TIMEOUT_SECS", 2, 1)?,
@@ -337,12 +347,14 @@ mod tests {
         assert_eq!((c.session_retention_secs, c.tracking_idle_timeout_secs), (2_592_000, 43_200));
         assert_eq!(c.registration, Registration::Open);
         assert!(c.public_tracking && c.public_analytics && c.rate_limit_enabled);
+        assert!(c.bearer_refresh);
         assert_eq!((c.rate_limit_ip_per_minute, c.rate_limit_user_per_hour), (100, 1000));
         assert_eq!(c.rate_limit_logout_all_per_minute, 60);
         assert_eq!(
             (c.login_max_failures, c.login_ip_max_failures, c.login_lockout_secs),
             (5, 20, 60)
         );
+        assert_eq!(c.login_account_max_failures, 50);
         assert_eq!(c.db_timeout_secs, 2);
         assert_eq!((c.activity_flush_secs, c.shutdown_timeout_secs), (2, 10));
         assert_eq!(c.log_format, LogFormat::Text);
@@ -356,9 +368,12 @@ mod tests {
             ("SESSIOND_BIND", "localhost"),
             ("SESSIOND_REGISTRATION", "maybe"),
             ("SESSIOND_PUBLIC_TRACKING", "yep"),
+            ("SESSIOND_BEARER_REFRESH", "sometimes"),
             ("SESSIOND_JWT_SECRET", "short"),
             ("SESSIOND_TRUSTED_PROXIES", "10.0.0.0/33"),
             ("SESSIOND_LOG_FORMAT", "xml"),
+            ("SESSIOND_LOGIN_ACCOUNT_MAX_FAILURES", "0"),
+            ("SESSIOND_LOGIN_ACCOUNT_MAX_FAILURES", "many"),
             ("DATABASE_URL", "mysql://x"),
         ];
         for (var, value) in cases {

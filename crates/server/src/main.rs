@@ -6,6 +6,7 @@ mod background;
 mod config;
 mod geoip;
 mod malloc;
+mod output;
 
 use std::collections::BTreeMap;
 use std::io::Read as _;
@@ -15,8 +16,9 @@ use accounts::{PasswordHasher, Role, UserStatus};
 use anyhow::Context as _;
 use auth::{AuthError, AuthService, RegisterInput, Settings};
 use clap::{Parser, Subcommand};
-use config::{Config, LogFormat, Registration};
+use config::{Config, Registration};
 use kernel::{Duration, SystemClock};
+use output::{listening_line, say};
 use sessions::Lifetimes;
 use store::{Store, StoreOptions};
 use tokens::{KeyStore as _, TokenCodec};
@@ -81,12 +83,31 @@ enum UserCommand {
         #[arg(long)]
         username: String,
     },
+    /// Change an account's role (`admin` to promote, `user` to demote). The
+    /// last active admin cannot be demoted.
+    SetRole {
+        /// Username.
+        #[arg(long)]
+        username: String,
+        /// Role (`user` or `admin`, or any role name).
+        #[arg(long)]
+        role: String,
+    },
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    let help = output::configuration_help();
+    let matches = Cli::command()
+        .after_help(help.clone())
+        .mut_subcommand("serve", |serve| serve.after_help(help))
+        .get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     if let Some(Command::Openapi) = cli.command {
-        print!("{}", http::openapi_json());
+        say(&http::openapi_json());
         return std::process::ExitCode::SUCCESS;
     }
     if matches!(cli.command, None | Some(Command::Serve)) {
@@ -107,7 +128,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    init_logging(config.log_format);
+    output::init_logging(config.log_format);
     for var in Config::unknown_vars(&vars) {
         tracing::warn!("unknown configuration variable {var} is ignored");
     }
@@ -120,27 +141,17 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
-
 fn run(command: Command, config: Config) -> anyhow::Result<()> {
     let store = open_store(&config)?;
     match command {
         // Handled in `main` before configuration is read, so that it needs
         // no database; kept here for completeness.
         Command::Openapi => {
-            print!("{}", http::openapi_json());
+            say(&http::openapi_json());
             Ok(())
         }
         Command::Migrate => {
-            println!("sessiond: database is migrated");
+            say("sessiond: database is migrated\n");
             Ok(())
         }
         Command::Serve => serve(config, store),
@@ -180,15 +191,20 @@ fn auth_service(config: &Config, store: &Store) -> anyhow::Result<AuthService> {
                 .then(|| secs(config.session_idle_timeout_secs)),
         },
         refresh_grace: secs(config.refresh_grace_secs),
+        bearer_refresh: config.bearer_refresh,
         registration_open: config.registration == Registration::Open,
         throttle: auth::ThrottlePolicy {
-            account_max_failures: config.login_max_failures,
+            pair_max_failures: config.login_max_failures,
             ip_max_failures: config.login_ip_max_failures,
+            account_wide_max_failures: config.login_account_max_failures,
             lockout: secs(config.login_lockout_secs),
             // SPEC: doubling, at most 900 s (or the first lock, when that
             // is configured longer).
             max_lockout: secs(config.login_lockout_secs.max(900)),
             memory: auth::DEFAULT_MEMORY.max(secs(config.login_lockout_secs.saturating_mul(2))),
+            // An address stays the account's own as long as its sessions
+            // are kept.
+            known_for: secs(config.session_retention_secs),
         },
     };
     Ok(AuthService::new(ports, codec, PasswordHasher::default(), settings))
@@ -206,7 +222,7 @@ struct StoreReadiness(Store);
 
 impl http::Readiness for StoreReadiness {
     fn check(&self) -> anyhow::Result<()> {
-        self.0.ping()
+        self.0.probe_write()
     }
 
     fn pool(&self) -> Option<kernel::PoolStats> {
@@ -252,6 +268,7 @@ fn serve(config: Config, store: Store) -> anyhow::Result<()> {
         store.listen_invalidations(move |what| auth.invalidate(what))?
     };
     let workers = config.workers;
+    let log_format = config.log_format;
     let shutdown_timeout = std::time::Duration::from_secs(config.shutdown_timeout_secs);
     let retention =
         Duration::seconds(i64::try_from(config.session_retention_secs).unwrap_or(i64::MAX));
@@ -266,8 +283,8 @@ fn serve(config: Config, store: Store) -> anyhow::Result<()> {
     );
     let served = actix_web::rt::System::new().block_on(async move {
         let server = http::server(state, listener, workers, shutdown_timeout)?;
-        // Tests and scripts wait for this exact line (port 0 picks a free port).
-        println!("sessiond listening on http://{addr}");
+        // Tests and scripts wait for this line (port 0 picks a free port).
+        say(&listening_line(log_format, &format!("http://{addr}")));
         tracing::info!(%addr, backend = ?store.backend(), "sessiond listening");
         // actix stops gracefully on SIGINT/SIGTERM: it stops accepting,
         // and requests in flight finish (within the shutdown timeout).
@@ -286,6 +303,10 @@ fn user_command(command: UserCommand, config: &Config, store: Store) -> anyhow::
     let describe = |e: AuthError| match e {
         AuthError::Invalid(v) => anyhow::anyhow!("invalid input: {v}"),
         AuthError::UserNotFound => anyhow::anyhow!("no such user"),
+        AuthError::LastAdmin => anyhow::anyhow!(
+            "this is the last active admin and cannot be demoted or suspended; \
+             make another user an admin first (sessiond user set-role --role admin)"
+        ),
         other => anyhow::anyhow!(other),
     };
     match command {
@@ -299,18 +320,23 @@ fn user_command(command: UserCommand, config: &Config, store: Store) -> anyhow::
             let user = auth
                 .create_user(RegisterInput { username, password, email, name }, role)
                 .map_err(describe)?;
-            println!(
-                "created user {} ({}, {}) with role {}",
+            say(&format!(
+                "created user {} ({}, {}) with role {}\n",
                 user.username, user.id, user.user_code, user.role
-            );
+            ));
         }
         UserCommand::Suspend { username } => {
             let user = auth.set_status(&username, UserStatus::Suspended).map_err(describe)?;
-            println!("suspended user {}", user.username);
+            say(&format!("suspended user {}\n", user.username));
         }
         UserCommand::Activate { username } => {
             let user = auth.set_status(&username, UserStatus::Active).map_err(describe)?;
-            println!("activated user {}", user.username);
+            say(&format!("activated user {}\n", user.username));
+        }
+        UserCommand::SetRole { username, role } => {
+            let role = Role::parse(&role).map_err(|e| anyhow::anyhow!("invalid --role: {e}"))?;
+            let user = auth.set_role(&username, role).map_err(describe)?;
+            say(&format!("user {} now has role {}\n", user.username, user.role));
         }
     }
     Ok(())

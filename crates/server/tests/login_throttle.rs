@@ -1,6 +1,7 @@
-//! Login throttling on the real databases: locks per account and per
-//! address, growing and bounded, identical for unknown accounts, exact
-//! under parallel guesses, and never set off by parallel right passwords.
+//! Login throttling on the real databases: locks per (account, address),
+//! per address, and per account for addresses it never logged in from;
+//! growing and bounded, identical for unknown accounts, exact under
+//! parallel guesses, and never set off by parallel right passwords.
 
 mod common;
 
@@ -69,7 +70,7 @@ fn kind(r: &Result<(), AuthError>) -> String {
 }
 
 #[test]
-fn an_account_locks_after_five_failures_even_for_the_right_password() {
+fn a_pair_locks_after_five_failures_even_for_the_right_password() {
     for store in stores() {
         let clock = clock();
         let auth = service(&store, clock.clone(), |_| {});
@@ -77,11 +78,13 @@ fn an_account_locks_after_five_failures_even_for_the_right_password() {
         let answers: Vec<_> =
             (0..5).map(|_| kind(&attempt(&auth, "victim", "wrong guess", "192.0.2.1"))).collect();
         assert_eq!(answers, ["invalid"; 5]);
-        // Locked: the right password too, from anywhere, by email too.
+        // Locked from that address: the right password too, by email too.
         assert_eq!(kind(&attempt(&auth, "victim", RIGHT, "192.0.2.1")), "locked 60");
-        assert_eq!(kind(&attempt(&auth, "VICTIM", RIGHT, "198.51.100.9")), "locked 60");
+        assert_eq!(kind(&attempt(&auth, "VICTIM", RIGHT, "192.0.2.1")), "locked 60");
         clock.advance(Duration::seconds(30));
-        assert_eq!(kind(&attempt(&auth, "victim@example.com", RIGHT, "198.51.100.9")), "locked 30");
+        assert_eq!(kind(&attempt(&auth, "victim@example.com", RIGHT, "192.0.2.1")), "locked 30");
+        // SPEC §2 (issue 17): not from elsewhere.
+        assert_eq!(kind(&attempt(&auth, "victim", RIGHT, "198.51.100.9")), "ok");
         // The lock ends by itself, and a success clears the count.
         clock.advance(Duration::seconds(30));
         assert_eq!(kind(&attempt(&auth, "victim", RIGHT, "192.0.2.1")), "ok");
@@ -149,13 +152,23 @@ fn an_address_locks_after_its_limit_across_accounts() {
 
 #[test]
 fn parallel_guesses_get_exactly_the_limit_checked() {
-    for store in stores() {
-        let auth = Arc::new(service(&store, clock(), |_| {}));
-        register(&auth, "popular");
-        let answers = race(&auth, 16, "popular", "wrong guess", |i| format!("10.0.0.{i}"));
+    let tally = |answers: &[String]| {
         let checked = answers.iter().filter(|a| *a == "invalid").count();
         let locked = answers.iter().filter(|a| a.starts_with("locked")).count();
-        assert_eq!((checked, locked), (5, 11), "{answers:?}");
+        (checked, locked)
+    };
+    for store in stores() {
+        // From one address: the pair's limit.
+        let auth = Arc::new(service(&store, clock(), |_| {}));
+        register(&auth, "popular");
+        let answers = race(&auth, 16, "popular", "wrong guess", |_| "10.0.0.1".into());
+        assert_eq!(tally(&answers), (5, 11), "{answers:?}");
+        // From as many addresses: the account-wide limit (lowered, so the
+        // race needs fewer threads than the pool has connections).
+        let auth = Arc::new(service(&store, clock(), |s| s.throttle.account_wide_max_failures = 6));
+        register(&auth, "famous");
+        let answers = race(&auth, 16, "famous", "wrong guess", |i| format!("10.0.1.{i}"));
+        assert_eq!(tally(&answers), (6, 10), "{answers:?}");
     }
 }
 
@@ -189,8 +202,166 @@ fn the_sweeper_forgets_only_records_past_their_memory() {
         assert_eq!(auth.purge_login_failures().expect("purge"), 0);
         assert_eq!(kind(&attempt(&auth, "sleepy", RIGHT, "192.0.2.1")), "locked 120");
         clock.advance(auth::DEFAULT_MEMORY + Duration::seconds(1));
-        // The account's and the address's records.
-        assert_eq!(auth.purge_login_failures().expect("purge"), 2);
+        // The records of the pair, the address and the account (the
+        // address is not one the account logged in from).
+        assert_eq!(auth.purge_login_failures().expect("purge"), 3);
         assert_eq!(kind(&attempt(&auth, "sleepy", RIGHT, "192.0.2.1")), "ok");
+    }
+}
+
+// ------------------------------------------------ issue 17: no lock-out for ever
+
+/// The `n`th of many distinct addresses (up to 65,536), as an attacker
+/// rotating through a botnet or a proxy pool would use them.
+fn nth_address(n: usize) -> String {
+    format!("10.77.{}.{}", n / 256, n % 256)
+}
+
+/// One wrong password for `who` from each of `n` fresh addresses starting
+/// at the `from`th: what each was answered.
+fn fail_from_many(auth: &AuthService, who: &str, from: usize, n: usize) -> Vec<String> {
+    (from..from + n).map(|i| kind(&attempt(auth, who, "wrong guess", &nth_address(i)))).collect()
+}
+
+#[test]
+fn an_attacker_elsewhere_cannot_keep_the_owner_out() {
+    for store in stores() {
+        let clock = clock();
+        let auth = service(&store, clock.clone(), |_| {});
+        register(&auth, "owner");
+        // The attack of the issue: five wrong passwords from B, then one
+        // more each time the lock ends, for hours.
+        fail(&auth, "owner", 5, "203.0.113.66");
+        for _ in 0..8 {
+            let Err(AuthError::Locked { retry_after }) =
+                attempt(&auth, "owner", RIGHT, "203.0.113.66")
+            else {
+                panic!("the attacker's address is locked, for the right password too");
+            };
+            // Meanwhile the owner, from an address never used before, gets in.
+            assert_eq!(kind(&attempt(&auth, "owner", RIGHT, "198.51.100.7")), "ok");
+            clock.advance(Duration::seconds(i64::try_from(retry_after).unwrap_or(0)));
+            assert_eq!(kind(&attempt(&auth, "owner", "wrong again", "203.0.113.66")), "invalid");
+        }
+        assert_eq!(kind(&attempt(&auth, "owner", RIGHT, "198.51.100.7")), "ok");
+        assert_eq!(kind(&attempt(&auth, "owner@example.com", RIGHT, "198.51.100.8")), "ok");
+    }
+}
+
+#[test]
+fn rotating_addresses_lock_the_account_only_where_its_owner_never_logged_in() {
+    for store in stores() {
+        let clock = clock();
+        let auth = service(&store, clock.clone(), |_| {});
+        register(&auth, "famous");
+        // The owner's usual address.
+        assert_eq!(kind(&attempt(&auth, "famous", RIGHT, "198.51.100.7")), "ok");
+        clock.advance(Duration::days(3));
+        // Fifty guesses, one per address: no pair reaches its limit, the
+        // fiftieth locks the account for addresses it was not used from.
+        assert_eq!(fail_from_many(&auth, "famous", 0, 50), vec!["invalid"; 50]);
+        assert_eq!(kind(&attempt(&auth, "famous", RIGHT, &nth_address(50))), "locked 60");
+        assert_eq!(kind(&attempt(&auth, "FAMOUS", RIGHT, "192.0.2.200")), "locked 60");
+        // The owner, at home, is not locked out: a typo is just a typo.
+        assert_eq!(kind(&attempt(&auth, "famous", "typo", "198.51.100.7")), "invalid");
+        assert_eq!(kind(&attempt(&auth, "famous", RIGHT, "198.51.100.7")), "ok");
+        // And the owner's login does not open the account to more guesses.
+        clock.advance(Duration::seconds(1));
+        assert_eq!(kind(&attempt(&auth, "famous", RIGHT, &nth_address(51))), "locked 59");
+    }
+}
+
+#[test]
+fn an_ipv6_owner_is_known_by_the_network_not_the_changing_address() {
+    for store in stores() {
+        let auth = service(&store, clock(), |_| {});
+        register(&auth, "sixer");
+        // Privacy extensions change the interface half every day.
+        assert_eq!(kind(&attempt(&auth, "sixer", RIGHT, "2001:db8:1:2::10")), "ok");
+        assert_eq!(fail_from_many(&auth, "sixer", 0, 50), vec!["invalid"; 50]);
+        assert_eq!(kind(&attempt(&auth, "sixer", RIGHT, "2001:db8:1:2:a:b:c:d")), "ok");
+        assert_eq!(kind(&attempt(&auth, "sixer", RIGHT, "2001:db8:1:3::10")), "locked 60");
+    }
+}
+
+#[test]
+fn an_account_wide_lock_doubles_up_to_the_cap_and_always_ends() {
+    for store in stores() {
+        let clock = clock();
+        let auth = service(&store, clock.clone(), |_| {});
+        register(&auth, "hunted");
+        assert_eq!(fail_from_many(&auth, "hunted", 0, 50), vec!["invalid"; 50]);
+        let mut locks = Vec::new();
+        for i in 0..6 {
+            let Err(AuthError::Locked { retry_after }) =
+                attempt(&auth, "hunted", RIGHT, &nth_address(100 + i))
+            else {
+                panic!("expected a lock");
+            };
+            locks.push(retry_after);
+            clock.advance(Duration::seconds(i64::try_from(retry_after).unwrap_or(0)));
+            // Ended: the next guess is checked, and locks again.
+            assert_eq!(fail_from_many(&auth, "hunted", 200 + i, 1), ["invalid"]);
+        }
+        assert_eq!(locks, [60, 120, 240, 480, 900, 900], "bounded: a lock always ends");
+        clock.advance(Duration::seconds(900));
+        assert_eq!(kind(&attempt(&auth, "hunted", RIGHT, &nth_address(300))), "ok");
+    }
+}
+
+#[test]
+fn unknown_accounts_answer_like_real_ones_across_addresses_too() {
+    for store in stores() {
+        let clock = clock();
+        let auth = service(&store, clock.clone(), |_| {});
+        register(&auth, "genuine");
+        let answers = |who: &str| -> Vec<String> {
+            let mut a = fail_from_many(&auth, who, 0, 52);
+            // From one address past the pair limit, and after the lock.
+            clock.advance(Duration::seconds(60));
+            a.extend((0..7).map(|_| kind(&attempt(&auth, who, "wrong guess", "192.0.2.9"))));
+            a
+        };
+        let real = answers("genuine");
+        assert_eq!(real, answers("nobody-at-all"));
+        assert_eq!(real[49..52], ["invalid", "locked 60", "locked 60"]);
+        // The pair is far from its limit; the account-wide lock doubles.
+        assert_eq!(real[52..54], ["invalid", "locked 120"]);
+        assert_eq!(real[54..], ["locked 120"; 5]);
+    }
+}
+
+#[test]
+fn an_owner_address_is_forgotten_after_the_retention_period() {
+    for store in stores() {
+        let clock = clock();
+        let auth = service(&store, clock.clone(), |_| {});
+        register(&auth, "roamer");
+        assert_eq!(kind(&attempt(&auth, "roamer", RIGHT, "198.51.100.7")), "ok");
+        clock.advance(Duration::days(30) + Duration::seconds(1));
+        assert_eq!(auth.purge_login_failures().expect("purge"), 1, "the address");
+        assert_eq!(fail_from_many(&auth, "roamer", 0, 50), vec!["invalid"; 50]);
+        assert_eq!(kind(&attempt(&auth, "roamer", RIGHT, "198.51.100.7")), "locked 60");
+    }
+}
+
+#[test]
+fn logins_without_an_address_are_one_unknown_address() {
+    for store in stores() {
+        let auth = service(&store, clock(), |_| {});
+        register(&auth, "anon");
+        let nowhere = |password: &str| {
+            let input = LoginInput {
+                username: Some("anon".into()),
+                password: password.into(),
+                ..Default::default()
+            };
+            kind(&auth.login(input, &RequestMeta::default()).map(drop))
+        };
+        let answers: Vec<_> = (0..6).map(|_| nowhere("wrong guess")).collect();
+        assert_eq!(answers[4..], ["invalid", "locked 60"]);
+        assert_eq!(nowhere(RIGHT), "locked 60");
+        // Callers with an address are not behind that lock.
+        assert_eq!(kind(&attempt(&auth, "anon", RIGHT, "198.51.100.7")), "ok");
     }
 }

@@ -5,11 +5,17 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use kernel::{OffsetDateTime, Uuid, from_millis, to_millis};
 
+use crate::conn::DbConn;
 use crate::schema::{counters, users};
 use crate::{Store, parse_id};
 
 /// The counter behind `user_code`.
 const USER_SEQ: &str = "user_seq";
+
+/// Key of the PostgreSQL advisory lock (transaction-scoped) that every
+/// change able to take the admin powers from someone holds; see
+/// [`UserStore::update`] on [`Store`].
+const ADMIN_LOCK: i64 = 0x5e55_10d0_00ad;
 
 /// A row of `users`.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -68,7 +74,7 @@ impl Store {
     fn find_user_by(
         &self,
         what: &'static str,
-        filter: impl FnOnce(&mut crate::conn::DbConn) -> QueryResult<Option<UserRow>>,
+        filter: impl FnOnce(&mut DbConn) -> QueryResult<Option<UserRow>>,
     ) -> Result<Option<User>, AccountError> {
         let row = self.run(what, filter)?;
         Ok(row.map(UserRow::into_user).transpose()?)
@@ -182,14 +188,51 @@ impl UserStore for Store {
             status: patch.status.map(UserStatus::as_str),
             updated_at_ms: to_millis(now),
         };
+        let guard = patch.may_remove_admin();
         // `RETURNING` a whole row does not work over `MultiBackend` (only
         // single columns do), hence the read back in the same transaction.
         let row = self.write_tx("updating a user", |c| {
-            if diesel::update(users::table.find(&id)).set(&changes).execute(c)? == 0 {
-                return Ok(None);
+            if guard && is_last_active_admin(c, &id)? {
+                return Ok(Err(AccountError::LastAdmin));
             }
-            users::table.find(&id).select(UserRow::as_select()).first(c).optional()
-        })?;
+            if diesel::update(users::table.find(&id)).set(&changes).execute(c)? == 0 {
+                return Ok(Ok(None));
+            }
+            users::table.find(&id).select(UserRow::as_select()).first(c).optional().map(Ok)
+        })??;
         Ok(row.map(UserRow::into_user).transpose()?)
     }
+}
+
+/// Whether the user `id` is an active admin and no other user is, inside
+/// the transaction of a change that may take the admin powers from it.
+///
+/// Race-free because only such changes lower the number of active
+/// admins, and they exclude each other here: SQLite's write transactions
+/// (`BEGIN IMMEDIATE`) always do; on PostgreSQL each takes the same
+/// transaction-scoped advisory lock before reading. Changes that add
+/// admins take no lock: one that commits meanwhile can only make this
+/// answer too cautious, and one still uncommitted when the user is read
+/// (a promotion of this very user) leaves the count, once both are
+/// done, where it was before either. One lock rather than row locks
+/// (`SELECT … FOR UPDATE` of the active admins): which rows matter is only
+/// known by reading them, and two changes locking the admins and the user
+/// changed in different orders could deadlock.
+fn is_last_active_admin(c: &mut DbConn, id: &str) -> QueryResult<bool> {
+    if let DbConn::Pg(pg) = c {
+        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({ADMIN_LOCK})")).execute(pg)?;
+    }
+    let (admin, active) = (Role::admin(), UserStatus::Active.as_str());
+    let target: Option<(String, String)> =
+        users::table.find(id).select((users::role, users::status)).first(c).optional()?;
+    if target.is_none_or(|(role, status)| role != admin.as_str() || status != active) {
+        return Ok(false);
+    }
+    let others: i64 = users::table
+        .filter(users::role.eq(admin.as_str()))
+        .filter(users::status.eq(active))
+        .filter(users::id.ne(id))
+        .count()
+        .get_result(c)?;
+    Ok(others == 0)
 }

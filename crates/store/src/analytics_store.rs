@@ -47,8 +47,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use analytics::{
-    BUCKET_MS, EventKind, Interval, MsRange, PageTotal, PageVisit, SessionBucket, Subject,
-    TimelinePosition, TrackEvent, TrackState, TrackedSession, TrackingStore,
+    BUCKET_MS, EventKind, EventSpan, Interval, MsRange, PagePosition, PageTotal, PageVisit,
+    SessionBucket, Subject, TimelinePosition, TrackEvent, TrackState, TrackedSession,
+    TrackingStore,
 };
 use diesel::dsl::sql;
 use diesel::prelude::*;
@@ -78,8 +79,10 @@ const FAR: i64 = DAY_MS * 11_000_000;
 /// below both databases' limits on bind parameters (65535 and 32766).
 pub(crate) const CHUNK_ROWS: usize = 1000;
 
-/// Ids per `IN (…)` list.
-const CHUNK_IDS: usize = 500;
+/// Event spans per statement: each is an `OR`ed term of three
+/// parameters, and SQLite parses a chain of `OR`s as a tree as deep as it
+/// is long (its limit is 1000 levels).
+const CHUNK_SPANS: usize = 100;
 
 /// Open sessions, spelt exactly as the predicate of the partial index
 /// `tracked_sessions_open_idx` (a bound parameter would not match it).
@@ -174,6 +177,32 @@ SELECT page, CAST(SUM(v) AS BIGINT) AS visits, CAST(SUM(t) AS BIGINT) AS time_su
      AND at_ms >= GREATEST($9, COALESCE((SELECT folded_ms FROM page_folds WHERE app = $1), $9)) \
      AND at_ms < $10 \
 ) AS parts GROUP BY page";
+
+/// One page of a per-page sum ([`PAGES_SQL`], [`TOTALS_SQL`],
+/// [`USER_PAGES_SQL`], whose parameters end at `$<first - 1>`) in report
+/// order: pages with a visit, by total time (most first), then path in
+/// byte order, after the position `($first, $<first + 1>)` when `keyset`,
+/// at most `$<last>` of them.
+///
+/// The database groups, orders and limits (a top-N sort keeps only the
+/// `limit` best rows), so what reaches this process is bounded by the
+/// limit whatever the number of pages. Paths compare as bytes in both
+/// databases (`COLLATE "C"`, SQLite's `BINARY`), as the cursor does.
+fn paged_sums(sum: &str, first: usize, keyset: bool) -> String {
+    let (time, page) = (first, first + 1);
+    let after = if keyset {
+        format!(
+            " AND (time_sum < ${time} OR (time_sum = ${time} AND page COLLATE \"C\" > ${page}))"
+        )
+    } else {
+        String::new()
+    };
+    let limit = if keyset { first + 2 } else { first };
+    format!(
+        "SELECT page, visits, time_sum FROM ({sum}) AS sums WHERE visits > 0{after} \
+         ORDER BY time_sum DESC, page COLLATE \"C\" ASC LIMIT ${limit}"
+    )
+}
 
 /// Visits folded per [`FOLD_PAGES_SQL`] call (one transaction): bounds
 /// how long a fold keeps batches waiting, and keeps a step well inside
@@ -883,9 +912,11 @@ impl Store {
         }
     }
 
-    /// Runs a per-page sum ([`PAGES_SQL`], [`USER_PAGES_SQL`]): `$1` the
-    /// app, `$2` the subject, then each range of `bounds` as two
-    /// parameters.
+    /// Runs one page of a per-page sum ([`PAGES_SQL`], [`TOTALS_SQL`],
+    /// [`USER_PAGES_SQL`], paged by [`paged_sums`]): `$1` the app, `$2`
+    /// the subject, then each range of `bounds` as two parameters, then
+    /// the position to go on after (if any) and the limit.
+    #[expect(clippy::too_many_arguments, reason = "one statement's parameters, named")]
     fn sum_pages(
         &self,
         what: &'static str,
@@ -893,8 +924,10 @@ impl Store {
         app: &str,
         key: &str,
         bounds: &[(i64, i64)],
+        after: Option<&PagePosition>,
+        limit: u32,
     ) -> anyhow::Result<Vec<PageRow>> {
-        let query = self.dialect(pg_sql.to_owned());
+        let query = self.dialect(paged_sums(pg_sql, 3 + 2 * bounds.len(), after.is_some()));
         self.run(what, |conn| {
             per_backend!(conn, |c| {
                 let mut q = diesel::sql_query(&query)
@@ -904,18 +937,25 @@ impl Store {
                 for &(from, to) in bounds {
                     q = q.bind::<BigInt, _>(from).bind::<BigInt, _>(to);
                 }
-                q.load(c)
+                if let Some(p) = after {
+                    q = q.bind::<BigInt, _>(p.time_sum).bind::<Text, _>(&p.page);
+                }
+                q.bind::<BigInt, _>(i64::from(limit)).load(c)
             })
         })
     }
 
     /// `pg_sql` (with `$n` placeholders) in this store's dialect: SQLite
     /// would read `$n` as a named parameter, so it gets the numbered `?n`,
-    /// and its two-argument `MAX` is PostgreSQL's `GREATEST`.
+    /// its two-argument `MAX` is PostgreSQL's `GREATEST`, and its byte
+    /// order is `BINARY` (it knows no collation "C").
     fn dialect(&self, pg_sql: String) -> String {
         match self.backend {
             Backend::Postgres => pg_sql,
-            Backend::Sqlite => pg_sql.replace('$', "?").replace("GREATEST(", "MAX("),
+            Backend::Sqlite => pg_sql
+                .replace('$', "?")
+                .replace("GREATEST(", "MAX(")
+                .replace("COLLATE \"C\"", "COLLATE BINARY"),
         }
     }
 
@@ -1159,12 +1199,19 @@ impl TrackingStore for Store {
         app: &str,
         subject: &Subject,
         range: MsRange,
+        after: Option<&PagePosition>,
+        limit: u32,
     ) -> anyhow::Result<Vec<PageTotal>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         let key = subject_key(subject);
         let everyone = matches!(subject, Subject::All);
+        let sum = |what, sql, bounds: &[(i64, i64)]| {
+            self.sum_pages(what, sql, app, key, bounds, after, limit)
+        };
         let rows: Vec<PageRow> = if everyone && range.from.is_none() && range.to.is_none() {
-            let all_time = [(-FAR, FAR)];
-            self.sum_pages("loading page totals", TOTALS_SQL, app, key, &all_time)?
+            sum("loading page totals", TOTALS_SQL, &[(-FAR, FAR)])?
         } else {
             let Some((lo, hi)) = bounds(range) else {
                 return Ok(Vec::new());
@@ -1175,21 +1222,17 @@ impl TrackingStore for Store {
                 let [r0, r1] = plan.raw;
                 // Days and buckets: what the aggregates may not hold yet.
                 let aggregated = (ceil_to(lo, BUCKET_MS), floor_to(hi, BUCKET_MS));
-                let bounds = [plan.days, b0, b1, r0, r1, aggregated];
-                self.sum_pages("summing page visits", PAGES_SQL, app, key, &bounds)?
+                sum("summing page visits", PAGES_SQL, &[plan.days, b0, b1, r0, r1, aggregated])?
             } else {
                 let (days, [r0, r1]) = user_page_plan(lo, hi);
-                let bounds = [days, r0, r1, days];
-                self.sum_pages("summing a user's page visits", USER_PAGES_SQL, app, key, &bounds)?
+                sum("summing a user's page visits", USER_PAGES_SQL, &[days, r0, r1, days])?
             }
         };
-        let mut totals: Vec<PageTotal> = rows
+        // Already grouped, ordered and limited by the database.
+        Ok(rows
             .into_iter()
-            .filter(|r| r.visits > 0)
             .map(|r| PageTotal { page: r.page, visits: r.visits, time_sum: r.time_sum })
-            .collect();
-        totals.sort_by(|a, b| a.page.cmp(&b.page));
-        Ok(totals)
+            .collect())
     }
 
     fn timeline(
@@ -1232,22 +1275,35 @@ impl TrackingStore for Store {
         rows.into_iter().map(SessionRow::into_session).collect()
     }
 
-    fn events_of(&self, session_ids: &[Uuid]) -> anyhow::Result<Vec<TrackEvent>> {
-        // In the order the sessions were asked for (a timeline page's
-        // order), each session's events by seq.
-        let mut position: HashMap<String, usize> = HashMap::with_capacity(session_ids.len());
-        for id in session_ids {
+    fn events_of(&self, spans: &[EventSpan]) -> anyhow::Result<Vec<TrackEvent>> {
+        // In the order of the spans (a timeline page's order), each
+        // session's events by seq. Every span bounds its `seq` range in
+        // SQL (the primary key's order), so only the events asked for are
+        // read, however long a session is.
+        let mut position: HashMap<String, usize> = HashMap::with_capacity(spans.len());
+        for span in spans {
             let next = position.len();
-            position.entry(id.to_string()).or_insert(next);
+            position.entry(span.session_id.to_string()).or_insert(next);
         }
-        let ids: Vec<&String> = position.keys().collect();
         let mut rows: Vec<(String, i32, String, i64)> = Vec::new();
-        for chunk in ids.chunks(CHUNK_IDS) {
+        for chunk in spans.chunks(CHUNK_SPANS) {
+            let terms: Vec<(String, i32, i32)> = chunk
+                .iter()
+                .filter(|s| s.from_seq < s.to_seq)
+                .map(|s| (s.session_id.to_string(), s.from_seq, s.to_seq))
+                .collect();
+            if terms.is_empty() {
+                continue;
+            }
             rows.extend(self.run("loading tracked-session events", |c| {
-                te::table
-                    .filter(te::session_id.eq_any(chunk))
-                    .select((te::session_id, te::seq, te::kind, te::at_ms))
-                    .load::<(String, i32, String, i64)>(c)
+                let mut q =
+                    te::table.select((te::session_id, te::seq, te::kind, te::at_ms)).into_boxed();
+                for (id, from, to) in &terms {
+                    q = q.or_filter(
+                        te::session_id.eq(id).and(te::seq.ge(*from)).and(te::seq.lt(*to)),
+                    );
+                }
+                q.load::<(String, i32, String, i64)>(c)
             })?);
         }
         rows.sort_by_key(|(id, seq, _, _)| (position.get(id).copied(), *seq));

@@ -113,6 +113,10 @@ impl r2d2::HandleError<diesel::r2d2::Error> for SharedPoolEvents {
 /// database was found unreachable meanwhile (and gives up at once).
 const CHECKOUT_SLICE: Duration = Duration::from_millis(100);
 
+/// The `counters` row that readiness probes write ([`Store::probe_write`]);
+/// its value counts the probes and means nothing else.
+const WRITE_PROBE: &str = "write_probe";
+
 /// Pool settings.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -239,12 +243,33 @@ impl Store {
         Ok(())
     }
 
-    /// Checks that the database answers (`SELECT 1`), for readiness probes.
+    /// Checks that the database answers (`SELECT 1`).
     pub fn ping(&self) -> anyhow::Result<()> {
         let mut conn = self.conn()?;
         diesel::sql_query("SELECT 1")
             .execute(&mut **conn)
             .map_err(|e| db_err(e, "pinging the database"))?;
+        Ok(())
+    }
+
+    /// Checks that the database takes a write, for readiness probes: one
+    /// committed write transaction (an upsert of the `write_probe` row of
+    /// `counters`). A database that answers reads but refuses writes (a
+    /// full disk, a read-only file or file system, a PostgreSQL standby)
+    /// cannot serve logins or tracking, so it is not ready; and since the
+    /// probe really commits, readiness turns ready again by itself as soon
+    /// as writes succeed.
+    pub fn probe_write(&self) -> anyhow::Result<()> {
+        self.write_tx("probing a database write", |c| {
+            per_backend!(c, |c| diesel::insert_into(schema::counters::table)
+                .values(
+                    (schema::counters::name.eq(WRITE_PROBE), schema::counters::value.eq(0_i64),)
+                )
+                .on_conflict(schema::counters::name)
+                .do_update()
+                .set(schema::counters::value.eq(schema::counters::value + 1_i64))
+                .execute(c))
+        })?;
         Ok(())
     }
 
@@ -390,7 +415,11 @@ fn write_tx<T>(conn: &mut DbConn, f: impl FnOnce(&mut DbConn) -> QueryResult<T>)
 fn db_err(e: DieselError, what: &'static str) -> anyhow::Error {
     let unavailable = match &e {
         DieselError::DatabaseError(
-            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            DatabaseErrorKind::ClosedConnection
+            | DatabaseErrorKind::UnableToSendCommand
+            // A PostgreSQL that only reads (a standby after a failover, or
+            // `default_transaction_read_only`): no write can succeed now.
+            | DatabaseErrorKind::ReadOnlyTransaction,
             _,
         ) => true,
         DieselError::DatabaseError(_, info) => {
@@ -404,6 +433,7 @@ fn db_err(e: DieselError, what: &'static str) -> anyhow::Error {
                 || m.contains("the database system is")
                 || m.contains("database is locked")
                 || m.contains("database table is locked")
+                || storage_failure(m)
         }
         DieselError::BrokenTransactionManager => true,
         _ => false,
@@ -414,6 +444,26 @@ fn db_err(e: DieselError, what: &'static str) -> anyhow::Error {
         anyhow::Error::new(e)
     };
     e.context(what)
+}
+
+/// Whether a database message says the storage under the database refuses
+/// writes: a full disk or a file system gone read-only (SQLite's
+/// `SQLITE_FULL`, `SQLITE_READONLY`, `SQLITE_IOERR`, `SQLITE_CANTOPEN`;
+/// PostgreSQL's `disk_full` and failed file extensions). Nothing about the
+/// request is wrong and nothing is lost (the transaction rolled back), so
+/// it is an outage (503), and it ends by itself once space is freed or the
+/// file is writable again.
+fn storage_failure(message: &str) -> bool {
+    const MESSAGES: [&str; 7] = [
+        "database or disk is full",
+        "attempt to write a readonly database",
+        "disk I/O error",
+        "unable to open database file",
+        "No space left on device",
+        "could not extend file",
+        "could not write to file",
+    ];
+    MESSAGES.iter().any(|m| message.contains(m))
 }
 
 /// Runs `$body` with `$c` bound to the concrete connection of either

@@ -186,6 +186,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Never joined: not in `allow_tables_to_appear_in_same_query!`.
+    login_successes (key) {
+        key -> Text,
+        succeeded_ms -> BigInt,
+    }
+}
+
 diesel::joinable!(device_sessions -> users (user_id));
 diesel::joinable!(refresh_tokens -> device_sessions (session_id));
 diesel::joinable!(tracked_events -> tracked_sessions (session_id));

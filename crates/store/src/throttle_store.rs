@@ -1,4 +1,5 @@
-//! `auth::LoginThrottleStore`: failed-login records, changed atomically.
+//! `auth::LoginThrottleStore`: failed-login records, changed atomically,
+//! and when each account last logged in from each network.
 
 use auth::{LoginFailures, LoginThrottleStore};
 use diesel::prelude::*;
@@ -8,6 +9,7 @@ use kernel::{OffsetDateTime, from_millis, to_millis};
 use crate::Store;
 use crate::conn::DbConn;
 use crate::schema::login_failures as lf;
+use crate::schema::login_successes as ls;
 
 type Row = (i32, i64, Option<i64>);
 
@@ -66,6 +68,38 @@ impl LoginThrottleStore for Store {
                     .filter(lf::locked_until_ms.is_null().or(lf::locked_until_ms.le(now))),
             )
             .execute(c)
+        })?;
+        Ok(n as u64)
+    }
+
+    fn last_success(&self, key: &str) -> anyhow::Result<Option<OffsetDateTime>> {
+        let at: Option<i64> = self.run("reading a successful login", |c| {
+            ls::table.find(key).select(ls::succeeded_ms).first(c).optional()
+        })?;
+        Ok(at.map(from_millis))
+    }
+
+    fn record_success(&self, key: &str, at: OffsetDateTime) -> anyhow::Result<()> {
+        let at = ls::succeeded_ms.eq(to_millis(at));
+        // One statement, atomic on its own: two logins at once both leave
+        // a time of their own, whichever is written last.
+        self.run("recording a successful login", |c| {
+            crate::per_backend!(c, |c| {
+                diesel::insert_into(ls::table)
+                    .values((ls::key.eq(key), at))
+                    .on_conflict(ls::key)
+                    .do_update()
+                    .set(at)
+                    .execute(c)
+            })
+        })?;
+        Ok(())
+    }
+
+    fn purge_successes(&self, before: OffsetDateTime) -> anyhow::Result<u64> {
+        let before = to_millis(before);
+        let n = self.run("forgetting old successful logins", |c| {
+            diesel::delete(ls::table.filter(ls::succeeded_ms.lt(before))).execute(c)
         })?;
         Ok(n as u64)
     }

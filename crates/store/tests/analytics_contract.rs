@@ -14,8 +14,9 @@ use std::thread;
 
 use EventKind::{End, Pause, Resume, Start};
 use analytics::{
-    BUCKET_MS, EventKind, Interval, MsRange, PageTotal, PageVisit, SessionBucket, Subject,
-    TimelinePosition, TrackEvent, TrackState, TrackedSession, TrackingStore,
+    BUCKET_MS, EventKind, EventSpan, Interval, MsRange, PagePosition, PageTotal, PageVisit,
+    SessionBucket, Subject, TimelinePosition, TrackEvent, TrackState, TrackedSession,
+    TrackingStore,
 };
 use kernel::{Duration, OffsetDateTime, Uuid, to_millis};
 use store::Store;
@@ -32,9 +33,11 @@ contract!(
     concurrent_transitions_have_one_winner,
     stale_open_sessions_oldest_first,
     page_totals_match_brute_force,
+    page_totals_page_by_total_time_then_path,
     folds_keep_page_totals_exact,
     concurrent_page_batches_are_exact,
     timeline_pages_through_ties,
+    events_of_reads_only_the_spans,
 );
 
 /// A day in milliseconds.
@@ -112,6 +115,16 @@ fn transition(
     t.after.last_seen_at = at;
     let event = t.event(kind);
     (t.after, event, t.closed.filter(|i| i.to > i.from))
+}
+
+/// The events `[0, n)` of a session.
+fn whole(session_id: Uuid, n: i32) -> EventSpan {
+    EventSpan { session_id, from_seq: 0, to_seq: n }
+}
+
+/// Every event of `s` as read.
+fn all(s: &TrackedSession) -> EventSpan {
+    whole(s.id, s.events)
 }
 
 /// Applies a step that must win.
@@ -317,7 +330,7 @@ fn sessions_and_events_round_trip(store: &Store) {
 
     let t = start(store, "app", "bob", m(2));
     let t = step(store, &t, Pause, m(4));
-    let events = store.events_of(&[t.id, s.id, kernel::new_id()]).unwrap();
+    let events = store.events_of(&[all(&t), all(&s), whole(kernel::new_id(), 9)]).unwrap();
     let kinds: Vec<(Uuid, i32, EventKind, OffsetDateTime)> =
         events.iter().map(|e| (e.session_id, e.seq, e.kind, e.at)).collect();
     assert_eq!(
@@ -345,7 +358,7 @@ fn transitions_are_compare_and_swap(store: &Store) {
     let snapshot = || {
         (
             store.get_session("app", s.id).unwrap(),
-            store.events_of(&[s.id]).unwrap(),
+            store.events_of(&[whole(s.id, 99)]).unwrap(),
             store.session_buckets("app", &Subject::All, MsRange::default()).unwrap(),
         )
     };
@@ -368,7 +381,7 @@ fn transitions_are_compare_and_swap(store: &Store) {
     // The current one wins.
     let ended = step(store, &repaused, End, m(30));
     assert_eq!(store.get_session("app", s.id).unwrap(), Some(ended.clone()));
-    assert_eq!(store.events_of(&[s.id]).unwrap().len(), 5);
+    assert_eq!(store.events_of(&[whole(s.id, 99)]).unwrap().len(), 5);
     assert_eq!(
         store.session_buckets("app", &Subject::All, MsRange::default()).unwrap(),
         vec![active(started(b(0), 1, &[mins(10)]), mins(10))]
@@ -403,7 +416,7 @@ fn concurrent_transitions_have_one_winner(store: &Store) {
     assert_eq!(winners.len(), 1, "{outcomes:?}");
     let winner = winners[0];
     assert_eq!(store.get_session("app", s.id).unwrap().as_ref(), Some(winner));
-    assert_eq!(store.events_of(&[s.id]).unwrap().len(), 2);
+    assert_eq!(store.events_of(&[whole(s.id, 99)]).unwrap().len(), 2);
     let d = winner.active_ms;
     assert_eq!(
         store.session_buckets("app", &user("alice"), MsRange::default()).unwrap(),
@@ -485,6 +498,54 @@ fn timeline_pages_through_ties(store: &Store) {
     assert_eq!(store.timeline("app", &Subject::All, r, None, 0).unwrap(), vec![]);
 }
 
+/// A detailed timeline reads only the events its page holds: `events_of`
+/// returns each span's `[from_seq, to_seq)`, span after span in the order
+/// asked, over more spans than one statement takes.
+fn events_of_reads_only_the_spans(store: &Store) {
+    // alice: 301 events (150 pauses and resumes, one second apart).
+    let mut long = start(store, "app", "alice", T0);
+    for k in 0..150 {
+        long = step(store, &long, Pause, s(2 * k + 1));
+        long = step(store, &long, Resume, s(2 * k + 2));
+    }
+    assert_eq!(long.events, 301);
+    let short = step(store, &start(store, "app", "bob", m(1)), Pause, m(2));
+    let span = |s: &TrackedSession, from_seq: i32, to_seq: i32| EventSpan {
+        session_id: s.id,
+        from_seq,
+        to_seq,
+    };
+    let seqs = |events: Vec<TrackEvent>| -> Vec<(Uuid, i32)> {
+        events.into_iter().map(|e| (e.session_id, e.seq)).collect()
+    };
+    let got = store.events_of(&[span(&long, 10, 13), span(&short, 0, 2)]).unwrap();
+    assert_eq!(got[0], TrackEvent { session_id: long.id, seq: 10, kind: Resume, at: s(10) });
+    assert_eq!(
+        seqs(got),
+        [(long.id, 10), (long.id, 11), (long.id, 12), (short.id, 0), (short.id, 1)]
+    );
+    // In the order asked; a span past the end holds what there is; empty
+    // spans and unknown sessions hold nothing.
+    let got = store.events_of(&[span(&short, 1, 2), span(&long, 295, 1000)]).unwrap();
+    let want: Vec<(Uuid, i32)> =
+        [(short.id, 1)].into_iter().chain((295..301).map(|q| (long.id, q))).collect();
+    assert_eq!(seqs(got), want);
+    let nobody = TrackedSession { id: kernel::new_id(), ..short.clone() };
+    let got = store.events_of(&[span(&long, 7, 7), span(&nobody, 0, 9), span(&long, 9, 5)]);
+    assert_eq!(got.unwrap(), vec![]);
+
+    // 230 sessions (more than one statement's worth of spans), asked for
+    // newest first, two events each.
+    let mut many: Vec<TrackedSession> = (0..230)
+        .map(|i| step(store, &start(store, "many", "carol", m(i)), End, m(i + 1)))
+        .collect();
+    many.reverse();
+    let spans: Vec<EventSpan> = many.iter().map(|s| span(s, 0, 2)).collect();
+    let want: Vec<(Uuid, i32)> = many.iter().flat_map(|s| [(s.id, 0), (s.id, 1)]).collect();
+    assert_eq!(seqs(store.events_of(&spans).unwrap()), want);
+    assert_eq!(store.events_of(&[]).unwrap(), vec![]);
+}
+
 // ---------------------------------------------------------------- pages
 
 /// A small deterministic generator (no dependency for tests).
@@ -513,9 +574,50 @@ fn brute_force(visits: &[PageVisit], app: &str, subject: &Subject, r: MsRange) -
             e.1 += v.timespent;
         }
     }
-    sums.into_iter()
+    let mut out: Vec<PageTotal> = sums
+        .into_iter()
         .map(|(page, (visits, time_sum))| PageTotal { page: page.into(), visits, time_sum })
-        .collect()
+        .collect();
+    in_report_order(&mut out);
+    out
+}
+
+/// The order of the page reports: total time, most first, then path in
+/// byte order (Rust's `str` order is byte order).
+fn in_report_order(totals: &mut [PageTotal]) {
+    totals.sort_by(|a, b| b.time_sum.cmp(&a.time_sum).then_with(|| a.page.cmp(&b.page)));
+}
+
+/// Every page of a page report, `limit` a call, each call going on after
+/// the last page of the one before; asserts that no call returns more than
+/// `limit`, and that only the last returns fewer.
+fn paged_totals(
+    store: &Store,
+    app: &str,
+    subject: &Subject,
+    r: MsRange,
+    limit: u32,
+) -> Vec<PageTotal> {
+    let mut out = Vec::new();
+    let mut after: Option<PagePosition> = None;
+    loop {
+        let page = store.page_totals(app, subject, r, after.as_ref(), limit).unwrap();
+        assert!(page.len() <= limit as usize, "{} > {limit}", page.len());
+        let last = page.len() < limit as usize;
+        after = page.last().map(PageTotal::position);
+        out.extend(page);
+        if last {
+            return out;
+        }
+        assert!(out.len() < 1_000_000, "paging does not end");
+    }
+}
+
+/// Every page of a page report in one call (they are few in these tests).
+fn totals(store: &Store, app: &str, subject: &Subject, r: MsRange) -> Vec<PageTotal> {
+    let all = store.page_totals(app, subject, r, None, 1000).unwrap();
+    assert!(all.len() < 1000, "more pages than one call holds");
+    all
 }
 
 /// `n` visits over the three days from `day0`: a third of them on bucket
@@ -591,21 +693,20 @@ fn page_ranges(day0: i64, edge: i64) -> [MsRange; 16] {
 }
 
 /// Every report of [`page_ranges`] for everyone and some users of "app",
-/// and all time of "other", against brute force over `visits`.
+/// and all time of "other", against brute force over `visits`: in one
+/// call, and two pages a call.
 fn assert_page_totals(store: &Store, visits: &[PageVisit], day0: i64, edge: i64, when: &str) {
     for subject in [Subject::All, user("alice"), user("bob"), user("nobody")] {
         for r in page_ranges(day0, edge) {
             let expected = brute_force(visits, "app", &subject, r);
-            assert_eq!(
-                store.page_totals("app", &subject, r).unwrap(),
-                expected,
-                "{when}: {subject:?} {r:?}"
-            );
+            let ctx = format!("{when}: {subject:?} {r:?}");
+            assert_eq!(totals(store, "app", &subject, r), expected, "{ctx}");
+            assert_eq!(paged_totals(store, "app", &subject, r, 2), expected, "{ctx}, by 2");
         }
     }
     let expected = brute_force(visits, "other", &Subject::All, MsRange::default());
     assert_eq!(
-        store.page_totals("other", &Subject::All, MsRange::default()).unwrap(),
+        totals(store, "other", &Subject::All, MsRange::default()),
         expected,
         "{when}: other"
     );
@@ -620,7 +721,7 @@ fn page_totals_match_brute_force(store: &Store) {
     assert_page_totals(store, &visits, day0, edge, "unfolded");
     let expected = brute_force(&visits, "other", &Subject::All, MsRange::default());
     assert_eq!(expected.iter().map(|t| t.visits).sum::<i64>(), 150);
-    assert_eq!(store.page_totals("nope", &Subject::All, MsRange::default()).unwrap(), vec![]);
+    assert_eq!(totals(store, "nope", &Subject::All, MsRange::default()), vec![]);
 
     // Folded (all of it), the same answers from the aggregates.
     let folded = store.fold_pages(kernel::from_millis(day0 + 4 * DAY)).unwrap();
@@ -628,13 +729,101 @@ fn page_totals_match_brute_force(store: &Store) {
     assert_page_totals(store, &visits, day0, edge, "folded");
 
     // A duplicate id fails the whole batch: nothing of it is counted.
-    let before = store.page_totals("app", &Subject::All, MsRange::default()).unwrap();
+    let before = totals(store, "app", &Subject::All, MsRange::default());
     let mut fresh = visits[0].clone();
     fresh.id = kernel::new_id();
     assert!(store.record_pages(&[fresh, visits[1].clone()]).is_err());
-    assert_eq!(store.page_totals("app", &Subject::All, MsRange::default()).unwrap(), before);
+    assert_eq!(totals(store, "app", &Subject::All, MsRange::default()), before);
     let ids: HashSet<Uuid> = visits.iter().map(|v| v.id).collect();
     assert_eq!(ids.len(), visits.len());
+}
+
+/// A user with more pages than one call holds (issue 17: anyone can track
+/// pages for anyone): the store hands them out `limit` at a time, by total
+/// time (most first) then path in byte order, each call going on after the
+/// previous call's last page; together they are exactly the brute-force
+/// totals, whether a page's visits are folded into the aggregates, raw
+/// after the watermark, dated before it but written after the fold, or
+/// all of these at once.
+fn page_totals_page_by_total_time_then_path(store: &Store) {
+    let day0 = to_millis(datetime!(2024-06-03 00:00 UTC));
+    let mut rng = Lcg(17);
+    // 2,600 pages of mallory's, one to three visits each, totals of 0–6
+    // seconds (so ties run across every call's edge); paths whose byte
+    // order is not a locale's ("/B" < "/a" < "/é"), some 2048 characters
+    // long. bob visits some of the same paths.
+    let mut visits: Vec<PageVisit> = Vec::new();
+    for i in 0..2600 {
+        let page = match i % 4 {
+            0 => format!("/a/{i}"),
+            1 => format!("/B/{i}"),
+            2 => format!("/é/{i}"),
+            _ => format!("/{i:05}{}", "z".repeat(2042)),
+        };
+        for _ in 0..=rng.next(3) {
+            for who in ["mallory", "mallory", "bob"].iter().take(if i % 7 == 0 { 3 } else { 1 }) {
+                visits.push(PageVisit {
+                    id: kernel::new_id(),
+                    app: "app".into(),
+                    user: (*who).into(),
+                    page: page.clone(),
+                    timespent: rng.next(3) as i64,
+                    session_id: None,
+                    at: kernel::from_millis(day0 + rng.next(3 * DAY as u64) as i64),
+                });
+            }
+        }
+    }
+    assert!(visits.iter().any(|v| v.page.chars().count() == 2048));
+    // Half written and folded up to the middle of the second day; then the
+    // rest, some of it dated before that watermark (late).
+    let later = visits.split_off(visits.len() / 2);
+    record_in_batches(store, &visits);
+    let mark = day0 + DAY + DAY / 2 + 7;
+    assert!(store.fold_pages(kernel::from_millis(mark)).unwrap() > 0);
+    record_in_batches(store, &later);
+    visits.extend(later);
+    let straddling = {
+        let mut sides: BTreeMap<&str, (bool, bool)> = BTreeMap::new();
+        for v in &visits {
+            let e = sides.entry(&v.page).or_default();
+            if to_millis(v.at) < mark { e.0 = true } else { e.1 = true }
+        }
+        sides.values().filter(|(a, b)| *a && *b).count()
+    };
+    assert!(straddling > 100, "pages both folded and raw: {straddling}");
+
+    let cut = range(Some(day0 + 5 * 3_600_000 + 1), Some(day0 + 2 * DAY + 3 * 3_600_000 - 1));
+    for subject in [user("mallory"), Subject::All, user("bob")] {
+        for r in [MsRange::default(), cut] {
+            let expected = brute_force(&visits, "app", &subject, r);
+            for limit in [1000, 333] {
+                let got = paged_totals(store, "app", &subject, r, limit);
+                assert_eq!(got.len(), expected.len(), "{subject:?} {r:?} by {limit}");
+                assert!(got == expected, "{subject:?} {r:?} by {limit}: not brute force");
+            }
+        }
+    }
+    let mallory = brute_force(&visits, "app", &user("mallory"), MsRange::default());
+    assert_eq!(mallory.len(), 2600);
+    // A call holds at most `limit`, the first ones in order; after the
+    // last page there is nothing; a limit of 0 holds nothing.
+    let first = store.page_totals("app", &user("mallory"), MsRange::default(), None, 1000).unwrap();
+    assert!(first == mallory[..1000], "the first 1000 in report order");
+    let at = |i: usize| Some(mallory[i].position());
+    let next = store.page_totals("app", &user("mallory"), MsRange::default(), at(999).as_ref(), 3);
+    assert!(next.unwrap() == mallory[1000..1003], "goes on after the position");
+    let end = store.page_totals("app", &user("mallory"), MsRange::default(), at(2599).as_ref(), 9);
+    assert_eq!(end.unwrap(), vec![]);
+    assert_eq!(
+        store.page_totals("app", &user("mallory"), MsRange::default(), None, 0).unwrap(),
+        vec![]
+    );
+    // A position between two pages (one that is not a page): the next one.
+    let between =
+        PagePosition { time_sum: mallory[5].time_sum, page: format!("{}!", mallory[5].page) };
+    let got = store.page_totals("app", &user("mallory"), MsRange::default(), Some(&between), 1);
+    assert!(got.unwrap() == mallory[6..7]);
 }
 
 /// Folds move visits from the raw tail into the aggregates without
@@ -694,18 +883,12 @@ fn folds_keep_page_totals_exact(store: &Store) {
     store.record_pages(std::slice::from_ref(&fresh)).unwrap();
     let only =
         |v: &PageVisit| vec![PageTotal { page: v.page.clone(), visits: 1, time_sum: v.timespent }];
-    assert_eq!(
-        store.page_totals("fresh", &Subject::All, MsRange::default()).unwrap(),
-        only(&fresh)
-    );
+    assert_eq!(totals(store, "fresh", &Subject::All, MsRange::default()), only(&fresh));
 
     // Everything folded, then a late visit: still exact.
     store.fold_pages(kernel::from_millis(day0 + 4 * DAY)).unwrap();
     assert_page_totals(store, &visits, day0, same_ms, "all folded");
-    assert_eq!(
-        store.page_totals("fresh", &Subject::All, MsRange::default()).unwrap(),
-        only(&fresh)
-    );
+    assert_eq!(totals(store, "fresh", &Subject::All, MsRange::default()), only(&fresh));
     let late = PageVisit { id: kernel::new_id(), ..visits[1].clone() };
     store.record_pages(std::slice::from_ref(&late)).unwrap();
     visits.push(late);
@@ -775,7 +958,7 @@ fn concurrent_page_batches_are_exact(store: &Store) {
             range(Some(day0 + BUCKET_MS), Some(day0 + DAY + BUCKET_MS)),
         ] {
             let expected = brute_force(&visits, "app", &subject, r);
-            assert_eq!(store.page_totals("app", &subject, r).unwrap(), expected, "{subject:?}");
+            assert_eq!(totals(store, "app", &subject, r), expected, "{subject:?}");
         }
     }
 }
@@ -828,11 +1011,7 @@ fn record_pages_throughput() {
     let n = writers * batches * batch;
     let secs = started.elapsed().as_secs_f64();
     println!("{n} visits in {secs:.2} s: {:.0} visits/s", n as f64 / secs);
-    let total: i64 = store
-        .page_totals("app", &Subject::All, MsRange::default())
-        .unwrap()
-        .iter()
-        .map(|t| t.visits)
-        .sum();
+    let total: i64 =
+        totals(&store, "app", &Subject::All, MsRange::default()).iter().map(|t| t.visits).sum();
     assert_eq!(total, n as i64);
 }

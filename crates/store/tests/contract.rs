@@ -12,7 +12,8 @@ use std::time::{Duration as StdDuration, Instant};
 
 use accounts::{AccountError, Email, NewUser, Role, User, UserPatch, UserStatus, UserStore};
 use auth::{
-    AuditAction, AuditEvent, AuditLog, AuditOutcome, AuditPosition, AuditQuery, PrincipalStore,
+    AuditAction, AuditEvent, AuditLog, AuditOutcome, AuditPosition, AuditQuery, LoginThrottleStore,
+    PrincipalStore,
 };
 use kernel::{Duration, OffsetDateTime, Uuid};
 use sessions::{ActivityMark, DeviceSession, NewSession, SessionState, SessionStore};
@@ -31,6 +32,8 @@ contract!(
     duplicate_names_are_named_conflicts,
     concurrent_registrations_of_one_name,
     users_are_updated,
+    the_last_active_admin_is_never_demoted_or_suspended,
+    admins_demoting_each_other_at_once_leave_one,
     sessions_are_listed_newest_first,
     expired_sessions_leave_the_active_listing,
     locations_round_trip,
@@ -52,6 +55,7 @@ contract!(
     audit_events_round_trip,
     audit_events_are_filtered,
     audit_events_page_by_keyset_through_ties,
+    successful_logins_are_remembered_until_purged,
 );
 
 const T0: OffsetDateTime = datetime!(2024-04-05 12:00 UTC);
@@ -210,6 +214,7 @@ fn duplicate_names_are_named_conflicts(store: &Store) {
         Err(AccountError::UsernameTaken) => "username",
         Err(AccountError::EmailTaken) => "email",
         Err(AccountError::Unknown(e)) => panic!("unknown error: {e:#}"),
+        Err(e @ AccountError::LastAdmin) => panic!("{e}"),
         Ok(u) => panic!("created {u:?}"),
     };
     assert_eq!(taken(store.create(new_user("alice", None, T0))), "username");
@@ -276,6 +281,107 @@ fn users_are_updated(store: &Store) {
     assert_eq!(same, User { updated_at: t3, ..updated });
 
     assert_eq!(store.update(kernel::new_id(), &UserPatch::default(), t3).unwrap(), None);
+}
+
+fn admin(store: &Store, username: &str) -> User {
+    store.create(NewUser { role: Role::admin(), ..new_user(username, None, T0) }).unwrap()
+}
+
+fn patch(status: Option<UserStatus>, role: Option<&str>) -> UserPatch {
+    UserPatch { status, role: role.map(|r| Role::parse(r).unwrap()) }
+}
+
+fn is_active_admin(store: &Store, id: Uuid) -> bool {
+    store
+        .find_by_id(id)
+        .unwrap()
+        .is_some_and(|u| u.role.is_admin() && u.status == UserStatus::Active)
+}
+
+fn the_last_active_admin_is_never_demoted_or_suspended(store: &Store) {
+    use UserStatus::{Active, Suspended};
+    let root = admin(store, "root");
+    let bob = user(store, "bob");
+    let t1 = T0 + Duration::minutes(1);
+    for refused in [
+        patch(None, Some("user")),
+        patch(None, Some("agent")),
+        patch(Some(Suspended), None),
+        patch(Some(Suspended), Some("admin")),
+        patch(Some(Active), Some("user")),
+    ] {
+        let r = store.update(root.id, &refused, t1);
+        assert!(matches!(r, Err(AccountError::LastAdmin)), "{refused:?}: {r:?}");
+    }
+    // Refused means unchanged (not even `updated_at`).
+    assert_eq!(store.find_by_id(root.id).unwrap(), Some(root.clone()));
+    // What keeps it an active admin is fine, and others are not concerned.
+    store.update(root.id, &patch(Some(Active), Some("admin")), t1).unwrap().unwrap();
+    store.update(bob.id, &patch(Some(Suspended), Some("agent")), t1).unwrap().unwrap();
+    assert_eq!(store.update(kernel::new_id(), &patch(Some(Suspended), None), t1).unwrap(), None);
+
+    // A suspended admin is no active admin: it does not count, and may
+    // itself be demoted.
+    let carol = admin(store, "carol");
+    store.update(carol.id, &patch(Some(Suspended), None), t1).unwrap().unwrap();
+    let r = store.update(root.id, &patch(None, Some("user")), t1);
+    assert!(matches!(r, Err(AccountError::LastAdmin)), "{r:?}");
+    store.update(carol.id, &patch(None, Some("user")), t1).unwrap().unwrap();
+
+    // With a second active admin, the first may go; then the second is
+    // the last one.
+    store.update(bob.id, &patch(Some(Active), Some("admin")), t1).unwrap().unwrap();
+    let demoted = store.update(root.id, &patch(None, Some("user")), t1).unwrap().unwrap();
+    assert_eq!(demoted.role, Role::user());
+    let r = store.update(bob.id, &patch(Some(Suspended), None), t1);
+    assert!(matches!(r, Err(AccountError::LastAdmin)), "{r:?}");
+    assert!(is_active_admin(store, bob.id));
+    // A second admin again: now the suspension goes through.
+    store.update(root.id, &patch(None, Some("admin")), t1).unwrap().unwrap();
+    store.update(bob.id, &patch(Some(Suspended), None), t1).unwrap().unwrap();
+    assert!(is_active_admin(store, root.id) && !is_active_admin(store, bob.id));
+}
+
+/// Admins taking each other's (or their own) powers at the same moment:
+/// however the changes interleave, one active admin remains, and exactly
+/// the changes that would have removed the last one are refused.
+fn admins_demoting_each_other_at_once_leave_one(store: &Store) {
+    let mut survivor: Option<User> = None;
+    for (round, n) in [2usize, 2, 3, 4, 2, 3].into_iter().enumerate() {
+        let admins: Vec<User> = (0..n).map(|i| admin(store, &format!("adm{round}x{i}"))).collect();
+        // The previous round's survivor steps down first, so that this
+        // round's admins are the only active ones.
+        if let Some(prev) = survivor.take() {
+            store.update(prev.id, &patch(None, Some("user")), T0).unwrap().unwrap();
+        }
+        let barrier = Arc::new(Barrier::new(n));
+        let results: Vec<Result<Option<User>, AccountError>> = thread::scope(|s| {
+            let handles: Vec<_> = admins
+                .iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    let barrier = Arc::clone(&barrier);
+                    // Demotions and suspensions mixed.
+                    let change = if i % 2 == 0 {
+                        patch(None, Some("user"))
+                    } else {
+                        patch(Some(UserStatus::Suspended), None)
+                    };
+                    s.spawn(move || {
+                        barrier.wait();
+                        store.update(a.id, &change, T0 + Duration::minutes(1))
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let refused = results.iter().filter(|r| matches!(r, Err(AccountError::LastAdmin))).count();
+        let done = results.iter().filter(|r| matches!(r, Ok(Some(_)))).count();
+        assert_eq!((done, refused), (n - 1, 1), "round {round}: {results:?}");
+        let left: Vec<&User> = admins.iter().filter(|a| is_active_admin(store, a.id)).collect();
+        assert_eq!(left.len(), 1, "round {round}");
+        survivor = left.first().map(|u| (*u).clone());
+    }
 }
 
 // ---------------------------------------------------------------- sessions
@@ -874,6 +980,28 @@ fn secret_or_insert_keeps_the_first_value(store: &Store) {
 }
 
 // ---------------------------------------------------------------- auth
+
+fn successful_logins_are_remembered_until_purged(store: &Store) {
+    let (home, work) = ("a".repeat(64), "b".repeat(64));
+    assert_eq!(store.last_success(&home).unwrap(), None);
+    store.record_success(&home, T0).unwrap();
+    store.record_success(&work, T0 + Duration::days(2)).unwrap();
+    assert_eq!(store.last_success(&home).unwrap(), Some(T0));
+    // A later login replaces the time.
+    store.record_success(&home, T0 + Duration::days(3)).unwrap();
+    assert_eq!(store.last_success(&home).unwrap(), Some(T0 + Duration::days(3)));
+    // Purged strictly before the cut-off, one key at a time.
+    assert_eq!(store.purge_successes(T0 + Duration::days(2)).unwrap(), 0);
+    assert_eq!(
+        store.purge_successes(T0 + Duration::days(2) + Duration::milliseconds(1)).unwrap(),
+        1
+    );
+    assert_eq!(store.last_success(&work).unwrap(), None);
+    assert_eq!(store.last_success(&home).unwrap(), Some(T0 + Duration::days(3)));
+    // Failed-login records are another table: untouched.
+    assert_eq!(store.purge_failures(T0 + Duration::days(9), T0).unwrap(), 0);
+    assert_eq!(store.last_success(&home).unwrap(), Some(T0 + Duration::days(3)));
+}
 
 fn session_with_user_joins(store: &Store) {
     let alice = user(store, "alice");

@@ -25,6 +25,10 @@ pub struct Claims {
     pub jti: String,
     /// Issuer.
     pub iss: String,
+    /// Not before, seconds since the epoch. sessiond never sets it; a token
+    /// that carries it is refused until then (RFC 7519 §4.1.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
 }
 
 impl Claims {
@@ -69,7 +73,15 @@ pub enum TokenError {
     /// Past its `exp`.
     #[error("token has expired")]
     Expired,
+    /// Its `nbf` is still ahead, or it claims to be issued (`iat`) further
+    /// in the future than clocks can disagree.
+    #[error("token is not valid yet")]
+    NotYetValid,
 }
+
+/// How far ahead of our clock a token's `iat` or `nbf` may be: instances
+/// sharing a database may disagree about the time by this much.
+pub const CLOCK_LEEWAY_SECS: i64 = 60;
 
 /// SHA-256's block size, the longest HMAC key used as it is.
 const HMAC_SHA256_BLOCK: usize = 64;
@@ -141,13 +153,16 @@ impl TokenCodec {
             exp: iat + self.ttl.whole_seconds(),
             jti: kernel::new_id().to_string(),
             iss: self.issuer.clone(),
+            nbf: None,
         };
         // HS256 signing of a serialisable struct cannot fail.
         let token = jsonwebtoken::encode(&self.header, &claims, &self.encoding).unwrap_or_default();
         (token, claims)
     }
 
-    /// Checks signature, issuer and expiry at `now`, and returns the claims.
+    /// Checks signature, issuer and the token's times at `now` (expired,
+    /// `nbf` still ahead, or `iat` further ahead than
+    /// [`CLOCK_LEEWAY_SECS`]), and returns the claims.
     pub fn verify(&self, token: &str, now: OffsetDateTime) -> Result<Claims, TokenError> {
         use jsonwebtoken::errors::ErrorKind;
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
@@ -163,8 +178,13 @@ impl TokenCodec {
         if claims.user_id().is_none() || claims.session_id().is_none() {
             return Err(TokenError::Malformed);
         }
-        if now.unix_timestamp() >= claims.exp {
+        let now = now.unix_timestamp();
+        if now >= claims.exp {
             return Err(TokenError::Expired);
+        }
+        let ahead = now.saturating_add(CLOCK_LEEWAY_SECS);
+        if claims.iat > ahead || claims.nbf.is_some_and(|nbf| nbf > ahead) {
+            return Err(TokenError::NotYetValid);
         }
         Ok(claims)
     }
@@ -258,6 +278,36 @@ mod tests {
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json_like(&forged));
         let token = format!("{}.{}.{}", parts[0], body, parts[2]);
         assert_eq!(c.verify(&token, now), Err(TokenError::BadSignature));
+    }
+
+    /// A token signed with `c`'s key whose claims `change` altered.
+    fn signed(c: &TokenCodec, claims: &Claims, change: impl FnOnce(&mut Claims)) -> String {
+        let mut claims = claims.clone();
+        change(&mut claims);
+        jsonwebtoken::encode(&c.header, &claims, &c.encoding).unwrap_or_default()
+    }
+
+    #[test]
+    fn tokens_from_the_future_are_refused_beyond_the_leeway() {
+        let now = datetime!(2024-04-05 12:00 UTC);
+        let c = codec(b"k");
+        let (_, claims) = c.issue(&grant(), now);
+        let later = |secs: i64| claims.iat + secs;
+        let iat_ahead = signed(&c, &claims, |x| x.iat = later(365 * 86_400));
+        assert_eq!(c.verify(&iat_ahead, now), Err(TokenError::NotYetValid));
+        let nbf_ahead = signed(&c, &claims, |x| x.nbf = Some(later(CLOCK_LEEWAY_SECS + 1)));
+        assert_eq!(c.verify(&nbf_ahead, now), Err(TokenError::NotYetValid));
+        // Within the leeway (another instance's clock a little ahead),
+        // and once `nbf` has passed, they verify.
+        let slightly = signed(&c, &claims, |x| {
+            x.iat = later(CLOCK_LEEWAY_SECS);
+            x.nbf = Some(later(CLOCK_LEEWAY_SECS));
+        });
+        assert!(c.verify(&slightly, now).is_ok());
+        let nbf_past = signed(&c, &claims, |x| x.nbf = Some(later(-1)));
+        assert!(c.verify(&nbf_past, now).is_ok());
+        let nbf_ahead = signed(&c, &claims, |x| x.nbf = Some(later(600)));
+        assert!(c.verify(&nbf_ahead, now + Duration::seconds(600)).is_ok());
     }
 
     fn serde_json_like(c: &Claims) -> String {

@@ -55,7 +55,7 @@
 mod codec;
 pub mod refresh;
 
-pub use codec::{AccessGrant, Claims, TokenCodec, TokenError};
+pub use codec::{AccessGrant, CLOCK_LEEWAY_SECS, Claims, TokenCodec, TokenError};
 pub use refresh::{RefreshRecord, RefreshToken};
 
 use kernel::{OffsetDateTime, Uuid};

@@ -38,6 +38,9 @@ pub(crate) struct UpdateUserRequest {
 }
 
 /// Suspends or reinstates an account, or changes its role (admin only).
+///
+/// The last active admin cannot be demoted or suspended (409 LAST_ADMIN):
+/// make another user an admin first.
 #[utoipa::path(
     patch, path = "/api/admin/users/{user_id}", tag = "admin", operation_id = "updateUser",
     security(("bearerAuth" = [])),
@@ -49,6 +52,7 @@ pub(crate) struct UpdateUserRequest {
         (status = 401, description = "No valid token", body = ErrorEnvelope),
         (status = 403, description = "The caller is not an admin", body = ErrorEnvelope),
         (status = 404, description = "USER_NOT_FOUND", body = ErrorEnvelope),
+        (status = 409, description = "LAST_ADMIN: the user is the last active admin; demoting or suspending it would leave no one to administer the server", body = ErrorEnvelope),
         (status = 413, description = "The body is larger than 64 KiB", body = ErrorEnvelope),
         (status = 422, description = "`status` or `role` is invalid", body = ErrorEnvelope),
     )

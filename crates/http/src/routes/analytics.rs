@@ -36,7 +36,11 @@ use crate::views::{
 
 /// The analytics caller of a verified bearer token.
 pub(crate) fn caller(p: &Principal) -> Caller {
-    Caller { username: p.user.username.clone(), app: p.claims.app.clone(), is_admin: p.is_admin() }
+    Caller {
+        username: p.user.username.clone(),
+        app: p.session.app.to_string(),
+        is_admin: p.is_admin(),
+    }
 }
 
 /// Runs an analytics use case on the blocking pool (they block on the
@@ -170,14 +174,60 @@ pub(crate) struct PagedReportBody {
     /// IANA time zone of dates; `UTC` when absent.
     #[schema(example = "UTC")]
     tz: Option<String>,
-    /// Page size, 1–1000 (default 100).
+    /// Most sessions on the page, 1–1000 (default 100); 0 or more than
+    /// 1000 is a 422.
     #[schema(minimum = 1, maximum = 1000, example = 100)]
     limit: Option<i64>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (opaque); one that no page gave
+    /// is a 422.
     cursor: Option<String>,
 }
 
 impl PagedReportBody {
+    fn into_request(self) -> ReportRequest {
+        ReportRequest {
+            app: self.app,
+            user: self.user,
+            from: self.from,
+            to: self.to,
+            tz: self.tz,
+            limit: self.limit,
+            cursor: self.cursor,
+        }
+    }
+}
+
+/// Body of a page report (time-by-page, pages/stats), paged by pages.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"app": "my_app", "user": "john_doe"}))]
+pub(crate) struct PageReportBody {
+    /// The application.
+    #[schema(example = "my_app")]
+    app: String,
+    /// A username, or `all` for every user of the app (admin only).
+    #[schema(example = "john_doe")]
+    user: String,
+    /// Inclusive start: RFC 3339 with an offset, or a date `YYYY-MM-DD`
+    /// (that day's start in `tz`). Visits are selected by visit time.
+    #[schema(example = "2024-01-01")]
+    from: Option<String>,
+    /// End: an RFC 3339 timestamp (exclusive), or a date `YYYY-MM-DD`
+    /// (that whole day included).
+    #[schema(example = "2024-01-31")]
+    to: Option<String>,
+    /// IANA time zone of dates; `UTC` when absent.
+    #[schema(example = "UTC")]
+    tz: Option<String>,
+    /// Most pages in the answer, 1–1000 (default 1000); 0 or more than
+    /// 1000 is a 422.
+    #[schema(minimum = 1, maximum = 1000, example = 1000)]
+    limit: Option<i64>,
+    /// `next_cursor` of the previous page (opaque); one that no page gave
+    /// is a 422.
+    cursor: Option<String>,
+}
+
+impl PageReportBody {
     fn into_request(self) -> ReportRequest {
         ReportRequest {
             app: self.app,
@@ -323,6 +373,14 @@ pub(crate) fn report_request(
 /// A paged report body and the caller.
 fn paged_request(p: &Principal, body: &Body) -> Result<(Caller, ReportRequest), ApiError> {
     Ok((caller(p), body.json::<PagedReportBody>()?.into_request()))
+}
+
+/// A page report body (time-by-page, pages/stats) and the caller.
+pub(crate) fn page_report_request(
+    p: &Principal,
+    body: &Body,
+) -> Result<(Caller, ReportRequest), ApiError> {
+    Ok((caller(p), body.json::<PageReportBody>()?.into_request()))
 }
 
 /// Session starts by day, and by weekday and hour.
@@ -507,16 +565,23 @@ pub(crate) async fn daily_time_spent(
     Ok(envelope::ok("Daily time spent retrieved successfully", &DailyTimeData::from(&d)))
 }
 
-/// Time spent per page (the sum of tracked `timespent`).
+/// Time spent per page (the sum of tracked `timespent`), paged.
+///
+/// Pages are listed by total time, most first, then by path (byte order),
+/// at most `limit` a call (default 1000, at most 1000); `page_time` is
+/// written in that order. While more pages remain, `next_cursor` is set:
+/// pass it as `cursor` with the same body for the next page; it is null
+/// on the last page. A page whose total changes between two calls may
+/// move across the cursor (seen twice, or not at all).
 #[utoipa::path(
     post, path = "/api/sessions/time-by-page", tag = "analytics", operation_id = "getTimeByPage",
     security(("bearerAuth" = [])),
-    request_body(content = ReportBody, example = json!({"app": "my_app", "user": "john_doe"})),
+    request_body(content = PageReportBody, example = json!({"app": "my_app", "user": "john_doe"})),
     responses(
-        (status = 200, description = "Time per page", body = TimeByPageEnvelope),
+        (status = 200, description = "A page of time per page, most time first", body = TimeByPageEnvelope),
         (status = 401, description = "UNAUTHORIZED: no valid token", body = ErrorEnvelope),
         (status = 403, description = "FORBIDDEN: another user, `all` or another app without the admin role", body = ErrorEnvelope),
-        (status = 422, description = "VALIDATION_ERROR: a field is missing or invalid (`from`, `to`, `tz`, `app`)", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_ERROR: a field is missing or invalid (`from`, `to`, `tz`, `app`, `limit` outside 1–1000, `cursor`)", body = ErrorEnvelope),
     )
 )]
 pub(crate) async fn time_by_page(
@@ -524,18 +589,26 @@ pub(crate) async fn time_by_page(
     Authenticated(p): Authenticated,
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
-    let (caller, req) = report_request(&p, &body)?;
+    let (caller, req) = page_report_request(&p, &body)?;
     let t = run(state, move |a| a.time_by_page(&caller, req)).await?;
     Ok(envelope::ok("Time by page retrieved successfully", &PageTimeData::from(&t)))
 }
 
 /// Sessions with their events in order, paged.
+///
+/// Sessions in ascending start time, at most `limit` a page (default 100,
+/// at most 1000), and at most 10,000 events a page: the page also ends
+/// once it holds 10,000 events. Sessions are shown whole while they fit;
+/// a session whose events do not fit in what is left of the page is cut
+/// there, and the next page opens with the same session (the same
+/// `session_id`) holding the rest of its events, so no answer grows with
+/// a session's length. `next_cursor` is null on the last page.
 #[utoipa::path(
     post, path = "/api/sessions/session-timeline-detail", tag = "analytics", operation_id = "getSessionTimelineDetail",
     security(("bearerAuth" = [])),
     request_body(content = PagedReportBody, example = json!({"app": "my_app", "user": "john_doe"})),
     responses(
-        (status = 200, description = "A page of sessions with their events", body = DetailTimelineEnvelope),
+        (status = 200, description = "A page of sessions with their events (at most `limit` sessions and 10,000 events)", body = DetailTimelineEnvelope),
         (status = 401, description = "UNAUTHORIZED: no valid token", body = ErrorEnvelope),
         (status = 403, description = "FORBIDDEN: another user, `all` or another app without the admin role", body = ErrorEnvelope),
         (status = 422, description = "VALIDATION_ERROR: a field is missing or invalid (`from`, `to`, `tz`, `app`, `limit` above 1000, `cursor`)", body = ErrorEnvelope),

@@ -5,7 +5,6 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use auth::{LoginInput, RegisterInput};
 use serde::Deserialize;
-use tokens::Claims;
 use utoipa::ToSchema;
 
 use crate::ApiState;
@@ -31,13 +30,16 @@ pub(crate) struct RegisterRequest {
     /// `all`.
     #[schema(example = "john_doe", min_length = 3, max_length = 64, pattern = "^[A-Za-z0-9_.-]+$")]
     username: String,
-    /// 8–1024 characters.
+    /// 8–1024 characters, none a control or format character (NUL, line
+    /// breaks, U+202E, U+FEFF, …); spaces are fine.
     #[schema(example = "correct horse battery", min_length = 8, max_length = 1024)]
     password: String,
-    /// A valid email address, unique case-insensitively.
+    /// A bare email address (no display name or angle brackets), unique
+    /// case-insensitively; international domains are fine.
     #[schema(example = "john.doe@example.com", format = "email", max_length = 254)]
     email: Option<String>,
-    /// Display name, at most 200 characters.
+    /// Display name, at most 200 characters, none a control or format
+    /// character (line breaks, U+202E, U+FEFF, …).
     #[schema(example = "John Doe", max_length = 200)]
     name: Option<String>,
 }
@@ -105,7 +107,10 @@ pub(crate) async fn register(
     post, path = "/api/auth/login", tag = "auth", operation_id = "login",
     request_body = LoginRequest,
     responses(
-        (status = 200, description = "Tokens, the new session and the account", body = LoginEnvelope),
+        (status = 200, description = "Tokens, the new session and the account", body = LoginEnvelope, headers(
+            ("Cache-Control" = String, description = "`no-store`: the answer carries tokens"),
+            ("Pragma" = String, description = "`no-cache`"),
+        )),
         (status = 400, description = "The body is not JSON", body = ErrorEnvelope),
         (status = 401, description = "INVALID_CREDENTIALS: unknown user or wrong password", body = ErrorEnvelope),
         (status = 403, description = "The account is suspended", body = ErrorEnvelope),
@@ -132,7 +137,7 @@ pub(crate) async fn login(
         session: SessionView::new(&ok.session, now, &state.auth.settings().lifetimes, true),
         user: UserView::from(&ok.user),
     };
-    Ok(envelope::ok("Login successful", &data))
+    Ok(envelope::ok_secret("Login successful", &data))
 }
 
 /// The caller's account.
@@ -153,16 +158,20 @@ pub(crate) async fn me(
     Ok(envelope::ok("User authenticated", &UserView::from(&profile)))
 }
 
-/// Rotates a refresh token, or (seed 002's form, no body) issues a fresh
-/// access token for the bearer token's session.
+/// Rotates a refresh token, or (the bearer-only refresh: no body) issues a
+/// fresh access token for the bearer token's session, unless
+/// `SESSIOND_BEARER_REFRESH=false` switched that off.
 #[utoipa::path(
     post, path = "/api/auth/refresh", tag = "auth", operation_id = "refresh",
     security((), ("bearerAuth" = [])),
-    request_body(content = Option<RefreshRequest>, description = "With `refresh_token`, no bearer token is needed"),
+    request_body(content = Option<RefreshRequest>, description = "With `refresh_token`, no bearer token is needed; without it, the bearer token's session gets a fresh access token (unless `SESSIOND_BEARER_REFRESH=false`)"),
     responses(
-        (status = 200, description = "The account with new tokens", body = RefreshEnvelope),
+        (status = 200, description = "The account with new tokens", body = RefreshEnvelope, headers(
+            ("Cache-Control" = String, description = "`no-store`: the answer carries tokens"),
+            ("Pragma" = String, description = "`no-cache`"),
+        )),
         (status = 400, description = "The body is not JSON", body = ErrorEnvelope),
-        (status = 401, description = "UNAUTHORIZED (no valid token) or REFRESH_TOKEN_REUSED (the session was revoked)", body = ErrorEnvelope),
+        (status = 401, description = "UNAUTHORIZED (no valid token, several Authorization headers, or no refresh token while the bearer-only refresh is off) or REFRESH_TOKEN_REUSED (the session was revoked)", body = ErrorEnvelope),
         (status = 413, description = "The body is larger than 64 KiB", body = ErrorEnvelope),
         (status = 422, description = "A field has the wrong type", body = ErrorEnvelope),
     )
@@ -178,7 +187,7 @@ pub(crate) async fn refresh(
     let refreshed = match b.refresh_token.filter(|t| !t.is_empty()) {
         Some(token) => blocking(move || auth.refresh(&token, &meta)).await?,
         None => {
-            let token = bearer_token(req.headers())
+            let token = bearer_token(req.headers())?
                 .ok_or_else(|| {
                     ApiError::unauthorized("A refresh token or a bearer token is required")
                 })?
@@ -197,7 +206,7 @@ pub(crate) async fn refresh(
         token_type: BEARER,
         expires_in: refreshed.expires_in,
     };
-    Ok(envelope::ok("Session refreshed", &data))
+    Ok(envelope::ok_secret("Session refreshed", &data))
 }
 
 /// Ends the caller's session.
@@ -273,13 +282,15 @@ pub(crate) async fn logout_all_v1(
     logout_everywhere(state, p, meta, body).await
 }
 
-/// Refuses a token that was not issued for the `app` a client names.
-fn check_app(claims: &Claims, app: Option<&str>) -> Result<(), ApiError> {
+/// Refuses a token whose session was not opened for the `app` a client
+/// names (the session's app, which authentication checked the token's
+/// `app` claim against).
+fn check_app(session_app: &str, app: Option<&str>) -> Result<(), ApiError> {
     let Some(app) = app else {
         return Ok(());
     };
     auth::parse_app(app).map_err(|problem| ApiError::invalid_field("app", problem))?;
-    if app == claims.app {
+    if app == session_app {
         Ok(())
     } else {
         Err(ApiError::forbidden("The token was not issued for this app"))
@@ -304,10 +315,10 @@ pub(crate) async fn validate_token(
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     let b: AppRequest = body.json_or_empty()?;
-    check_app(&p.claims, b.app.as_deref())?;
+    check_app(&p.session.app, b.app.as_deref())?;
     let data = ValidateTokenData {
         user: p.claims.username.clone(),
-        app: p.claims.app.clone(),
+        app: p.session.app.to_string(),
         token_info: ClaimsView::from(&p.claims),
     };
     Ok(envelope::ok("Token is valid", &data))
@@ -331,7 +342,7 @@ pub(crate) async fn token_info(
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     let b: AppRequest = body.json_or_empty()?;
-    check_app(&p.claims, b.app.as_deref())?;
+    check_app(&p.session.app, b.app.as_deref())?;
     Ok(envelope::ok("Token information retrieved", &ClaimsView::from(&p.claims)))
 }
 
@@ -340,34 +351,14 @@ mod tests {
     use super::*;
     use crate::error::ErrorCode;
 
-    fn claims(app: &str) -> Claims {
-        Claims {
-            sub: kernel::Uuid::nil().to_string(),
-            username: "john".into(),
-            sid: kernel::Uuid::nil().to_string(),
-            app: app.into(),
-            role: "user".into(),
-            iat: 0,
-            exp: 900,
-            jti: "j".into(),
-            iss: "sessiond".into(),
-        }
-    }
-
     #[test]
-    fn app_must_match_the_token_when_given() {
-        assert!(check_app(&claims("web"), None).is_ok());
-        assert!(check_app(&claims("web"), Some("web")).is_ok());
+    fn app_must_match_the_session_when_given() {
+        assert!(check_app("web", None).is_ok());
+        assert!(check_app("web", Some("web")).is_ok());
+        assert_eq!(check_app("web", Some("mobile")).map_err(|e| e.code), Err(ErrorCode::Forbidden));
+        assert_eq!(check_app("web", Some("")).map_err(|e| e.code), Err(ErrorCode::ValidationError));
         assert_eq!(
-            check_app(&claims("web"), Some("mobile")).map_err(|e| e.code),
-            Err(ErrorCode::Forbidden)
-        );
-        assert_eq!(
-            check_app(&claims("web"), Some("")).map_err(|e| e.code),
-            Err(ErrorCode::ValidationError)
-        );
-        assert_eq!(
-            check_app(&claims("web"), Some("no spaces")).map_err(|e| e.code),
+            check_app("web", Some("no spaces")).map_err(|e| e.code),
             Err(ErrorCode::ValidationError)
         );
     }

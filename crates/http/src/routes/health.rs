@@ -95,12 +95,13 @@ pub(crate) async fn live() -> HttpResponse {
     envelope::ok("OK", &Null)
 }
 
-/// Readiness: the database can be reached.
+/// Readiness: the database can be reached and takes writes (a database
+/// that only reads, such as SQLite on a full disk, is not ready).
 #[utoipa::path(
     get, path = "/health/ready", tag = "health", operation_id = "getReadiness",
     responses(
         (status = 200, description = "Ready to serve", body = EmptyEnvelope),
-        (status = 503, description = "The database cannot be reached", body = ErrorEnvelope),
+        (status = 503, description = "The database cannot be reached or refuses writes", body = ErrorEnvelope),
     )
 )]
 pub(crate) async fn ready(state: ApiState) -> Result<HttpResponse, ApiError> {
@@ -109,7 +110,7 @@ pub(crate) async fn ready(state: ApiState) -> Result<HttpResponse, ApiError> {
         Ok(()) => Ok(envelope::ok("Ready", &Null)),
         Err(e) => {
             tracing::warn!(error = format!("{e:#}"), "readiness check failed");
-            Err(ApiError::unavailable("The database cannot be reached"))
+            Err(ApiError::unavailable("The database cannot be reached or refuses writes"))
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::body::Body;
 use crate::envelope;
 use crate::error::ApiError;
 use crate::openapi::{ErrorEnvelope, PageStatsEnvelope, PageTrackedEnvelope};
-use crate::routes::analytics::{ReportBody, caller, report_request, run};
+use crate::routes::analytics::{PageReportBody, caller, page_report_request, run};
 use crate::views::{PageStatsData, PageTrackedData};
 
 /// Body of `/api/pages/track`.
@@ -118,16 +118,23 @@ pub(crate) async fn track(
     Ok(envelope::ok("Page visit tracked successfully", &PageTrackedData::from(&visit)))
 }
 
-/// Visits, total and average time per page.
+/// Visits, total and average time per page, paged.
+///
+/// Pages are listed by total time, most first, then by path (byte order),
+/// at most `limit` a call (default 1000, at most 1000); `page_stats` is
+/// written in that order. While more pages remain, `next_cursor` is set:
+/// pass it as `cursor` with the same body for the next page; it is null
+/// on the last page. A page whose total changes between two calls may
+/// move across the cursor (seen twice, or not at all).
 #[utoipa::path(
     post, path = "/api/pages/stats", tag = "pages", operation_id = "getPageStats",
     security(("bearerAuth" = [])),
-    request_body(content = ReportBody, example = json!({"app": "my_app", "user": "john_doe"})),
+    request_body(content = PageReportBody, example = json!({"app": "my_app", "user": "john_doe"})),
     responses(
-        (status = 200, description = "Statistics per page", body = PageStatsEnvelope),
+        (status = 200, description = "A page of statistics per page, most time first", body = PageStatsEnvelope),
         (status = 401, description = "UNAUTHORIZED: no valid token", body = ErrorEnvelope),
         (status = 403, description = "FORBIDDEN: another user, `all` or another app without the admin role", body = ErrorEnvelope),
-        (status = 422, description = "VALIDATION_ERROR: a field is missing or invalid (`from`, `to`, `tz`, `app`)", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_ERROR: a field is missing or invalid (`from`, `to`, `tz`, `app`, `limit` outside 1–1000, `cursor`)", body = ErrorEnvelope),
     )
 )]
 pub(crate) async fn stats(
@@ -135,7 +142,7 @@ pub(crate) async fn stats(
     Authenticated(p): Authenticated,
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
-    let (caller, req) = report_request(&p, &body)?;
+    let (caller, req) = page_report_request(&p, &body)?;
     let s = run(state, move |a| a.page_stats(&caller, req)).await?;
     Ok(envelope::ok("Page statistics retrieved successfully", &PageStatsData::from(&s)))
 }

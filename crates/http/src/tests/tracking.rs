@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use analytics::{
-    AnalyticsService, AnalyticsSettings, BUCKET_MS, Interval, MsRange, PageTotal, PageVisit,
-    SessionBucket, Subject, TimelinePosition, TrackEvent, TrackState, TrackedSession,
-    TrackingStore,
+    AnalyticsService, AnalyticsSettings, BUCKET_MS, EventKind, EventSpan, Interval, MsRange,
+    PagePosition, PageTotal, PageVisit, SessionBucket, Subject, TimelinePosition, TrackEvent,
+    TrackState, TrackedSession, TrackingStore,
 };
 
 use super::*;
@@ -61,7 +61,7 @@ impl TrackingStore for MemTracking {
             m.events.push(TrackEvent {
                 session_id: s.id,
                 seq: 0,
-                kind: analytics::EventKind::Start,
+                kind: EventKind::Start,
                 at: s.started_at,
             });
             m.sessions.push(s.clone());
@@ -159,6 +159,8 @@ impl TrackingStore for MemTracking {
         app: &str,
         subject: &Subject,
         range: MsRange,
+        after: Option<&PagePosition>,
+        limit: u32,
     ) -> anyhow::Result<Vec<PageTotal>> {
         self.with(|m| {
             let mut totals: BTreeMap<String, (i64, i64)> = BTreeMap::new();
@@ -169,10 +171,14 @@ impl TrackingStore for MemTracking {
                     t.1 += v.timespent;
                 }
             }
-            totals
+            let mut list: Vec<PageTotal> = totals
                 .into_iter()
                 .map(|(page, (visits, time_sum))| PageTotal { page, visits, time_sum })
-                .collect()
+                .filter(|t| after.is_none_or(|a| a.precedes(t)))
+                .collect();
+            list.sort_by(|a, b| b.time_sum.cmp(&a.time_sum).then_with(|| a.page.cmp(&b.page)));
+            list.truncate(limit as usize);
+            list
         })
     }
 
@@ -199,11 +205,20 @@ impl TrackingStore for MemTracking {
         })
     }
 
-    fn events_of(&self, ids: &[Uuid]) -> anyhow::Result<Vec<TrackEvent>> {
+    fn events_of(&self, spans: &[EventSpan]) -> anyhow::Result<Vec<TrackEvent>> {
         self.with(|m| {
-            let mut events: Vec<TrackEvent> =
-                m.events.iter().filter(|e| ids.contains(&e.session_id)).copied().collect();
-            events.sort_by_key(|e| (e.session_id, e.seq));
+            let mut events: Vec<TrackEvent> = Vec::new();
+            for span in spans {
+                let mut mine: Vec<TrackEvent> = m
+                    .events
+                    .iter()
+                    .filter(|e| e.session_id == span.session_id)
+                    .filter(|e| (span.from_seq..span.to_seq).contains(&e.seq))
+                    .copied()
+                    .collect();
+                mine.sort_by_key(|e| e.seq);
+                events.extend(mine);
+            }
             events
         })
     }
@@ -503,12 +518,13 @@ async fn every_report_has_the_seeds_shape() {
     let (_, body) = call(&f, t, "/api/sessions/daily-time-spent", report.clone()).await;
     assert_eq!(body["data"], json!({"daily_time": {"2024-01-01": "01:15:00"}}));
     let (_, body) = call(&f, t, "/api/sessions/time-by-page", report.clone()).await;
-    assert_eq!(body["data"], json!({"page_time": {"/dashboard": "00:01:30"}}));
+    assert_eq!(body["data"], json!({"page_time": {"/dashboard": "00:01:30"}, "next_cursor": null}));
     let (_, body) = call(&f, t, "/api/pages/stats", report.clone()).await;
     assert_eq!(
         body["data"],
         json!({"page_stats": {"/dashboard": {"visits": 1, "total_time": "00:01:30",
-                                             "average_time": "00:01:30"}}})
+                                             "average_time": "00:01:30"}},
+               "next_cursor": null})
     );
     let (_, body) = call(&f, t, "/api/sessions/session-timeline-detail", report.clone()).await;
     let types: Vec<&str> = body["data"]["detailed_timeline"][0]["events"]
@@ -762,4 +778,190 @@ async fn an_unreachable_tracking_store_is_a_503() {
         assert_eq!(code(&out), "SERVICE_UNAVAILABLE");
         assert!(!out.to_string().contains("refused"));
     }
+}
+
+/// Sends `body` to `path` with `token`; status and the raw body text (to
+/// see the order of an object's members, which a `Value` sorts).
+async fn call_raw(f: &Fixture, token: &str, path: &str, body: Value) -> (StatusCode, String) {
+    let req = bearer(post(path).set_json(body), token).to_request();
+    let app = atest::init_service(app(web::Data::new(f.state.clone()))).await;
+    let resp = atest::call_service(&app, req).await;
+    let status = resp.status();
+    let bytes = atest::read_body(resp).await;
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The member names of the JSON object under the member `key` in `text`
+/// (its first occurrence), in the order they are written.
+fn member_order(text: &str, key: &str) -> Vec<String> {
+    struct Keys<'a>(&'a mut Vec<String>);
+    impl<'de> serde::de::Visitor<'de> for Keys<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some((k, _)) = map.next_entry::<String, serde::de::IgnoredAny>()? {
+                self.0.push(k);
+            }
+            Ok(())
+        }
+    }
+    let member = format!("\"{key}\":");
+    let Some(at) = text.find(&member) else { panic!("no {member} in {text}") };
+    // Read the one object that follows, member by member: a map type
+    // would put them in its own order.
+    let mut keys = Vec::new();
+    let mut de = serde_json::Deserializer::from_str(&text[at + member.len()..]);
+    if let Err(e) = serde::Deserializer::deserialize_map(&mut de, Keys(&mut keys)) {
+        panic!("{e}: {text}");
+    }
+    keys
+}
+
+#[actix_web::test]
+async fn page_reports_are_paged_by_total_time_then_path() {
+    let f = fixture();
+    let t = &f.john_token;
+    // 1,205 pages of john's: total i % 7 seconds (ties), one page twice.
+    let mut want: Vec<(String, i64)> = Vec::new();
+    let visits: Vec<PageVisit> = (0..1205_i64)
+        .map(|i| {
+            let page = if i % 2 == 0 { format!("/a{i}") } else { format!("/B{i}") };
+            want.push((page.clone(), i % 7));
+            PageVisit {
+                id: Uuid::from_u128(i as u128 + 1),
+                app: "my_app".into(),
+                user: "john_doe".into(),
+                page,
+                timespent: i % 7,
+                session_id: None,
+                at: OffsetDateTime::now_utc() - Duration::hours(1),
+            }
+        })
+        .collect();
+    let mut records = visits.clone();
+    records.push(PageVisit { id: kernel::new_id(), timespent: 100, ..visits[3].clone() });
+    want[3].1 += 100;
+    assert!(f.tracking.record_pages(&records).is_ok());
+    want.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+
+    for (path, key) in
+        [("/api/sessions/time-by-page", "page_time"), ("/api/pages/stats", "page_stats")]
+    {
+        for limit in [None, Some(500)] {
+            let mut seen: Vec<(String, i64)> = Vec::new();
+            let mut cursor: Option<String> = None;
+            let mut calls = 0;
+            loop {
+                let mut b = json!({"app": "my_app", "user": "john_doe"});
+                if let Some(l) = limit {
+                    b["limit"] = json!(l);
+                }
+                if let Some(c) = &cursor {
+                    b["cursor"] = json!(c);
+                }
+                let (status, text) = call_raw(&f, t, path, b).await;
+                assert_eq!(status, StatusCode::OK, "{text}");
+                let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                let data = &body["data"];
+                assert_eq!(keys(data), ["next_cursor", key], "{path}");
+                // Written in report order, not sorted by path.
+                let order = member_order(&text, key);
+                assert!(order.len() <= limit.unwrap_or(1000) as usize, "{path}");
+                for page in order {
+                    let secs = match key {
+                        "page_time" => data[key][&page].as_str().map(str::to_owned),
+                        _ => data[key][&page]["total_time"].as_str().map(str::to_owned),
+                    };
+                    let secs = secs.map(|hms| {
+                        hms.split(':')
+                            .fold(0_i64, |acc, p| acc * 60 + p.parse::<i64>().unwrap_or(0))
+                    });
+                    seen.push((page, secs.unwrap_or(-1)));
+                }
+                calls += 1;
+                match &data["next_cursor"] {
+                    Value::String(c) => cursor = Some(c.clone()),
+                    Value::Null => break,
+                    other => panic!("{path}: next_cursor {other}"),
+                }
+            }
+            assert_eq!(seen, want, "{path} {limit:?}");
+            assert_eq!(calls, if limit.is_some() { 3 } else { 2 }, "{path} {limit:?}");
+        }
+        // Limits outside 1–1000 and cursors no page gave are 422.
+        for (extra, field) in [
+            (json!({"limit": 0}), "limit"),
+            (json!({"limit": 1001}), "limit"),
+            (json!({"limit": "5"}), "limit"),
+            (json!({"cursor": "nope"}), "cursor"),
+            (json!({"cursor": "1.2f00"}), "cursor"),
+            (json!({"cursor": 5}), "cursor"),
+        ] {
+            let mut b = json!({"app": "my_app", "user": "john_doe"});
+            for (k, v) in extra.as_object().into_iter().flatten() {
+                b[k] = v.clone();
+            }
+            let (status, out) = call(&f, t, path, b.clone()).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path} {b}: {out}");
+            assert_eq!(code(&out), "VALIDATION_ERROR");
+            assert!(out["error"]["details"][field].is_string(), "{path} {b}: {out}");
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_detail_page_ends_at_ten_thousand_events() {
+    let f = fixture();
+    let t = &f.john_token;
+    // Two sessions straight into the store: 7,001 and 6,001 events.
+    let base = OffsetDateTime::now_utc() - Duration::days(1);
+    let mut ids = Vec::new();
+    for (n, events) in [(0_i64, 7001_i32), (1, 6001)] {
+        let started = kernel::truncate_millis(base + Duration::hours(n));
+        let mut s = TrackedSession::start(kernel::new_id(), "my_app", "john_doe", started);
+        assert!(f.tracking.insert_session(&s).is_ok());
+        for k in 1..events {
+            let kind = if k % 2 == 1 { EventKind::Pause } else { EventKind::Resume };
+            let Ok(step) = s.apply(kind, started + Duration::milliseconds(i64::from(k))) else {
+                panic!("step {k}");
+            };
+            assert_eq!(
+                f.tracking.apply_transition(&s, &step.after, &step.event(kind), None).ok(),
+                Some(true)
+            );
+            s = step.after;
+        }
+        ids.push(s.id.to_string());
+    }
+    let mut pages: Vec<Vec<(String, usize)>> = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut b = json!({"app": "my_app", "user": "john_doe"});
+        if let Some(c) = &cursor {
+            b["cursor"] = json!(c);
+        }
+        let (status, body) = call(&f, t, "/api/sessions/session-timeline-detail", b).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let page: Vec<(String, usize)> = body["data"]["detailed_timeline"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                let id = e["session_id"].as_str().unwrap_or_default().to_owned();
+                (id, e["events"].as_array().map_or(0, Vec::len))
+            })
+            .collect();
+        pages.push(page);
+        match &body["data"]["next_cursor"] {
+            Value::String(c) => cursor = Some(c.clone()),
+            _ => break,
+        }
+        assert!(pages.len() < 5, "paging does not end");
+    }
+    assert_eq!(
+        pages,
+        [vec![(ids[0].clone(), 7001), (ids[1].clone(), 2999)], vec![(ids[1].clone(), 3002)],]
+    );
 }

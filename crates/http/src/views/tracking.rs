@@ -11,8 +11,26 @@ use analytics::{
     TimelinePage, TrackedSession,
 };
 use kernel::{format_hms, format_instant};
-use serde::Serialize;
+use serde::ser::SerializeMap as _;
+use serde::{Serialize, Serializer};
 use utoipa::ToSchema;
+
+/// A JSON object whose members are written in the order given. The page
+/// reports list pages by total time, not by path, and this workspace's
+/// `serde_json` keeps its maps sorted by key (no `preserve_order`), so the
+/// object is serialised straight from the list, never through a `Value`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderedMap<V>(pub Vec<(String, V)>);
+
+impl<V: Serialize> Serialize for OrderedMap<V> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (key, value) in &self.0 {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
 
 /// Whole seconds of a duration in milliseconds, rounded down.
 fn seconds(ms: i64) -> i64 {
@@ -360,19 +378,31 @@ impl From<&DailyTime> for DailyTimeData {
     }
 }
 
-/// `data` of time-by-page.
+/// `data` of time-by-page: one page of the report.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(example = json!({
-    "page_time": {"/dashboard": "05:30:00", "/profile": "02:15:00", "/settings": "01:10:00"}
+    "page_time": {"/dashboard": "05:30:00", "/profile": "02:15:00", "/settings": "01:10:00"},
+    "next_cursor": null
 }))]
 pub struct PageTimeData {
-    /// Page path → total time spent on it, `HH:MM:SS`.
-    pub page_time: BTreeMap<String, String>,
+    /// Page path → total time spent on it, `HH:MM:SS`; at most `limit`
+    /// pages, written in report order: total time, most first, then path
+    /// (byte order).
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub page_time: OrderedMap<String>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
 }
 
 impl From<&PageTime> for PageTimeData {
     fn from(p: &PageTime) -> Self {
-        Self { page_time: p.0.iter().map(|(page, s)| (page.clone(), format_hms(*s))).collect() }
+        Self {
+            page_time: OrderedMap(
+                p.page_time.iter().map(|(page, s)| (page.clone(), format_hms(*s))).collect(),
+            ),
+            next_cursor: p.next_cursor.clone(),
+        }
     }
 }
 
@@ -399,7 +429,9 @@ pub struct DetailEntryView {
 }
 
 /// `data` of session-timeline-detail: a page of sessions in ascending start
-/// time, each with its events.
+/// time, each with its events; at most `limit` sessions and 10,000 events.
+/// A session whose events do not fit is cut, and the next page opens with
+/// it again (the same `session_id`), holding the rest of its events.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(example = json!({
     "detailed_timeline": [{
@@ -476,36 +508,44 @@ pub struct PageStatView {
     pub average_time: String,
 }
 
-/// `data` of pages/stats.
+/// `data` of pages/stats: one page of the report.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(example = json!({
     "page_stats": {
         "/dashboard": {"visits": 45, "total_time": "02:15:30", "average_time": "00:03:00"},
         "/profile": {"visits": 20, "total_time": "01:30:00", "average_time": "00:04:30"}
-    }
+    },
+    "next_cursor": null
 }))]
 pub struct PageStatsData {
-    /// Page path → its statistics.
-    pub page_stats: BTreeMap<String, PageStatView>,
+    /// Page path → its statistics; at most `limit` pages, written in report
+    /// order: total time, most first, then path (byte order).
+    #[schema(value_type = BTreeMap<String, PageStatView>)]
+    pub page_stats: OrderedMap<PageStatView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
 }
 
 impl From<&PageStats> for PageStatsData {
     fn from(p: &PageStats) -> Self {
         Self {
-            page_stats: p
-                .0
-                .iter()
-                .map(|(page, s)| {
-                    (
-                        page.clone(),
-                        PageStatView {
-                            visits: s.visits,
-                            total_time: format_hms(s.total_time),
-                            average_time: format_hms(s.average_time),
-                        },
-                    )
-                })
-                .collect(),
+            page_stats: OrderedMap(
+                p.page_stats
+                    .iter()
+                    .map(|(page, s)| {
+                        (
+                            page.clone(),
+                            PageStatView {
+                                visits: s.visits,
+                                total_time: format_hms(s.total_time),
+                                average_time: format_hms(s.average_time),
+                            },
+                        )
+                    })
+                    .collect(),
+            ),
+            next_cursor: p.next_cursor.clone(),
         }
     }
 }

@@ -21,6 +21,7 @@ pub fn service(
     let mut settings = Settings {
         lifetimes: Lifetimes { absolute: Duration::hours(24), idle: None },
         refresh_grace: Duration::seconds(10),
+        bearer_refresh: true,
         registration_open: true,
         throttle: auth::ThrottlePolicy::default(),
     };
