@@ -4,7 +4,7 @@
 //! rules, validation and configuration are in `analytics_access.rs`.
 
 #[path = "analytics_access.rs"]
-mod access;
+pub(crate) mod access;
 
 use serde_json::{Value, json};
 

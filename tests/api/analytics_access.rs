@@ -15,8 +15,9 @@ crate::on_both_databases!(
     public_endpoints_can_be_switched,
 );
 
-/// The reports that need a bearer token.
-const PROTECTED_REPORTS: [&str; 9] = [
+/// The reports that need a bearer token (every report that reads `from`,
+/// `to` and `tz`).
+pub(crate) const PROTECTED_REPORTS: [&str; 9] = [
     "/api/sessions/heatmap",
     "/api/sessions/most-active",
     "/api/sessions/stats",

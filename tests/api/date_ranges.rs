@@ -5,25 +5,13 @@
 
 use serde_json::{Value, json};
 
+use crate::analytics::access::PROTECTED_REPORTS as REPORTS;
 use crate::support::{Db, Server};
 
 crate::on_both_databases!(report_ranges_reach_9999_12_31, audit_ranges_reach_the_last_instant);
 
 const PW: &str = "correct horse battery";
 const APP: &str = "edge_app";
-
-/// Every report that reads `from`, `to` and `tz`.
-const REPORTS: [&str; 9] = [
-    "/api/sessions/heatmap",
-    "/api/sessions/most-active",
-    "/api/sessions/stats",
-    "/api/sessions/summary",
-    "/api/sessions/timeline",
-    "/api/sessions/daily-time-spent",
-    "/api/sessions/time-by-page",
-    "/api/sessions/session-timeline-detail",
-    "/api/pages/stats",
-];
 
 /// A report body for dana with the optional bounds.
 fn body(tz: &str, from: Option<&str>, to: Option<&str>) -> Value {
