@@ -29,7 +29,9 @@ check-postgres:
 doc:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 
-test-all:
+# Some end-to-end tests run standard client libraries from the virtualenv
+# (PyJWT), so it is built first.
+test-all: venv
 	$(CARGO) test --workspace
 
 # schemathesis and a generated Python client against the running binary,

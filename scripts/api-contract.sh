@@ -8,7 +8,9 @@
 #      answered 2xx at least once (tests/contract/coverage.py), so that
 #      success answers were checked too;
 #   2. openapi-python-client generates a Python client from the same
-#      document, and tests/client/e2e.py uses it end to end.
+#      document, and tests/client/e2e.py uses it end to end;
+#   3. Authlib's OAuth 2 client introspects and revokes tokens with HTTP
+#      Basic client credentials (tests/oauth/authlib_client.py).
 # The tools come from the pinned virtualenv `make venv` builds.
 #
 # PostgreSQL is skipped with a warning when unreachable, except under
@@ -23,6 +25,10 @@ MAX_EXAMPLES=${CONTRACT_MAX_EXAMPLES:-50}
 # A fixed seed makes every run generate the same requests (a failure in CI
 # reproduces locally); set CONTRACT_SEED to explore others.
 SEED=${CONTRACT_SEED:-7}
+# The introspection client the server knows (SESSIOND_INTROSPECTION_CLIENTS),
+# used by the hooks and by Authlib.
+RS_ID=contract_rs
+RS_SECRET="contract rs secret"
 
 [ -x "$VENV/bin/schemathesis" ] || { echo "run \`make venv\` first" >&2; exit 1; }
 cargo build -q -p sessiond
@@ -53,6 +59,7 @@ start_server() {
     SESSIOND_RATE_LIMIT_ENABLED=false SESSIOND_LOGIN_MAX_FAILURES=1000000 \
     SESSIOND_LOGIN_IP_MAX_FAILURES=1000000 \
     SESSIOND_LOGIN_ACCOUNT_MAX_FAILURES=1000000 SESSIOND_LOG_FORMAT=json \
+    SESSIOND_INTROSPECTION_CLIENTS="$RS_ID:$RS_SECRET" \
     "$BIN" serve >"$work/server.log" 2>&1 &
   server_pid=$!
   # Migrating a fresh database on a loaded CI machine can take seconds.
@@ -74,6 +81,7 @@ stop_server() {
 run_schemathesis() {
   SESSIOND_URL=$url SESSIOND_FUZZ_USER=contract_admin \
     SESSIOND_FUZZ_PASSWORD="contract admin password" \
+    SESSIOND_RS_ID=$RS_ID SESSIOND_RS_SECRET=$RS_SECRET \
     SCHEMATHESIS_HOOKS=tests.contract.hooks \
     "$VENV/bin/schemathesis" run openapi/openapi.json --url "$url" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
@@ -106,6 +114,8 @@ check_database() {
   run_schemathesis
   echo "== API contract on $name: generated Python client"
   run_client
+  echo "== API contract on $name: Authlib's OAuth 2 client"
+  "$VENV/bin/python" tests/oauth/authlib_client.py "$url" "$RS_ID" "$RS_SECRET"
   stop_server
 }
 

@@ -18,6 +18,7 @@ victim) is its own business: each substitution first undoes what could stop
 the next one (the victim is reinstated before it logs in).
 """
 
+import base64
 import itertools
 import json
 import os
@@ -29,6 +30,8 @@ import schemathesis
 BASE_URL = os.environ["SESSIOND_URL"]
 ADMIN = (os.environ["SESSIOND_FUZZ_USER"], os.environ["SESSIOND_FUZZ_PASSWORD"])
 VICTIM = ("contract_victim", "contract victim password")
+# The introspection client of SESSIOND_INTROSPECTION_CLIENTS.
+RS = (os.environ["SESSIOND_RS_ID"], os.environ["SESSIOND_RS_SECRET"])
 
 
 def call(method, path, body=None, token=None):
@@ -115,9 +118,26 @@ OWN_SESSION = {"/api/sessions/{id}", "/api/sessions/{id}/deactivate", "/api/v1/a
 TRACKED = {"/api/sessions/pause": "active", "/api/sessions/resume": "paused", "/api/sessions/end": "active"}
 
 
+def introspection(case):
+    """Every other introspection goes as the introspection client (HTTP
+    Basic, the way resource servers call it) instead of as the admin, and
+    asks about a live token, so that `active: true` answers are checked
+    against the document too."""
+    if next(_turn) % 2:
+        return
+    credentials = base64.b64encode(f"{RS[0]}:{RS[1]}".encode()).decode()
+    case.headers = {**(case.headers or {}), "Authorization": f"Basic {credentials}"}
+    if isinstance(case.body, dict):
+        fresh = login(ADMIN)
+        case.body = {**case.body, "token": fresh["access_token"] if next(_turn) % 2 else fresh["refresh_token"]}
+
+
 @schemathesis.hook
 def before_call(ctx, case, **kwargs):
     path = case.operation.path
+    if path == "/oauth/introspect":
+        introspection(case)
+        return
     if path not in OWN_SESSION and "{user_id}" not in path and path not in TRACKED:
         return
     if next(_turn) % 2:

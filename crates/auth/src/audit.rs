@@ -27,11 +27,15 @@ pub enum AuditAction {
     Lockout,
     /// An administrator changed an account.
     UserUpdate,
+    /// A token was revoked (RFC 7009), ending its session.
+    TokenRevoke,
+    /// An administrator rotated the signing keys.
+    KeyRotate,
 }
 
 impl AuditAction {
     /// Every action, for parsing and documentation.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 13] = [
         Self::Register,
         Self::Login,
         Self::LoginFailed,
@@ -43,6 +47,8 @@ impl AuditAction {
         Self::SessionDeactivate,
         Self::Lockout,
         Self::UserUpdate,
+        Self::TokenRevoke,
+        Self::KeyRotate,
     ];
 
     /// The wire and storage name.
@@ -59,6 +65,8 @@ impl AuditAction {
             Self::SessionDeactivate => "session_deactivate",
             Self::Lockout => "lockout",
             Self::UserUpdate => "user_update",
+            Self::TokenRevoke => "token_revoke",
+            Self::KeyRotate => "key_rotate",
         }
     }
 

@@ -33,6 +33,9 @@ pub enum Invalidation {
     User(Uuid),
     /// Anything may have changed (e.g. notifications were missed).
     Everything,
+    /// The signing keys changed (a rotation): the key set is reloaded; the
+    /// session cache is not concerned.
+    SigningKeys,
 }
 
 /// A cached session: what [`SessionBrief`] holds, less its id (the map's
@@ -234,6 +237,7 @@ impl SessionCache {
             Invalidation::Session(id) => self.invalidate_session(id),
             Invalidation::User(id) => self.invalidate_user(id),
             Invalidation::Everything => self.clear(),
+            Invalidation::SigningKeys => {}
         }
     }
 

@@ -77,6 +77,7 @@ mod activity;
 mod audit;
 mod cache;
 mod devices;
+mod keys;
 mod service;
 mod stats;
 mod throttle;
@@ -86,8 +87,8 @@ pub use audit::{AuditAction, AuditEvent, AuditLog, AuditOutcome, AuditPosition, 
 pub use cache::{Invalidation, SessionCache};
 pub use devices::{AuditPage, AuditRequest, SessionInfo};
 pub use service::{
-    AuthService, CACHE_TTL, LoginInput, LoginOk, Ports, Principal, Refreshed, RegisterInput,
-    Settings, UserProfile,
+    AuthService, CACHE_TTL, Introspection, LoginInput, LoginOk, Ports, Principal, Refreshed,
+    RegisterInput, Settings, UserProfile,
 };
 pub use stats::AuthStats;
 pub use throttle::{

@@ -143,6 +143,23 @@ pub struct Refreshed {
     pub user: UserProfile,
 }
 
+/// What introspection (RFC 7662) learns about a token.
+#[derive(Debug, Clone)]
+pub enum Introspection {
+    /// A valid access token of a live session.
+    Access(Principal),
+    /// The current refresh token of a live session.
+    Refresh {
+        /// The session's owner, as it is now.
+        user: Arc<User>,
+        /// The session.
+        session: SessionBrief,
+    },
+    /// Anything else: unknown, expired, revoked, superseded, malformed. Why
+    /// is deliberately not kept, so that no answer can tell.
+    Inactive,
+}
+
 /// The authentication use cases.
 pub struct AuthService {
     ports: Ports,
@@ -152,6 +169,9 @@ pub struct AuthService {
     cache: SessionCache,
     activity: ActivityBuffer,
     counters: crate::stats::Counters,
+    /// The database's signing keys, when tokens are signed with them (not
+    /// with a configured secret); see `keys.rs`.
+    pub(crate) key_ring: std::sync::OnceLock<Arc<tokens::KeyRing>>,
 }
 
 /// How long a cached session state is trusted: the bound on how late a
@@ -186,6 +206,7 @@ impl AuthService {
             cache: SessionCache::new(CACHE_TTL, CACHE_CAPACITY),
             activity: ActivityBuffer::new(),
             counters: Default::default(),
+            key_ring: std::sync::OnceLock::new(),
         }
     }
 
@@ -209,7 +230,7 @@ impl AuthService {
         &self.codec
     }
 
-    fn now(&self) -> OffsetDateTime {
+    pub(crate) fn now(&self) -> OffsetDateTime {
         kernel::truncate_millis(self.ports.clock.now())
     }
 
@@ -613,6 +634,11 @@ impl AuthService {
     /// Applies a change made elsewhere (another process sharing the
     /// database) to the session cache.
     pub fn invalidate(&self, what: crate::Invalidation) {
+        if matches!(what, crate::Invalidation::SigningKeys | crate::Invalidation::Everything) {
+            // A failure leaves the keys in use; the background timer
+            // reloads again within a second, and says why it cannot.
+            let _retried_by_the_timer = self.reload_keys();
+        }
         self.cache.invalidate(what);
     }
 
@@ -781,6 +807,104 @@ impl AuthService {
         Ok(n)
     }
 
+    /// Introspection (RFC 7662) without blocking: an access token is
+    /// answered from its signature and the session cache alone; `None` when
+    /// the answer needs the store (a cache miss, or a refresh token): then
+    /// call [`Self::introspect`] on a blocking thread. Never marks the
+    /// session as used: a resource server asking is not the user acting.
+    pub fn introspect_cached(&self, token: &str) -> Option<Introspection> {
+        if !looks_like_jwt(token) {
+            return None;
+        }
+        let now = self.now();
+        let Ok(claims) = self.verify(token, now) else { return Some(Introspection::Inactive) };
+        let Ok((session_id, _)) = claims_ids(&claims) else {
+            return Some(Introspection::Inactive);
+        };
+        let (session, user) = self.cache.get(session_id, now)?;
+        let live =
+            self.check_live(&session, &user, now).and_then(|()| check_owner(&claims, &session));
+        Some(match live {
+            Ok(()) => Introspection::Access(Principal { user, session, claims }),
+            Err(_) => Introspection::Inactive,
+        })
+    }
+
+    /// Introspection (RFC 7662) of an access or a refresh token: what it is
+    /// and whom it belongs to while its session is live, else
+    /// [`Introspection::Inactive`] and never why. A refresh token is active
+    /// only while it is its session's current one: a superseded token is
+    /// inactive even within the rotation grace window (it can no longer be
+    /// revoked or used but for one rotation race), and asking about it
+    /// never triggers reuse detection. Never marks the session as used.
+    pub fn introspect(&self, token: &str) -> Result<Introspection, AuthError> {
+        let now = self.now();
+        if looks_like_jwt(token) {
+            let Ok(claims) = self.verify(token, now) else { return Ok(Introspection::Inactive) };
+            let Ok((session_id, _)) = claims_ids(&claims) else {
+                return Ok(Introspection::Inactive);
+            };
+            return Ok(match self.live_session(session_id, now) {
+                Ok((session, user)) if check_owner(&claims, &session).is_ok() => {
+                    Introspection::Access(Principal { user, session, claims })
+                }
+                Ok(_) | Err(AuthError::Unauthenticated(_)) => Introspection::Inactive,
+                Err(other) => return Err(other),
+            });
+        }
+        let Some(session_id) = self.current_refresh_session(token)? else {
+            return Ok(Introspection::Inactive);
+        };
+        Ok(match self.live_session(session_id, now) {
+            Ok((session, user)) => Introspection::Refresh { user, session },
+            Err(AuthError::Unauthenticated(_)) => Introspection::Inactive,
+            Err(other) => return Err(other),
+        })
+    }
+
+    /// The session of a refresh token that is still its session's current
+    /// one; `None` for anything else (unknown, superseded, not a token).
+    fn current_refresh_session(&self, token: &str) -> Result<Option<Uuid>, AuthError> {
+        if token.is_empty() {
+            return Ok(None);
+        }
+        let record = self.ports.refresh.find_refresh(&refresh::hash(token))?;
+        Ok(record.filter(|r| r.superseded_at.is_none()).map(|r| r.session_id))
+    }
+
+    /// Revocation (RFC 7009): a live access token or current refresh token
+    /// ends its session (state revoked, as an administrator's revocation
+    /// does), audited as [`AuditAction::TokenRevoke`]; the cache forgets it
+    /// before this returns. Anything else changes nothing and is no error:
+    /// the answer must not tell a caller which tokens exist. `true` when a
+    /// session was ended.
+    pub fn revoke_token(&self, token: &str, meta: &RequestMeta) -> Result<bool, AuthError> {
+        let now = self.now();
+        let session_id = if looks_like_jwt(token) {
+            match self.verify(token, now).ok().and_then(|c| claims_ids(&c).ok().map(|ids| (c, ids)))
+            {
+                Some((claims, (sid, _))) => match self.live_session(sid, now) {
+                    Ok((session, _)) if check_owner(&claims, &session).is_ok() => Some(sid),
+                    Ok(_) | Err(AuthError::Unauthenticated(_)) => None,
+                    Err(other) => return Err(other),
+                },
+                None => None,
+            }
+        } else {
+            self.current_refresh_session(token)?
+        };
+        let Some(sid) = session_id else { return Ok(false) };
+        let ended = self.ports.sessions.end_session(sid, SessionState::Revoked, now)?;
+        self.forget_session(sid);
+        if !ended {
+            return Ok(false);
+        }
+        self.counters.revoked(1);
+        let user_id = self.ports.sessions.get_session(sid)?.map(|s| s.user_id);
+        self.audit(AuditAction::TokenRevoke, AuditOutcome::Success, user_id, Some(sid), meta)?;
+        Ok(true)
+    }
+
     /// The profile of any account (admin views).
     pub fn profile(&self, user: User) -> Result<UserProfile, AuthError> {
         let now = self.now();
@@ -855,6 +979,13 @@ fn claims_ids(claims: &Claims) -> Result<(Uuid, Uuid), AuthError> {
     }
 }
 
+/// Whether `token` has the shape of a JWT (three dot-separated parts):
+/// refresh tokens are base64url and never contain a dot, so the two kinds
+/// are told apart without trying one and then the other.
+fn looks_like_jwt(token: &str) -> bool {
+    token.bytes().filter(|&b| b == b'.').count() == 2
+}
+
 /// Why a bearer-only refresh is refused when it is switched off.
 const BEARER_REFRESH_OFF: &str =
     "A refresh token is required (the bearer-only refresh is switched off)";
@@ -882,5 +1013,21 @@ fn grant(user: &User, session_id: Uuid, app: &str) -> AccessGrant {
         session_id,
         app: app.to_owned(),
         role: user.role.as_str().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_and_refresh_tokens_are_told_apart_by_shape() {
+        assert!(looks_like_jwt("eyJh.eyJz.c2ln"));
+        assert!(looks_like_jwt("a.b.c"));
+        let refresh = RefreshToken::generate().secret;
+        assert!(!looks_like_jwt(&refresh), "{refresh}");
+        for other in ["", "a.b", "a.b.c.d", "no-dots-at-all"] {
+            assert!(!looks_like_jwt(other), "{other}");
+        }
     }
 }

@@ -11,7 +11,6 @@ use analytics::EventKind;
 use serde_json::{Value, json};
 use store::bulk::BulkSession;
 use store::{Store, StoreOptions};
-use tokens::KeyStore as _;
 
 use crate::client::{self, Conn, Response};
 use crate::load::{self, Cycle, Group, Once, Outcome, Script};
@@ -50,9 +49,6 @@ const INSTANCES: usize = 3;
 /// Issuer of access tokens: what `sessiond` writes (its `ISSUER`), so that
 /// tokens minted here validate there.
 const ISSUER: &str = "sessiond";
-/// Name of the generated JWT secret in the `settings` table (what
-/// `sessiond serve` passes to `secret_or_insert`).
-const JWT_SECRET_SETTING: &str = "jwt_secret";
 /// The server's default access-token lifetime (`SESSIOND_ACCESS_TOKEN_TTL_SECS`).
 const ACCESS_TOKEN_TTL_SECS: i64 = 900;
 
@@ -642,22 +638,19 @@ fn rss(ctx: &Context<'_>, url: &str, store: &Store) -> Result<Rss, String> {
     }
     let insert = t0.elapsed();
 
-    // The server generated its secret at its first start and keeps it in
-    // the database; `secret_or_insert` returns it (the candidate, made as
-    // the server makes its own, is only stored if there were none).
-    let candidate = format!(
-        "{}{}",
-        tokens::RefreshToken::generate().hash,
-        tokens::RefreshToken::generate().hash
-    );
-    let secret = store
-        .secret_or_insert(JWT_SECRET_SETTING, &candidate)
-        .map_err(|e| format!("reading the JWT secret: {e:#}"))?;
-    let codec = tokens::TokenCodec::new(
-        secret.as_bytes(),
+    // The server generated its signing keys at its first start and keeps
+    // them in the database; the key ring loads them (it creates a set only
+    // where there is none), so these tokens carry the server's current kid.
+    let ring = tokens::KeyRing::open(
+        std::sync::Arc::new(store.clone()),
+        None,
+        tokens::SigningAlg::EdDSA,
         ISSUER,
         kernel::Duration::seconds(ACCESS_TOKEN_TTL_SECS),
-    );
+        kernel::OffsetDateTime::now_utc(),
+    )
+    .map_err(|e| format!("reading the signing keys: {e:#}"))?;
+    let codec = ring.codec().clone();
     let requests: Vec<Vec<u8>> = new_sessions
         .iter()
         .map(|s| {

@@ -51,8 +51,8 @@
 //! 4. **RSS with 100,000 sessions.** On a fresh server: `VmRSS` of
 //!    `/proc/<pid>/status` after a token-info warm-up; then 100,000 live
 //!    sessions of the user written with `Store::bulk_create_sessions`, an
-//!    access token minted for each with `tokens::TokenCodec` and the
-//!    server's own generated secret (read back with `secret_or_insert`),
+//!    access token minted for each with the server's own signing keys
+//!    (loaded from its database with `tokens::KeyRing`),
 //!    token-info once with each over `--connections` connections (so the
 //!    server loads and caches every session), and `VmRSS` (and the peak,
 //!    `VmHWM`) again (target: under 64 MiB).

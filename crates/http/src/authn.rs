@@ -63,6 +63,19 @@ pub(crate) async fn authenticate(req: &HttpRequest) -> Result<Principal, ApiErro
     let token = bearer_token(req.headers())?
         .ok_or_else(|| ApiError::unauthorized(MISSING_TOKEN))?
         .to_owned();
+    let principal = authenticate_token(req, token).await?;
+    state(req)?.rate_limits.check_user(req, principal.user.id)?;
+    Ok(principal)
+}
+
+/// Authenticates `token` on the hot path every authenticated request
+/// takes (the session cache, the blocking pool only on a miss), without
+/// counting it against the per-user rate limit: forward auth calls this
+/// for requests a gateway passes on, which that gateway limits.
+pub(crate) async fn authenticate_token(
+    req: &HttpRequest,
+    token: String,
+) -> Result<Principal, ApiError> {
     let state = state(req)?;
     // The hot path: signature and the session cache, no thread hop. Only a
     // cache miss or a due `last_activity` write goes to the blocking pool.
@@ -73,7 +86,6 @@ pub(crate) async fn authenticate(req: &HttpRequest) -> Result<Principal, ApiErro
             blocking(move || auth.authenticate(&token)).await?
         }
     };
-    state.rate_limits.check_user(req, principal.user.id)?;
     Ok(principal)
 }
 

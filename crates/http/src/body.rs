@@ -45,6 +45,20 @@ impl Body {
     pub(crate) fn json_or_empty<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
         parse(self.content_type.as_ref(), &self.bytes, Presence::Optional)
     }
+
+    /// The body as an HTML form (`application/x-www-form-urlencoded`, the
+    /// body of the OAuth endpoints); `None` when it is declared as anything
+    /// else, is not UTF-8 or does not parse (a parameter given twice
+    /// included), which those endpoints all answer alike.
+    pub(crate) fn form<T: DeserializeOwned>(&self) -> Option<T> {
+        let declared = self.content_type.as_ref()?.to_str().ok()?;
+        let mime = declared.split(';').next().unwrap_or_default().trim();
+        if !mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+            return None;
+        }
+        let text = std::str::from_utf8(&self.bytes).ok()?;
+        actix_web::web::Query::<T>::from_query(text).ok().map(actix_web::web::Query::into_inner)
+    }
 }
 
 /// Whether an endpoint needs a body.

@@ -24,11 +24,13 @@ mod query;
 mod rate_limit;
 mod request_id;
 mod routes;
+mod token_endpoints;
 mod views;
 
 pub use client_ip::TrustedProxies;
 pub use metrics::Metrics;
 pub use rate_limit::{RateLimitConfig, RateLimits};
+pub use token_endpoints::{IntrospectionClients, TokenEndpoints};
 
 use std::future::{Ready, ready};
 use std::sync::Arc;
@@ -68,6 +70,8 @@ pub struct ApiState {
     pub rate_limits: Arc<RateLimits>,
     /// What `/metrics` shows.
     pub metrics: Arc<Metrics>,
+    /// Forward auth's cookie and the introspection clients (SPEC §6).
+    pub token_endpoints: Arc<TokenEndpoints>,
 }
 
 impl FromRequest for ApiState {

@@ -29,6 +29,9 @@ pub struct Metrics {
     requests: IntCounterVec,
     duration: HistogramVec,
     pool: IntGaugeVec,
+    verifications: IntCounterVec,
+    /// Signing keys in use by state (next, current, retired still verifying).
+    keys: IntGaugeVec,
     /// Counters mirrored from the services at scrape time, and the lock
     /// that keeps two scrapes from adding the same difference twice.
     mirrored: Mutex<Mirrored>,
@@ -48,6 +51,32 @@ struct Mirrored {
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+/// The `outcome` of `sessiond_token_verifications_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verification {
+    /// Forward auth answered 200.
+    Verified,
+    /// Forward auth refused (401, 403 or 422).
+    Refused,
+    /// Introspection answered `active: true`.
+    Active,
+    /// Introspection answered `active: false`.
+    Inactive,
+}
+
+impl Verification {
+    const ALL: [Self; 4] = [Self::Verified, Self::Refused, Self::Active, Self::Inactive];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Verified => "verified",
+            Self::Refused => "refused",
+            Self::Active => "active",
+            Self::Inactive => "inactive",
+        }
     }
 }
 
@@ -79,6 +108,26 @@ impl Metrics {
             &["state"],
         )
         .expect("valid metric");
+        let verifications = IntCounterVec::new(
+            Opts::new(
+                "sessiond_token_verifications_total",
+                "Tokens checked for other services: forward auth (verified, refused) and \
+                 introspection (active, inactive)",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        for outcome in Verification::ALL {
+            verifications.with_label_values(&[outcome.as_str()]);
+        }
+        let keys = IntGaugeVec::new(
+            Opts::new(
+                "sessiond_signing_keys",
+                "Signing keys this process verifies with, by state (next, current, retired)",
+            ),
+            &["state"],
+        )
+        .expect("valid metric");
         let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
         let mirrored = Mirrored {
             sessions_created: counter(
@@ -87,7 +136,8 @@ impl Metrics {
             ),
             sessions_revoked: counter(
                 "sessiond_sessions_revoked_total",
-                "Live sessions ended by logout, logout-all, deletion, deactivation or refresh reuse",
+                "Live sessions ended by logout, logout-all, deletion, deactivation, refresh reuse or token \
+                 revocation",
             ),
             refresh_reuse: counter(
                 "sessiond_refresh_reuse_detected_total",
@@ -116,8 +166,10 @@ impl Metrics {
             ),
         };
         let m = &mirrored;
-        let collectors: [Box<dyn prometheus::core::Collector>; 11] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 13] = [
             Box::new(requests.clone()),
+            Box::new(keys.clone()),
+            Box::new(verifications.clone()),
             Box::new(duration.clone()),
             Box::new(pool.clone()),
             Box::new(m.sessions_created.clone()),
@@ -132,7 +184,20 @@ impl Metrics {
         for c in collectors {
             registry.register(c).expect("each metric is registered once");
         }
-        Self { registry, requests, duration, pool, mirrored: Mutex::new(mirrored) }
+        Self {
+            registry,
+            requests,
+            duration,
+            pool,
+            verifications,
+            keys,
+            mirrored: Mutex::new(mirrored),
+        }
+    }
+
+    /// Counts one token checked for another service.
+    pub(crate) fn verification(&self, outcome: Verification) {
+        self.verifications.with_label_values(&[outcome.as_str()]).inc();
     }
 
     /// Counts one answered request.
@@ -166,6 +231,19 @@ impl Metrics {
             self.pool.with_label_values(&["in_use"]).set(i64::from(in_use));
             self.pool.with_label_values(&["idle"]).set(i64::from(p.idle));
             self.pool.with_label_values(&["max"]).set(i64::from(p.max));
+        }
+        let now = kernel::OffsetDateTime::now_utc();
+        let set = state.auth.codec().keys();
+        for key_state in
+            [tokens::KeyState::Next, tokens::KeyState::Current, tokens::KeyState::Retired]
+        {
+            let n = set
+                .infos()
+                .filter(|k| k.state == key_state && k.verifies_until.is_none_or(|t| t > now))
+                .count();
+            self.keys
+                .with_label_values(&[key_state.as_str()])
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {

@@ -12,7 +12,9 @@ use crate::routes::analytics::{
     PageReportBody, PagedReportBody, ReportBody, StartBody, TransitionBody,
 };
 use crate::routes::pages::TrackBody;
-use crate::routes::{admin, analytics, audit, auth, docs, health, pages, sessions};
+use crate::routes::{
+    admin, analytics, audit, auth, docs, health, keys, oauth, pages, sessions, verify,
+};
 use crate::views::{
     AuditEventView, AuditPageData, ClaimsView, DailyTimeData, DateRangeView, DetailEntryView,
     DetailTimelineData, DeviceInfoView, HeatmapData, LoginData, LogoutAllData, MostActiveData,
@@ -54,6 +56,8 @@ macro_rules! envelope_schema {
 envelope_schema! {
     /// A success envelope without data (`data` is null).
     EmptyEnvelope => Null;
+    /// The signing keys (no private material).
+    KeyListEnvelope => keys::KeyListData;
     /// A success envelope carrying a user view.
     UserEnvelope => UserView;
     /// The answer to a login.
@@ -161,6 +165,12 @@ pub(crate) struct HeatmapEnvelope {
         auth::logout_all_v1,
         auth::validate_token,
         auth::token_info,
+        verify::verify,
+        verify::verify_post,
+        oauth::introspect,
+        oauth::revoke,
+        keys::jwks,
+        keys::rotate,
         admin::update_user,
         admin::list_user_sessions,
         admin::delete_all_user_sessions,
@@ -211,6 +221,8 @@ pub(crate) struct HeatmapEnvelope {
         HeatmapData, DateRangeView, MostActiveData, StatsData, SummaryData, TimelineData,
         TimelineEntryView, DailyTimeData, PageTimeData, DetailTimelineData, DetailEntryView,
         SessionEventView, PageTrackedData, PageStatsData, PageStatView,
+        oauth::TokenForm, oauth::OAuthError, oauth::IntrospectionAnswer,
+        keys::JwksDocument, keys::JwkDocument, keys::KeyView, keys::KeyListData, KeyListEnvelope,
     )),
     modifiers(&Security, &CommonErrors, &OptionalBodies, &ErrorExamples, &Links),
     tags(
@@ -218,9 +230,11 @@ pub(crate) struct HeatmapEnvelope {
         (name = "auth", description = "Accounts and tokens"),
         (name = "sessions", description = "The caller's device sessions (seeds 000 and 001)"),
         (name = "admin", description = "Administration (admin role)"),
+        (name = "keys", description = "The public keys tokens are signed with (JWKS, RFC 7517)"),
         (name = "audit", description = "The audit trail of security events"),
         (name = "analytics", description = "Usage tracking: tracked sessions and their reports (seed 004)"),
         (name = "pages", description = "Page visits and their statistics (seed 004)"),
+        (name = "oauth", description = "Token introspection (RFC 7662) and revocation (RFC 7009): form bodies, answers in the RFCs' shapes (not enveloped)"),
     )
 )]
 struct ApiDoc;
@@ -240,6 +254,28 @@ impl Modify for Security {
                     .description(Some("An access token from login or refresh"))
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "basicAuth",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "An introspection client of `SESSIOND_INTROSPECTION_CLIENTS` (id and \
+                         secret, form-encoded before Base64 as RFC 6749 §2.3.1 says)",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "verifyCookie",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Cookie(
+                utoipa::openapi::security::ApiKeyValue::with_description(
+                    "sessiond_at",
+                    "An access token in the cookie `SESSIOND_VERIFY_COOKIE` names (off by \
+                     default; the name here is an example)",
+                ),
+            )),
         );
     }
 }
@@ -281,6 +317,11 @@ impl Modify for CommonErrors {
              not after a timeout)",
         )];
         for (path, item) in doc.paths.paths.iter_mut() {
+            // The OAuth endpoints document their own answers, in the RFCs'
+            // shapes rather than the envelope.
+            if path.starts_with("/oauth/") {
+                continue;
+            }
             let limited: &[(&str, &str)] =
                 if crate::rate_limit::limited(path) { &LIMITED } else { &[] };
             let stored: &[(&str, &str)] = if uses_database(path) { &STORED } else { &[] };
@@ -290,6 +331,10 @@ impl Modify for CommonErrors {
                 let responses = &mut op.responses.responses;
                 for (status, description) in ALWAYS.iter().chain(body).chain(limited).chain(stored)
                 {
+                    // Forward auth answers every method.
+                    if *status == "405" && path == "/api/auth/verify" {
+                        continue;
+                    }
                     responses
                         .entry((*status).to_owned())
                         .or_insert_with(|| error(description).into());

@@ -230,9 +230,14 @@ fn record(ext: &mut actix_web::dev::Extensions, standing: Standing) {
     }
 }
 
-/// Whether `path` counts against the limits.
+/// Whether `path` counts against the limits. Forward auth does not: every
+/// request a gateway passes on is asked about from the gateway's own
+/// address, so a per-address limit would throttle all its users as one,
+/// and a per-user limit would cap how much a user may browse; the
+/// gateway is the place to limit those requests. Guessing tokens there
+/// gains nothing (each is a signature check, no database round trip).
 pub(crate) fn limited(path: &str) -> bool {
-    path == "/" || path == "/api" || path.starts_with("/api/")
+    (path == "/" || path == "/api" || path.starts_with("/api/")) && path != "/api/auth/verify"
 }
 
 /// The middleware: the per-address limit before anything else, and the
@@ -299,8 +304,15 @@ mod tests {
         for path in ["/", "/api", "/api/auth/login", "/api/health", "/api/pages/track"] {
             assert!(limited(path), "{path}");
         }
-        for path in ["/health/live", "/health/ready", "/metrics", "/docs", "/api-docs/openapi.json"]
-        {
+        for path in [
+            "/health/live",
+            "/health/ready",
+            "/metrics",
+            "/docs",
+            "/api-docs/openapi.json",
+            "/api/auth/verify",
+            "/oauth/introspect",
+        ] {
             assert!(!limited(path), "{path}");
         }
     }

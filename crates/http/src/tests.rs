@@ -20,6 +20,7 @@ use super::*;
 
 mod metrics;
 mod rate_limits;
+mod token_checks;
 mod tracking;
 
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
@@ -345,6 +346,11 @@ fn fixture() -> Fixture {
             trusted_proxies: TrustedProxies::none(),
             rate_limits: Arc::new(RateLimits::new(RateLimitConfig::off())),
             metrics: Arc::new(Metrics::new()),
+            token_endpoints: Arc::new(TokenEndpoints {
+                verify_cookie: Some("sessiond_at".into()),
+                introspection_clients: IntrospectionClients::parse("rs:rs-secret")
+                    .unwrap_or_default(),
+            }),
         },
         probe,
         tracking,
@@ -906,7 +912,8 @@ fn every_operation_is_tagged_named_and_answers_with_examples() {
     let doc: Value = serde_json::from_str(&openapi_json()).unwrap_or(Value::Null);
     let ops = documented_operations(&doc);
     assert!(ops.len() >= 50, "{} operations", ops.len());
-    let areas = ["auth", "sessions", "analytics", "pages", "health", "admin", "audit"];
+    let areas =
+        ["auth", "sessions", "analytics", "pages", "health", "admin", "audit", "oauth", "keys"];
     let mut ids = std::collections::BTreeSet::new();
     for (path, method, op) in &ops {
         let id = op["operationId"].as_str().unwrap_or_default();
@@ -920,10 +927,11 @@ fn every_operation_is_tagged_named_and_answers_with_examples() {
             "{method} {path}: {tags:?}"
         );
         // The database behind every /api/ operation but the two health
-        // checks, and behind readiness.
+        // checks, behind readiness and behind the OAuth endpoints.
         let stored =
             path.starts_with("/api/") && path != "/api/health" && path != "/api/auth/health"
-                || path == "/health/ready";
+                || path == "/health/ready"
+                || path.starts_with("/oauth/");
         assert_eq!(op["responses"]["503"].is_object(), stored, "{method} {path} 503");
         for (status, response) in op["responses"].as_object().into_iter().flatten() {
             let content = &response["content"]["application/json"];
@@ -956,7 +964,7 @@ fn every_operation_is_tagged_named_and_answers_with_examples() {
         let public = matches!(
             (path.as_str(), method.as_str()),
             ("/api/auth/register" | "/api/auth/login" | "/api/auth/health", "post")
-        ) || !path.starts_with("/api/")
+        ) || !path.starts_with("/api/") && path != "/oauth/introspect"
             || path.starts_with("/api/health")
             || path.starts_with("/api/sessions/public-");
         if public {

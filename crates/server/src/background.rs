@@ -14,6 +14,13 @@ use kernel::{Clock as _, SystemClock};
 use sessions::SessionStore;
 use store::{Job, Store};
 
+/// How often the signing keys are read again: every instance signs with a
+/// new key at most this long after a rotation, even without notifications.
+const KEY_RELOAD: Duration = Duration::from_secs(1);
+
+/// Key reloads between two checks of the rotation schedule.
+const KEY_HOUSEKEEPING_TICKS: u32 = 60;
+
 /// Sessions deleted per statement, so a large backlog never holds locks
 /// for long.
 pub const PURGE_BATCH: u32 = 1000;
@@ -66,6 +73,36 @@ impl Background {
             }
         });
         Self { stop, threads: vec![flusher, sweeper], auth, analytics }
+    }
+
+    /// Adds the signing-key thread. Every second it reloads the keys (the
+    /// fallback when a rotation notification was missed, and the only way
+    /// on SQLite for a `sessiond keys rotate` run beside the server); every
+    /// minute it rotates when the current key is older than `key_rotation`
+    /// (one instance wins the compare-and-swap) and forgets retired keys
+    /// past their window.
+    pub fn with_key_housekeeping(mut self, key_rotation: Option<kernel::Duration>) -> Self {
+        let keys = {
+            let auth = self.auth.clone();
+            let mut tick = 0u32;
+            every(KEY_RELOAD, self.stop.clone(), move || {
+                if let Err(e) = auth.reload_keys() {
+                    tracing::warn!(error = %e, "cannot reload the signing keys; will retry");
+                }
+                tick = tick.wrapping_add(1);
+                if tick % KEY_HOUSEKEEPING_TICKS == 1 {
+                    match auth.key_housekeeping(key_rotation) {
+                        Ok(true) => tracing::info!("rotated the signing keys on schedule"),
+                        Ok(false) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "signing key housekeeping failed; will retry")
+                        }
+                    }
+                }
+            })
+        };
+        self.threads.push(keys);
+        self
     }
 
     /// Stops the threads and writes what is still pending.

@@ -66,8 +66,16 @@ pub struct Config {
     pub database_url: String,
     /// Listen address.
     pub bind: SocketAddr,
-    /// HS256 secret; generated and kept in the database when absent.
+    /// HS256 secret; when absent, keys of `jwt_alg` are generated and kept
+    /// in the database.
     pub jwt_secret: Option<String>,
+    /// The signing algorithm: HS256 with a secret, else EdDSA by default.
+    pub jwt_alg: tokens::SigningAlg,
+    /// Rotate the signing keys when the current one is this many days old;
+    /// 0 = never on a schedule.
+    pub key_rotation_days: u64,
+    /// Seals private signing keys at rest; `None`: stored as they are.
+    pub key_encryption_key: Option<tokens::KeyVault>,
     /// Access token lifetime.
     pub access_token_ttl_secs: u64,
     /// Absolute session lifetime.
@@ -124,6 +132,11 @@ pub struct Config {
     pub shutdown_timeout_secs: u64,
     /// Log format.
     pub log_format: LogFormat,
+    /// The cookie forward auth reads an access token from when no bearer
+    /// token came; `None`: bearer tokens only.
+    pub verify_cookie: Option<String>,
+    /// The clients that may introspect tokens with HTTP Basic.
+    pub introspection_clients: http::IntrospectionClients,
 }
 
 /// Every variable sessiond reads; others with the `SESSIOND_` prefix are
@@ -131,6 +144,9 @@ pub struct Config {
 pub const KNOWN: &[&str] = &[
     "SESSIOND_BIND",
     "SESSIOND_JWT_SECRET",
+    "SESSIOND_JWT_ALG",
+    "SESSIOND_KEY_ROTATION_DAYS",
+    "SESSIOND_KEY_ENCRYPTION_KEY",
     "SESSIOND_ACCESS_TOKEN_TTL_SECS",
     "SESSIOND_SESSION_LIFETIME_SECS",
     "SESSIOND_SESSION_IDLE_TIMEOUT_SECS",
@@ -158,6 +174,8 @@ pub const KNOWN: &[&str] = &[
     "SESSIOND_WORKERS",
     "SESSIOND_SHUTDOWN_TIMEOUT_SECS",
     "SESSIOND_LOG_FORMAT",
+    "SESSIOND_VERIFY_COOKIE",
+    "SESSIOND_INTROSPECTION_CLIENTS",
 ];
 
 /// Shortest configured JWT secret accepted: HS256 wants 256 bits of key.
@@ -263,6 +281,32 @@ impl Config {
                 problem: format!("must be at least {MIN_SECRET_LEN} bytes long"),
             });
         }
+        let default_alg = if jwt_secret.is_some() {
+            tokens::SigningAlg::HS256
+        } else {
+            tokens::SigningAlg::EdDSA
+        };
+        let jwt_alg = match r.raw("SESSIOND_JWT_ALG") {
+            None => default_alg,
+            Some(s) => s
+                .parse::<tokens::SigningAlg>()
+                .map_err(|problem| ConfigError { var: "SESSIOND_JWT_ALG", problem })?,
+        };
+        if jwt_secret.is_some() && jwt_alg != tokens::SigningAlg::HS256 {
+            return Err(ConfigError {
+                var: "SESSIOND_JWT_SECRET",
+                problem: format!(
+                    "is an HS256 secret and cannot be used with SESSIOND_JWT_ALG={jwt_alg}; \
+                     unset it to have {jwt_alg} keys generated and kept in the database"
+                ),
+            });
+        }
+        // The value never appears in an error: only what is wrong with it.
+        let key_encryption_key = r
+            .raw("SESSIOND_KEY_ENCRYPTION_KEY")
+            .map(tokens::KeyVault::parse)
+            .transpose()
+            .map_err(|problem| ConfigError { var: "SESSIOND_KEY_ENCRYPTION_KEY", problem })?;
         let trusted_proxies = match r.raw("SESSIOND_TRUSTED_PROXIES") {
             None => Vec::new(),
             Some(list) => list
@@ -272,6 +316,21 @@ impl Config {
                 .collect::<Result<_, _>>()
                 .map_err(|problem| ConfigError { var: "SESSIOND_TRUSTED_PROXIES", problem })?,
         };
+        let verify_cookie = r.raw("SESSIOND_VERIFY_COOKIE").map(str::to_owned);
+        if let Some(name) = &verify_cookie {
+            // RFC 6265's cookie-name is an RFC 7230 token.
+            let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+            if !name.chars().all(token) {
+                return Err(ConfigError {
+                    var: "SESSIOND_VERIFY_COOKIE",
+                    problem: format!("{name:?} is not a valid cookie name"),
+                });
+            }
+        }
+        let introspection_clients = http::IntrospectionClients::parse(
+            r.raw("SESSIOND_INTROSPECTION_CLIENTS").unwrap_or(""),
+        )
+        .map_err(|problem| ConfigError { var: "SESSIOND_INTROSPECTION_CLIENTS", problem })?;
         let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(2);
         Ok(Self {
             database_url,
@@ -281,6 +340,13 @@ impl Config {
                 "a host:port address",
             )?,
             jwt_secret,
+            jwt_alg,
+            key_rotation_days: r.parse(
+                "SESSIOND_KEY_ROTATION_DAYS",
+                0,
+                "a whole number of days (0 = off)",
+            )?,
+            key_encryption_key,
             access_token_ttl_secs: r.secs("SESSIOND_ACCESS_TOKEN_TTL_SECS", 900, 1)?,
             session_lifetime_secs: r.secs("SESSIOND_SESSION_LIFETIME_SECS", 86_400, 1)?,
             session_idle_timeout_secs: r.secs("SESSIOND_SESSION_IDLE_TIMEOUT_SECS", 0, 0)?,
@@ -317,6 +383,8 @@ impl Config {
                 LogFormat::Text,
                 &[("text", LogFormat::Text), ("json", LogFormat::Json)],
             )?,
+            verify_cookie,
+            introspection_clients,
         })
     }
 
@@ -358,6 +426,26 @@ mod tests {
         assert_eq!(c.db_timeout_secs, 2);
         assert_eq!((c.activity_flush_secs, c.shutdown_timeout_secs), (2, 10));
         assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.verify_cookie, None);
+        assert!(c.introspection_clients.is_empty());
+    }
+
+    #[test]
+    fn token_endpoint_settings() {
+        let c = Config::from_vars(&vars(&[
+            ("SESSIOND_VERIFY_COOKIE", "sessiond_at"),
+            ("SESSIOND_INTROSPECTION_CLIENTS", "api:s3cret, gateway:other"),
+        ]))
+        .expect("valid");
+        assert_eq!(c.verify_cookie.as_deref(), Some("sessiond_at"));
+        assert!(c.introspection_clients.check("gateway", "other"));
+        assert!(!c.introspection_clients.check("api", "other"));
+        let e = Config::from_vars(&vars(&[("SESSIOND_INTROSPECTION_CLIENTS", "api:x,broken")]))
+            .expect_err("malformed");
+        assert_eq!(
+            e.to_string(),
+            "invalid configuration: SESSIOND_INTROSPECTION_CLIENTS: entry 2 is not of the form id:secret"
+        );
     }
 
     #[test]
@@ -370,10 +458,18 @@ mod tests {
             ("SESSIOND_PUBLIC_TRACKING", "yep"),
             ("SESSIOND_BEARER_REFRESH", "sometimes"),
             ("SESSIOND_JWT_SECRET", "short"),
+            ("SESSIOND_JWT_ALG", "none"),
+            ("SESSIOND_JWT_ALG", "HS512"),
+            ("SESSIOND_KEY_ROTATION_DAYS", "-1"),
+            ("SESSIOND_KEY_ENCRYPTION_KEY", "abcd"),
             ("SESSIOND_TRUSTED_PROXIES", "10.0.0.0/33"),
             ("SESSIOND_LOG_FORMAT", "xml"),
             ("SESSIOND_LOGIN_ACCOUNT_MAX_FAILURES", "0"),
             ("SESSIOND_LOGIN_ACCOUNT_MAX_FAILURES", "many"),
+            ("SESSIOND_VERIFY_COOKIE", "my cookie"),
+            ("SESSIOND_VERIFY_COOKIE", "a=b"),
+            ("SESSIOND_INTROSPECTION_CLIENTS", "gateway"),
+            ("SESSIOND_INTROSPECTION_CLIENTS", "gw:one,gw:two"),
             ("DATABASE_URL", "mysql://x"),
         ];
         for (var, value) in cases {
@@ -381,6 +477,38 @@ mod tests {
             assert_eq!(e.var, var);
             assert!(e.to_string().contains(var) && !e.to_string().contains('\n'));
         }
+    }
+
+    #[test]
+    fn signing_settings() {
+        let c = Config::from_vars(&BTreeMap::new()).expect("defaults");
+        assert_eq!(c.jwt_alg, tokens::SigningAlg::EdDSA);
+        assert_eq!(c.key_rotation_days, 0);
+        assert!(c.key_encryption_key.is_none());
+        let secret = "0123456789abcdef0123456789abcdef";
+        let c = Config::from_vars(&vars(&[("SESSIOND_JWT_SECRET", secret)])).expect("secret");
+        assert_eq!(c.jwt_alg, tokens::SigningAlg::HS256);
+        let c = Config::from_vars(&vars(&[
+            ("SESSIOND_JWT_ALG", "RS256"),
+            ("SESSIOND_KEY_ROTATION_DAYS", "30"),
+            ("SESSIOND_KEY_ENCRYPTION_KEY", &"ab".repeat(32)),
+        ]))
+        .expect("valid");
+        assert_eq!((c.jwt_alg, c.key_rotation_days), (tokens::SigningAlg::RS256, 30));
+        assert!(c.key_encryption_key.is_some());
+        // A secret with an asymmetric algorithm names the secret.
+        let e = Config::from_vars(&vars(&[
+            ("SESSIOND_JWT_SECRET", secret),
+            ("SESSIOND_JWT_ALG", "EdDSA"),
+        ]))
+        .expect_err("conflict");
+        assert_eq!(e.var, "SESSIOND_JWT_SECRET");
+        assert!(!e.to_string().contains(secret));
+        // A bad encryption key is not repeated in the message.
+        let e = Config::from_vars(&vars(&[("SESSIOND_KEY_ENCRYPTION_KEY", "not-a-key-xyz")]))
+            .expect_err("bad key");
+        assert_eq!(e.var, "SESSIOND_KEY_ENCRYPTION_KEY");
+        assert!(!e.to_string().contains("not-a-key-xyz"));
     }
 
     #[test]

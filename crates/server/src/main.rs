@@ -21,7 +21,7 @@ use kernel::{Duration, SystemClock};
 use output::{listening_line, say};
 use sessions::Lifetimes;
 use store::{Store, StoreOptions};
-use tokens::{KeyStore as _, TokenCodec};
+use tokens::{KeyRing, TokenCodec};
 
 /// The issuer written into and required from every access token.
 const ISSUER: &str = "sessiond";
@@ -46,6 +46,23 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Manage the keys access tokens are signed with.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// List every signing key: kid, algorithm, state (next, current,
+    /// retired), when it was created, became current, retired, and until
+    /// when a retired key still verifies. No private material.
+    List,
+    /// Rotate: the next key signs from now on, a new next key is published,
+    /// the current key retires (and verifies until its tokens expire).
+    /// Every running instance signs with the new key within one second.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -156,6 +173,7 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Serve => serve(config, store),
         Command::User { command } => user_command(command, &config, store),
+        Command::Keys { command } => keys_command(command, &config, store),
     }
 }
 
@@ -171,14 +189,25 @@ fn open_store(config: &Config) -> anyhow::Result<Store> {
 }
 
 fn auth_service(config: &Config, store: &Store) -> anyhow::Result<AuthService> {
-    let secret = match &config.jwt_secret {
-        Some(s) => s.clone(),
-        None => store
-            .secret_or_insert("jwt_secret", &random_secret())
-            .context("cannot load the generated JWT secret")?,
-    };
     let secs = |s: u64| Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX));
-    let codec = TokenCodec::new(secret.as_bytes(), ISSUER, secs(config.access_token_ttl_secs));
+    let ttl = secs(config.access_token_ttl_secs);
+    // A configured secret signs alone (HS256, as before keys had ids);
+    // otherwise the keys of the database, created at the first start.
+    let (codec, ring) = match &config.jwt_secret {
+        Some(secret) => (TokenCodec::new(secret.as_bytes(), ISSUER, ttl), None),
+        None => {
+            let ring = KeyRing::open(
+                Arc::new(store.clone()),
+                config.key_encryption_key.clone(),
+                config.jwt_alg,
+                ISSUER,
+                ttl,
+                kernel::OffsetDateTime::now_utc(),
+            )
+            .context("cannot load the signing keys")?;
+            (ring.codec().clone(), Some(Arc::new(ring)))
+        }
+    };
     let locator: Arc<dyn sessions::Locator> = match &config.geoip_db {
         Some(path) => Arc::new(geoip::MaxMindLocator::open(std::path::Path::new(path))?),
         None => Arc::new(sessions::NoLocator),
@@ -207,15 +236,22 @@ fn auth_service(config: &Config, store: &Store) -> anyhow::Result<AuthService> {
             known_for: secs(config.session_retention_secs),
         },
     };
-    Ok(AuthService::new(ports, codec, PasswordHasher::default(), settings))
+    let auth = AuthService::new(ports, codec, PasswordHasher::default(), settings);
+    if let Some(ring) = ring {
+        auth.attach_key_ring(ring);
+    }
+    Ok(auth)
 }
 
-/// 64 random bytes, hex: the generated signing secret.
-fn random_secret() -> String {
-    // Two refresh-token-grade random strings: 2 × 256 bits.
-    let a = tokens::RefreshToken::generate();
-    let b = tokens::RefreshToken::generate();
-    format!("{}{}", a.hash, b.hash)
+fn keys_command(command: KeysCommand, config: &Config, store: Store) -> anyhow::Result<()> {
+    let auth = auth_service(config, &store)?;
+    if let KeysCommand::Rotate = command {
+        auth.rotate_keys_now().map_err(|e| anyhow::anyhow!(e))?;
+        say("sessiond: signing keys rotated\n");
+    }
+    let keys = auth.signing_keys().map_err(|e| anyhow::anyhow!(e))?;
+    say(&output::key_table(&keys));
+    Ok(())
 }
 
 struct StoreReadiness(Store);
@@ -260,6 +296,10 @@ fn serve(config: Config, store: Store) -> anyhow::Result<()> {
             logout_all_per_minute: config.rate_limit_logout_all_per_minute,
         })),
         metrics: Arc::new(http::Metrics::new()),
+        token_endpoints: Arc::new(http::TokenEndpoints {
+            verify_cookie: config.verify_cookie.clone(),
+            introspection_clients: config.introspection_clients.clone(),
+        }),
     };
     // Other processes sharing a PostgreSQL database tell this one when a
     // session or user changes, so their revocations apply here at once.
@@ -280,7 +320,11 @@ fn serve(config: Config, store: Store) -> anyhow::Result<()> {
         retention,
         std::time::Duration::from_secs(config.sweep_interval_secs),
         std::time::Duration::from_secs(config.activity_flush_secs),
-    );
+    )
+    .with_key_housekeeping((config.key_rotation_days > 0).then(|| {
+        // A century is "never" and keeps date arithmetic in range.
+        Duration::days(i64::try_from(config.key_rotation_days.min(36_500)).unwrap_or(36_500))
+    }));
     let served = actix_web::rt::System::new().block_on(async move {
         let server = http::server(state, listener, workers, shutdown_timeout)?;
         // Tests and scripts wait for this line (port 0 picks a free port).

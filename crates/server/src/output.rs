@@ -96,6 +96,45 @@ pub(crate) fn listening_line(format: LogFormat, url: &str) -> String {
     }
 }
 
+/// `sessiond keys list`: one key a line, aligned; never private material.
+pub(crate) fn key_table(keys: &[tokens::KeyInfo]) -> String {
+    let at = |t: Option<kernel::OffsetDateTime>| t.map_or("-".to_owned(), kernel::format_instant);
+    let mut rows = vec![[
+        "KID".to_owned(),
+        "ALG".to_owned(),
+        "STATE".to_owned(),
+        "CREATED".to_owned(),
+        "ACTIVATED".to_owned(),
+        "RETIRED".to_owned(),
+        "VERIFIES UNTIL".to_owned(),
+    ]];
+    for k in keys {
+        rows.push([
+            k.kid.clone(),
+            k.alg.to_string(),
+            k.state.to_string(),
+            kernel::format_instant(k.created_at),
+            at(k.activated_at),
+            at(k.retired_at),
+            at(k.verifies_until),
+        ]);
+    }
+    let mut widths = [0usize; 7];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> =
+            row.iter().zip(widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

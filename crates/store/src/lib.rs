@@ -1,6 +1,6 @@
 //! Storage adapter of sessiond: one [`Store`] implements every store port
 //! (`accounts::UserStore`, `sessions::SessionStore`,
-//! `tokens::RefreshTokenStore`, `tokens::KeyStore`, `auth::PrincipalStore`,
+//! `tokens::RefreshTokenStore`, `tokens::KeyStore`, `tokens::SigningKeyStore`, `auth::PrincipalStore`,
 //! `auth::AuditLog`, `analytics::TrackingStore`) over PostgreSQL and SQLite
 //! from one set of diesel queries.
 //!
@@ -27,6 +27,7 @@ mod analytics_store;
 mod auth_store;
 pub mod bulk;
 mod conn;
+mod keys_store;
 pub mod notify;
 mod schema;
 mod sessions_store;

@@ -25,7 +25,7 @@ use kernel::Uuid;
 use crate::Store;
 use crate::conn::DbConn;
 
-/// The channel the triggers notify (`s:<session id>`, `u:<user id>`).
+/// The channel the triggers notify (`s:<session id>`, `u:<user id>`, `k:`).
 pub const CHANNEL: &str = "sessiond_invalidate";
 
 /// How often the socket is checked for notifications.
@@ -58,6 +58,10 @@ impl Listener {
 /// sessiond sharing the database may send more).
 pub fn parse_payload(payload: &str) -> Option<Invalidation> {
     let (kind, id) = payload.split_once(':')?;
+    if kind == "k" {
+        // Migration 000012: the signing keys changed (`k:`).
+        return Some(Invalidation::SigningKeys);
+    }
     let id = Uuid::try_parse(id).ok()?;
     match kind {
         "s" => Some(Invalidation::Session(id)),
@@ -144,6 +148,7 @@ mod tests {
         let id = Uuid::now_v7();
         assert_eq!(parse_payload(&format!("s:{id}")), Some(Invalidation::Session(id)));
         assert_eq!(parse_payload(&format!("u:{id}")), Some(Invalidation::User(id)));
+        assert_eq!(parse_payload("k:"), Some(Invalidation::SigningKeys));
         assert_eq!(parse_payload("x:1"), None);
         assert_eq!(parse_payload("s:not-a-uuid"), None);
         assert_eq!(parse_payload(""), None);

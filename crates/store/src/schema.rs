@@ -194,6 +194,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    signing_keys (kid) {
+        kid -> Text,
+        alg -> Text,
+        state -> Text,
+        created_at_ms -> BigInt,
+        activated_at_ms -> Nullable<BigInt>,
+        retired_at_ms -> Nullable<BigInt>,
+        material -> Binary,
+        sealed -> Bool,
+    }
+}
+
 diesel::joinable!(device_sessions -> users (user_id));
 diesel::joinable!(refresh_tokens -> device_sessions (session_id));
 diesel::joinable!(tracked_events -> tracked_sessions (session_id));
@@ -215,4 +228,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     page_totals,
     page_days,
     page_buckets,
+    signing_keys,
 );

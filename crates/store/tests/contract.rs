@@ -1263,6 +1263,7 @@ fn invalidations_are_notified_on_postgres() {
         Invalidation::Session(id) => *id == s.id || *id == other.id,
         Invalidation::User(id) => *id == alice.id,
         Invalidation::Everything => true,
+        Invalidation::SigningKeys => false,
     };
     let within = |timeout: StdDuration| {
         let deadline = Instant::now() + timeout;

@@ -1,11 +1,13 @@
-//! Tokens domain of sessiond: signed access tokens (JWT, HS256) and opaque
-//! refresh tokens that rotate on every use.
+//! Tokens domain of sessiond: signed access tokens (JWT: EdDSA, ES256,
+//! RS256 or HS256) and opaque refresh tokens that rotate on every use.
 //!
 //! The rules live here and are pure: [`TokenCodec`] signs and checks access
-//! tokens against an injected "now", [`refresh::classify`] decides what a
-//! presented refresh token means. Storage is the [`RefreshTokenStore`] and
-//! [`KeyStore`] ports; the `auth` crate ties the two kinds of token to
-//! device sessions.
+//! tokens against an injected "now" with a [`KeySet`] (the key chosen by
+//! `kid`, the algorithm by the key; see [`keys`]), [`refresh::classify`]
+//! decides what a presented refresh token means. Storage is the
+//! [`RefreshTokenStore`], [`SigningKeyStore`] and [`KeyStore`] ports;
+//! [`KeyRing`] keeps a codec's keys in step with the database; the `auth`
+//! crate ties the two kinds of token to device sessions.
 //!
 //! ```
 //! use std::collections::HashMap;
@@ -53,10 +55,17 @@
 //! ```
 
 mod codec;
+pub mod keys;
 pub mod refresh;
+mod ring;
 
 pub use codec::{AccessGrant, CLOCK_LEEWAY_SECS, Claims, TokenCodec, TokenError};
+pub use keys::{
+    Jwks, KeyError, KeyInfo, KeySet, KeyState, KeyVault, SigningAlg, SigningKey, SigningKeyStore,
+    StoredKey,
+};
 pub use refresh::{RefreshRecord, RefreshToken};
+pub use ring::KeyRing;
 
 use kernel::{OffsetDateTime, Uuid};
 

@@ -285,7 +285,7 @@ pub(crate) async fn logout_all_v1(
 /// Refuses a token whose session was not opened for the `app` a client
 /// names (the session's app, which authentication checked the token's
 /// `app` claim against).
-fn check_app(session_app: &str, app: Option<&str>) -> Result<(), ApiError> {
+pub(crate) fn check_app(session_app: &str, app: Option<&str>) -> Result<(), ApiError> {
     let Some(app) = app else {
         return Ok(());
     };

@@ -8,8 +8,11 @@ pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod docs;
 pub(crate) mod health;
+pub(crate) mod keys;
+pub(crate) mod oauth;
 pub(crate) mod pages;
 pub(crate) mod sessions;
+pub(crate) mod verify;
 
 use actix_web::middleware::Compress;
 use actix_web::{HttpRequest, HttpResponse, Resource, web};
@@ -92,6 +95,29 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("/api/v1/auth/logout-all", POST).route(web::post().to(auth::logout_all_v1)))
     .service(resource("/api/auth/validate-token", POST).route(web::post().to(auth::validate_token)))
     .service(resource("/api/auth/token-info", POST).route(web::post().to(auth::token_info)))
+    // Forward auth answers every method (proxies ask with the method of
+    // the request they protect), so no 405 here.
+    .service(
+        web::resource("/api/auth/verify")
+            .route(web::post().to(verify::verify_post))
+            .default_service(web::to(verify::verify)),
+    )
+    .service(
+        web::resource("/oauth/introspect")
+            .route(web::post().to(oauth::introspect))
+            .default_service(web::to(oauth::not_allowed)),
+    )
+    .service(
+        web::resource("/oauth/revoke")
+            .route(web::post().to(oauth::revoke))
+            .default_service(web::to(oauth::not_allowed)),
+    )
+    .service(
+        resource("/.well-known/jwks.json", GET)
+            .route(web::get().to(keys::jwks))
+            .route(web::head().to(keys::jwks)),
+    )
+    .service(resource("/api/admin/keys/rotate", POST).route(web::post().to(keys::rotate)))
     .service(
         resource("/api/admin/users/{user_id}", PATCH).route(web::patch().to(admin::update_user)),
     )
