@@ -80,12 +80,16 @@ enum Endpoint {
     Login,
     Track,
     Heatmap,
+    Verify,
+    Introspect,
 }
 
 impl Endpoint {
-    const ALL: [Self; 8] = [
+    const ALL: [Self; 10] = [
         Self::Live,
         Self::TokenInfo,
+        Self::Verify,
+        Self::Introspect,
         Self::Me,
         Self::Sessions,
         Self::Refresh,
@@ -105,6 +109,8 @@ impl Endpoint {
             Self::Login => "login",
             Self::Track => "track",
             Self::Heatmap => "heatmap",
+            Self::Verify => "verify",
+            Self::Introspect => "introspect",
         }
     }
 
@@ -118,6 +124,8 @@ impl Endpoint {
             Self::Login => "POST /api/auth/login",
             Self::Track => "POST /api/pages/track",
             Self::Heatmap => "POST /api/sessions/heatmap",
+            Self::Verify => "GET /api/auth/verify",
+            Self::Introspect => "POST /oauth/introspect",
         }
     }
 
@@ -129,6 +137,10 @@ impl Endpoint {
         match self {
             Self::Live => one(client::request("GET", "/health/live", addr, None, None)),
             Self::TokenInfo => one(token_info(addr, token)),
+            Self::Verify => {
+                one(client::request("GET", "/api/auth/verify", addr, Some(token), None))
+            }
+            Self::Introspect => one(introspect(addr, token)),
             Self::Refresh => Vec::new(),
             Self::Me => one(client::request("GET", "/api/auth/me", addr, Some(token), None)),
             Self::Sessions => one(client::request("GET", "/api/sessions", addr, Some(token), None)),
@@ -150,6 +162,26 @@ impl Endpoint {
 
 fn token_info(addr: SocketAddr, token: &str) -> Vec<u8> {
     client::request("POST", "/api/auth/token-info", addr, Some(token), Some("{}"))
+}
+
+/// The introspection client the benchmark's servers know
+/// (`SESSIOND_INTROSPECTION_CLIENTS`).
+pub(crate) const INTROSPECTION_CLIENT: (&str, &str) = ("bench", "bench-introspection-secret");
+
+/// `POST /oauth/introspect` of `token`, as a resource server sends it:
+/// HTTP Basic client credentials and a form body.
+fn introspect(addr: SocketAddr, token: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let (id, secret) = INTROSPECTION_CLIENT;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+    let body = format!("token={token}&token_type_hint=access_token");
+    format!(
+        "POST /oauth/introspect HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: sessiond-bench/0.1\r\n\
+         Accept: application/json\r\nAuthorization: Basic {basic}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 fn login_request(addr: SocketAddr) -> Vec<u8> {
@@ -370,7 +402,9 @@ fn bench_database(ctx: &Context<'_>, url: &str, pg: bool, argon: &Argon2Bound) -
 }
 
 fn start_server(ctx: &Context<'_>, url: &str) -> Result<Server, String> {
-    ctx.start_server(url, &[])
+    let (id, secret) = INTROSPECTION_CLIENT;
+    let clients = format!("{id}:{secret}");
+    ctx.start_server(url, &[("SESSIOND_INTROSPECTION_CLIENTS", &clients)])
 }
 
 /// Every step on one database, in order; stops at the first failure.

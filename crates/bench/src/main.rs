@@ -119,7 +119,7 @@ struct Options {
 
 const USAGE: &str = "usage: bench [--duration SECS] [--warmup SECS] [--connections N] \
                      [--sessiond PATH] [--only PART,...] [--analytics [--scale F] [--report-calls N]]
-parts of the auth run: live token-info me sessions refresh login track heatmap flood instances rss
+parts of the auth run: live token-info verify introspect me sessions refresh login track heatmap flood instances rss
 parts of the analytics run: postgres sqlite (databases), reports ingest (measurements)";
 
 /// What `--only` accepts in the analytics run: databases, then
@@ -127,9 +127,11 @@ parts of the analytics run: postgres sqlite (databases), reports ingest (measure
 const ANALYTICS_PARTS: [&str; 4] = ["postgres", "sqlite", "reports", "ingest"];
 
 /// What `--only` accepts: the auth run's endpoints and its later steps.
-const PARTS: [&str; 11] = [
+const PARTS: [&str; 13] = [
     "live",
     "token-info",
+    "verify",
+    "introspect",
     "me",
     "sessions",
     "refresh",

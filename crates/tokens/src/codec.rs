@@ -7,6 +7,7 @@ use kernel::{Duration, OffsetDateTime, Uuid};
 use serde::{Deserialize, Serialize};
 
 use crate::keys::{Jwks, KeySet, SigningAlg};
+use crate::memo::{Memo, Verified};
 
 /// The claims of an access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +104,8 @@ struct Inner {
     validations: [Validation; 4],
     issuer: String,
     ttl: Duration,
+    /// Tokens already verified here (see [`crate::memo`]).
+    memo: Memo,
 }
 
 impl std::fmt::Debug for TokenCodec {
@@ -142,6 +145,7 @@ impl TokenCodec {
                 validations,
                 issuer: issuer.to_owned(),
                 ttl,
+                memo: Memo::default(),
             }),
         }
     }
@@ -214,7 +218,33 @@ impl TokenCodec {
     /// token's, decides how to verify, and a token whose `alg` differs is
     /// refused. Tokens carrying `jku`, `x5u`, `x5c` or `jwk` headers are
     /// refused: sessiond never takes a key from the token it checks.
+    ///
+    /// A token this process verified before is not decoded again: its
+    /// claims come from a bounded memo of verified tokens, and the rules that
+    /// depend on the time or on the key set are checked again.
     pub fn verify(&self, token: &str, now: OffsetDateTime) -> Result<Claims, TokenError> {
+        let memo = &self.inner.memo;
+        if let Some(hit) = memo.get(token) {
+            if self.keys().verifier(hit.kid.as_deref(), now).is_some() {
+                check_times(&hit.claims, now)?;
+                return Ok(Claims::clone(&hit.claims));
+            }
+            // Its key retired past its window, or left the set.
+            memo.forget(token);
+        }
+        let (claims, kid) = self.verify_fully(token, now)?;
+        let verified = Verified { claims: Arc::new(claims), kid: kid.map(Arc::from) };
+        memo.put(token, verified.clone());
+        Ok(Claims::clone(&verified.claims))
+    }
+
+    /// [`Self::verify`] without the memo: the claims and the `kid` of the
+    /// key that verified them.
+    fn verify_fully(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<(Claims, Option<String>), TokenError> {
         use jsonwebtoken::errors::ErrorKind;
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         if header.jku.is_some()
@@ -244,16 +274,23 @@ impl TokenCodec {
         if claims.user_id().is_none() || claims.session_id().is_none() {
             return Err(TokenError::Malformed);
         }
-        let now = now.unix_timestamp();
-        if now >= claims.exp {
-            return Err(TokenError::Expired);
-        }
-        let ahead = now.saturating_add(CLOCK_LEEWAY_SECS);
-        if claims.iat > ahead || claims.nbf.is_some_and(|nbf| nbf > ahead) {
-            return Err(TokenError::NotYetValid);
-        }
-        Ok(claims)
+        check_times(&claims, now)?;
+        Ok((claims, header.kid))
     }
+}
+
+/// The rules of a token's times at `now`: not expired, `nbf` passed, and
+/// `iat` at most [`CLOCK_LEEWAY_SECS`] ahead.
+fn check_times(claims: &Claims, now: OffsetDateTime) -> Result<(), TokenError> {
+    let now = now.unix_timestamp();
+    if now >= claims.exp {
+        return Err(TokenError::Expired);
+    }
+    let ahead = now.saturating_add(CLOCK_LEEWAY_SECS);
+    if claims.iat > ahead || claims.nbf.is_some_and(|nbf| nbf > ahead) {
+        return Err(TokenError::NotYetValid);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -616,6 +653,46 @@ mod key_set_tests {
         // And once the set is rebuilt after the window, it is gone.
         c.install(KeySet::new(&rotated, TTL, end).unwrap());
         assert_eq!(c.verify(&late, end - Duration::seconds(1)), Err(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn a_remembered_token_is_still_held_to_its_times_and_its_key() {
+        for alg in SigningAlg::ALL {
+            let (c, keys) = codec_of(alg);
+            let (t, claims) = c.issue(&grant(), NOW);
+            assert_eq!(c.verify(&t, NOW), Ok(claims.clone()));
+            assert_eq!(c.inner.memo.len(), 1, "{alg}: a verified token is remembered");
+            // The hit answers the same claims, and expiry stays exact.
+            assert_eq!(c.verify(&t, NOW + TTL - Duration::seconds(1)), Ok(claims));
+            assert_eq!(c.verify(&t, NOW + TTL), Err(TokenError::Expired), "{alg}");
+            // A set without the token's key refuses it, remembered or not.
+            let other = keys::initial_keys(alg, NOW).unwrap();
+            assert_ne!(other[0].kid, keys[0].kid);
+            c.install(KeySet::new(&other, TTL, NOW).unwrap());
+            assert_eq!(c.verify(&t, NOW), Err(TokenError::BadSignature), "{alg}");
+            assert_eq!(c.inner.memo.len(), 0, "{alg}: forgotten once its key is gone");
+        }
+    }
+
+    #[test]
+    fn tokens_that_fail_are_never_remembered_and_the_memo_is_bounded() {
+        let (c, _) = codec_of(SigningAlg::HS256);
+        let (t, _) = c.issue(&grant(), NOW);
+        let at = t.rfind('.').unwrap() + 3;
+        let mut forged = t.clone().into_bytes();
+        forged[at] = if forged[at] == b'A' { b'B' } else { b'A' };
+        let forged = String::from_utf8(forged).unwrap();
+        assert_eq!(c.verify(&forged, NOW), Err(TokenError::BadSignature));
+        assert_eq!(c.verify(&forged, NOW), Err(TokenError::BadSignature), "twice");
+        assert_eq!(c.inner.memo.len(), 0);
+        // A remembered token does not make a token differing elsewhere pass.
+        assert!(c.verify(&t, NOW).is_ok());
+        assert_eq!(c.verify(&forged, NOW), Err(TokenError::BadSignature));
+        for _ in 0..crate::memo::CAPACITY + 500 {
+            let (t, _) = c.issue(&grant(), NOW);
+            assert!(c.verify(&t, NOW).is_ok());
+        }
+        assert!(c.inner.memo.len() <= crate::memo::CAPACITY);
     }
 
     #[test]

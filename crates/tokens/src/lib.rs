@@ -56,6 +56,7 @@
 
 mod codec;
 pub mod keys;
+mod memo;
 pub mod refresh;
 mod ring;
 
