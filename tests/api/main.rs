@@ -10,6 +10,7 @@ mod concurrency;
 mod date_ranges;
 mod docs_page;
 mod errors;
+mod forgery;
 mod forward_auth;
 mod geo;
 mod hardening;
