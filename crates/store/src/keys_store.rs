@@ -10,7 +10,7 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use kernel::{OffsetDateTime, from_millis, to_millis};
 use tokens::keys::KeyMaterial;
-use tokens::{KeyState, SigningKeyStore, StoredKey};
+use tokens::{KeyState, SigningKey, SigningKeyStore, StoredKey};
 
 use crate::schema::signing_keys as sk;
 use crate::{Store, write_tx};
@@ -19,7 +19,7 @@ type Row = (String, String, String, i64, Option<i64>, Option<i64>, Vec<u8>, bool
 
 fn from_row(row: Row) -> anyhow::Result<StoredKey> {
     let (kid, alg, state, created, activated, retired, material, sealed) = row;
-    Ok(StoredKey {
+    let key = SigningKey {
         alg: alg.parse().map_err(|e: String| anyhow::anyhow!("signing key {kid}: {e}"))?,
         state: state.parse().map_err(|e: String| anyhow::anyhow!("signing key {kid}: {e}"))?,
         kid,
@@ -27,11 +27,12 @@ fn from_row(row: Row) -> anyhow::Result<StoredKey> {
         activated_at: activated.map(from_millis),
         retired_at: retired.map(from_millis),
         material: KeyMaterial::from_bytes(material),
-        sealed,
-    })
+    };
+    Ok(StoredKey { key, sealed })
 }
 
-fn insert(c: &mut crate::conn::DbConn, key: &StoredKey) -> QueryResult<usize> {
+fn insert(c: &mut crate::conn::DbConn, stored: &StoredKey) -> QueryResult<usize> {
+    let key = &stored.key;
     diesel::insert_into(sk::table)
         .values((
             sk::kid.eq(&key.kid),
@@ -41,7 +42,7 @@ fn insert(c: &mut crate::conn::DbConn, key: &StoredKey) -> QueryResult<usize> {
             sk::activated_at_ms.eq(key.activated_at.map(to_millis)),
             sk::retired_at_ms.eq(key.retired_at.map(to_millis)),
             sk::material.eq(key.material.expose()),
-            sk::sealed.eq(key.sealed),
+            sk::sealed.eq(stored.sealed),
         ))
         .execute(c)
 }
@@ -121,15 +122,15 @@ impl SigningKeyStore for Store {
             let promoted = diesel::update(sk::table.filter(sk::state.eq(KeyState::Next.as_str())))
                 .set((sk::state.eq(KeyState::Current.as_str()), sk::activated_at_ms.eq(now_ms)))
                 .execute(c)?;
-            let mut key = new_next.clone();
+            let mut stored = new_next.clone();
             if promoted == 0 {
                 // No next key (it was never made): the new key signs now.
-                key.state = KeyState::Current;
-                key.activated_at = Some(now);
+                stored.key.state = KeyState::Current;
+                stored.key.activated_at = Some(now);
             } else {
-                key.state = KeyState::Next;
+                stored.key.state = KeyState::Next;
             }
-            insert(c, &key)?;
+            insert(c, &stored)?;
             Ok(true)
         })?;
         Ok(done.unwrap_or(false))

@@ -35,7 +35,7 @@ fn stored(keys: &[SigningKey]) -> Vec<StoredKey> {
 
 fn states(store: &Store) -> Vec<(String, KeyState)> {
     let mut keys: Vec<_> =
-        store.load_keys().unwrap().into_iter().map(|k| (k.kid, k.state)).collect();
+        store.load_keys().unwrap().into_iter().map(|k| (k.key.kid, k.key.state)).collect();
     keys.sort();
     keys
 }
@@ -49,11 +49,12 @@ fn the_first_key_set_is_inserted_once(store: &Store) {
     let loaded = store.load_keys().unwrap();
     assert_eq!(loaded.len(), 2);
     for key in &first {
-        let l = loaded.iter().find(|l| l.kid == key.kid).unwrap();
+        let found = loaded.iter().find(|l| l.key.kid == key.kid).unwrap();
+        let l = &found.key;
         assert_eq!((l.alg, l.state, l.created_at), (key.alg, key.state, key.created_at));
         assert_eq!(l.activated_at, key.activated_at);
         assert_eq!(l.material.expose(), key.material.expose());
-        assert!(!l.sealed);
+        assert!(!found.sealed);
     }
 }
 
@@ -105,10 +106,10 @@ fn rotation_is_a_compare_and_swap_on_the_current_key(store: &Store) {
     expected.sort();
     assert_eq!(states(store), expected);
     let loaded = store.load_keys().unwrap();
-    let old = loaded.iter().find(|k| k.kid == current).unwrap();
-    assert_eq!(old.retired_at, Some(t1));
-    let promoted = loaded.iter().find(|k| k.kid == next).unwrap();
-    assert_eq!(promoted.activated_at, Some(t1));
+    let old = loaded.iter().find(|k| k.key.kid == current).unwrap();
+    assert_eq!(old.key.retired_at, Some(t1));
+    let promoted = loaded.iter().find(|k| k.key.kid == next).unwrap();
+    assert_eq!(promoted.key.activated_at, Some(t1));
 }
 
 fn concurrent_rotations_have_one_winner(store: &Store) {

@@ -614,25 +614,13 @@ impl KeyVault {
     }
 }
 
-/// A key as storage keeps it: the material sealed when an encryption key is
-/// configured, as it is otherwise.
+/// A key as storage keeps it: the key with its material sealed when an
+/// encryption key is configured, as it is otherwise.
 #[derive(Debug, Clone)]
 pub struct StoredKey {
-    /// Key id.
-    pub kid: String,
-    /// Algorithm.
-    pub alg: SigningAlg,
-    /// State.
-    pub state: KeyState,
-    /// Generated at.
-    pub created_at: OffsetDateTime,
-    /// Became current at.
-    pub activated_at: Option<OffsetDateTime>,
-    /// Stopped signing at.
-    pub retired_at: Option<OffsetDateTime>,
-    /// The material, sealed or not.
-    pub material: KeyMaterial,
-    /// Whether `material` is sealed by a [`KeyVault`].
+    /// The key; its `material` is sealed when `sealed` says so.
+    pub key: SigningKey,
+    /// Whether `key.material` is sealed by a [`KeyVault`].
     pub sealed: bool,
 }
 
@@ -643,36 +631,21 @@ impl StoredKey {
             Some(v) => (KeyMaterial::from_bytes(v.seal(&key.kid, &key.material)?), true),
             None => (key.material.clone(), false),
         };
-        Ok(Self {
-            kid: key.kid.clone(),
-            alg: key.alg,
-            state: key.state,
-            created_at: key.created_at,
-            activated_at: key.activated_at,
-            retired_at: key.retired_at,
-            material,
-            sealed,
-        })
+        Ok(Self { key: SigningKey { material, ..key.clone() }, sealed })
     }
 
     /// Opens a stored key. Unsealed material is accepted even with a vault
     /// (keys stored before encryption was configured, and the migrated
     /// legacy secret); sealed material needs the vault that sealed it.
     pub fn open(&self, vault: Option<&KeyVault>) -> Result<SigningKey, KeyError> {
-        let material = match (self.sealed, vault) {
-            (false, _) => self.material.clone(),
-            (true, Some(v)) => v.open(&self.kid, self.material.expose())?,
-            (true, None) => return Err(KeyError::EncryptionKeyMissing),
-        };
-        Ok(SigningKey {
-            kid: self.kid.clone(),
-            alg: self.alg,
-            state: self.state,
-            created_at: self.created_at,
-            activated_at: self.activated_at,
-            retired_at: self.retired_at,
-            material,
-        })
+        match (self.sealed, vault) {
+            (false, _) => Ok(self.key.clone()),
+            (true, Some(v)) => {
+                let material = v.open(&self.key.kid, self.key.material.expose())?;
+                Ok(SigningKey { material, ..self.key.clone() })
+            }
+            (true, None) => Err(KeyError::EncryptionKeyMissing),
+        }
     }
 }
 
@@ -820,7 +793,7 @@ mod tests {
         let stored = StoredKey::seal(&key, Some(&vault)).unwrap();
         assert!(stored.sealed);
         let seed = &key.material.expose()[16..];
-        assert!(!stored.material.expose().windows(seed.len()).any(|w| w == seed));
+        assert!(!stored.key.material.expose().windows(seed.len()).any(|w| w == seed));
         let opened = stored.open(Some(&vault)).unwrap();
         assert_eq!(opened.material.expose(), key.material.expose());
         // Another key, no key, or the blob under another kid: refused.
@@ -830,7 +803,7 @@ mod tests {
         assert!(matches!(stored.open(Some(&other)), Err(KeyError::WrongEncryptionKey)));
         assert!(matches!(stored.open(None), Err(KeyError::EncryptionKeyMissing)));
         let mut moved = stored.clone();
-        moved.kid = "another".into();
+        moved.key.kid = "another".into();
         assert!(matches!(moved.open(Some(&vault)), Err(KeyError::WrongEncryptionKey)));
         // Unsealed material still opens with a vault configured.
         let plain = StoredKey::seal(&key, None).unwrap();

@@ -37,7 +37,8 @@ impl std::fmt::Debug for KeyRing {
 }
 
 fn fingerprint(keys: &[StoredKey]) -> Fingerprint {
-    let mut f: Fingerprint = keys.iter().map(|k| (k.kid.clone(), k.state, k.retired_at)).collect();
+    let mut f: Fingerprint =
+        keys.iter().map(|k| (k.key.kid.clone(), k.key.state, k.key.retired_at)).collect();
     f.sort_by(|a, b| a.0.cmp(&b.0));
     f
 }
@@ -56,7 +57,7 @@ impl KeyRing {
         now: OffsetDateTime,
     ) -> anyhow::Result<Self> {
         let mut stored = store.load_keys()?;
-        if !stored.iter().any(|k| k.state == KeyState::Current) {
+        if !stored.iter().any(|k| k.key.state == KeyState::Current) {
             let first = initial_keys(alg, now)?
                 .iter()
                 .map(|k| StoredKey::seal(k, vault.as_ref()))
@@ -79,7 +80,7 @@ impl KeyRing {
         // Keys past their window are neither opened nor parsed.
         let keys = stored
             .iter()
-            .filter(|k| k.retired_at.is_none_or(|at| at + window > now))
+            .filter(|k| k.key.retired_at.is_none_or(|at| at + window > now))
             .map(|k| k.open(vault))
             .collect::<Result<Vec<SigningKey>, _>>()?;
         Ok(KeySet::new(&keys, ttl, now)?)
@@ -146,20 +147,7 @@ impl KeyRing {
     /// is decrypted to list them).
     pub fn list(&self) -> anyhow::Result<Vec<KeyInfo>> {
         let window = retirement_window(self.ttl);
-        Ok(self
-            .store
-            .load_keys()?
-            .into_iter()
-            .map(|k| KeyInfo {
-                verifies_until: k.retired_at.map(|at| at + window),
-                kid: k.kid,
-                alg: k.alg,
-                state: k.state,
-                created_at: k.created_at,
-                activated_at: k.activated_at,
-                retired_at: k.retired_at,
-            })
-            .collect())
+        Ok(self.store.load_keys()?.iter().map(|k| k.key.info(window)).collect())
     }
 
     /// Deletes retired keys whose window ended before `now`.
