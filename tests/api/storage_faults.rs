@@ -166,13 +166,7 @@ struct ReadOnlyDb {
 
 impl ReadOnlyDb {
     fn create() -> Option<Self> {
-        // Reuse the harness's reachability rule (skip loudly, fail on CI).
-        crate::support::fresh_url(crate::support::Db::Postgres)?;
-        let base = std::env::var("TEST_DATABASE_URL")
-            .ok()
-            .filter(|u| !u.is_empty())
-            .unwrap_or_else(|| store::testing::DEFAULT_TEST_DATABASE_URL.to_owned());
-        let mut admin = PgConnection::establish(&base).expect("connect to PostgreSQL");
+        let (base, mut admin) = store::testing::postgres_admin()?;
         let name = format!("sessiond_ro_{}", kernel::new_id().simple());
         diesel::sql_query(format!("CREATE DATABASE {name}"))
             .execute(&mut admin)

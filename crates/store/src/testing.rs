@@ -26,11 +26,27 @@ const STALE_AFTER_MS: u64 = 6 * 3600 * 1000;
 /// PostgreSQL cannot be reached; panics instead when the environment
 /// variable `CI` is `true`, so that CI never silently skips PostgreSQL.
 pub fn fresh_postgres_url() -> Option<String> {
+    let (base, mut conn) = postgres_admin()?;
+    static SWEEP: Once = Once::new();
+    SWEEP.call_once(|| drop_stale_schemas(&mut conn));
+    let schema = format!("t_{}", kernel::new_id().simple());
+    if let Err(e) = diesel::sql_query(format!("CREATE SCHEMA {schema}")).execute(&mut conn) {
+        panic!("creating test schema {schema}: {e}");
+    }
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Some(format!("{base}{sep}options=-csearch_path%3D{schema}"))
+}
+
+/// `TEST_DATABASE_URL` (default [`DEFAULT_TEST_DATABASE_URL`]) and a
+/// connection to it, for tests that need more than a schema (a database of
+/// their own, say). `None` after a loud warning when PostgreSQL cannot be
+/// reached; a panic instead under `CI=true` (see [`fresh_postgres_url`]).
+pub fn postgres_admin() -> Option<(String, PgConnection)> {
     let base = std::env::var("TEST_DATABASE_URL")
         .ok()
         .filter(|u| !u.is_empty())
         .unwrap_or_else(|| DEFAULT_TEST_DATABASE_URL.to_owned());
-    let mut conn = match PgConnection::establish(&crate::conn::with_connect_timeout(
+    let conn = match PgConnection::establish(&crate::conn::with_connect_timeout(
         &base,
         std::time::Duration::from_secs(3),
     )) {
@@ -56,14 +72,7 @@ pub fn fresh_postgres_url() -> Option<String> {
             return None;
         }
     };
-    static SWEEP: Once = Once::new();
-    SWEEP.call_once(|| drop_stale_schemas(&mut conn));
-    let schema = format!("t_{}", kernel::new_id().simple());
-    if let Err(e) = diesel::sql_query(format!("CREATE SCHEMA {schema}")).execute(&mut conn) {
-        panic!("creating test schema {schema}: {e}");
-    }
-    let sep = if base.contains('?') { '&' } else { '?' };
-    Some(format!("{base}{sep}options=-csearch_path%3D{schema}"))
+    Some((base, conn))
 }
 
 /// The URL without its user and password, for messages.
