@@ -237,7 +237,8 @@ fn record(ext: &mut actix_web::dev::Extensions, standing: Standing) {
 /// gateway is the place to limit those requests. Guessing tokens there
 /// gains nothing (each is a signature check, no database round trip).
 pub(crate) fn limited(path: &str) -> bool {
-    (path == "/" || path == "/api" || path.starts_with("/api/")) && path != "/api/auth/verify"
+    let forward_auth = path.trim_end_matches('/') == "/api/auth/verify";
+    (path == "/" || path == "/api" || path.starts_with("/api/")) && !forward_auth
 }
 
 /// The middleware: the per-address limit before anything else, and the
@@ -311,6 +312,7 @@ mod tests {
             "/docs",
             "/api-docs/openapi.json",
             "/api/auth/verify",
+            "/api/auth/verify/",
             "/oauth/introspect",
         ] {
             assert!(!limited(path), "{path}");
