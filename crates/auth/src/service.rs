@@ -552,6 +552,20 @@ impl AuthService {
     /// request path.
     pub fn authenticate_cached(&self, token: &str) -> Option<Result<Principal, AuthError>> {
         let now = self.now();
+        Some(self.cached_principal(token, now)?.map(|mut p| {
+            self.mark_used(&mut p.session, &mut p.user, now, false);
+            p
+        }))
+    }
+
+    /// The caller `token` names, from the verified token and the session
+    /// cache alone, without marking anything; `None` when the session is
+    /// not cached (the database must be asked).
+    fn cached_principal(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Option<Result<Principal, AuthError>> {
         let claims = match self.verify(token, now) {
             Ok(c) => c,
             Err(e) => return Some(Err(e)),
@@ -560,14 +574,12 @@ impl AuthService {
             Ok((sid, _)) => sid,
             Err(e) => return Some(Err(e)),
         };
-        let (mut session, mut user) = self.cache.get(session_id, now)?;
-        if let Err(e) =
-            self.check_live(&session, &user, now).and_then(|()| check_owner(&claims, &session))
-        {
-            return Some(Err(e));
-        }
-        self.mark_used(&mut session, &mut user, now, false);
-        Some(Ok(Principal { user, session, claims }))
+        let (session, user) = self.cache.get(session_id, now)?;
+        Some(
+            self.check_live(&session, &user, now)
+                .and_then(|()| check_owner(&claims, &session))
+                .map(|()| Principal { user, session, claims }),
+        )
     }
 
     fn verify(&self, token: &str, now: OffsetDateTime) -> Result<Claims, AuthError> {
@@ -816,16 +828,8 @@ impl AuthService {
         if !looks_like_jwt(token) {
             return None;
         }
-        let now = self.now();
-        let Ok(claims) = self.verify(token, now) else { return Some(Introspection::Inactive) };
-        let Ok((session_id, _)) = claims_ids(&claims) else {
-            return Some(Introspection::Inactive);
-        };
-        let (session, user) = self.cache.get(session_id, now)?;
-        let live =
-            self.check_live(&session, &user, now).and_then(|()| check_owner(&claims, &session));
-        Some(match live {
-            Ok(()) => Introspection::Access(Principal { user, session, claims }),
+        Some(match self.cached_principal(token, self.now())? {
+            Ok(principal) => Introspection::Access(principal),
             Err(_) => Introspection::Inactive,
         })
     }
