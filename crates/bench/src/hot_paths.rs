@@ -43,6 +43,20 @@ const RSS_BATCH: usize = 10_000;
 /// The longest the RSS run may take (it stops earlier when every token has
 /// been used once).
 const RSS_RUN_CAP: Duration = Duration::from_secs(600);
+/// The signing algorithms measured besides the default (EdDSA), each on a
+/// server of its own on a fresh database (a key set keeps the algorithm it
+/// was made with), with the settings it needs.
+const OTHER_ALGORITHMS: [(&str, &[(&str, &str)]); 3] = [
+    ("ES256", &[("SESSIOND_JWT_ALG", "ES256")]),
+    ("RS256", &[("SESSIOND_JWT_ALG", "RS256")]),
+    (
+        "HS256",
+        &[
+            ("SESSIOND_JWT_ALG", "HS256"),
+            ("SESSIOND_JWT_SECRET", "bench-hs256-secret-0123456789abcdef0123456789abcdef"),
+        ],
+    ),
+];
 /// sessiond instances sharing the PostgreSQL database in the scaling run.
 const INSTANCES: usize = 3;
 
@@ -60,7 +74,15 @@ const RSS_TARGET_KIB: u64 = 64 * 1024;
 /// bound.
 const TOKEN_INFO_MIN_RATIO: f64 = 0.8;
 const ME_MIN_RATIO: f64 = 0.6;
+const VERIFY_MIN_RATIO: f64 = 0.85;
+const INTROSPECT_MIN_RATIO: f64 = 0.7;
 const LOGIN_MIN_RATIO: f64 = 0.8;
+/// Rounds of (bare, endpoint) windows back to back for the endpoints with
+/// a ratio target; the median round's ratio is reported. One bare window
+/// at the start compared with an endpoint measured a minute later moved
+/// the same path between 0.68× and 0.95× from run to run on the shared
+/// machine; adjacent windows see the same neighbours.
+const RATIO_ROUNDS: usize = 3;
 
 /// One hash's time and the login bound it implies.
 struct Argon2Bound {
@@ -126,6 +148,18 @@ impl Endpoint {
             Self::Heatmap => "POST /api/sessions/heatmap",
             Self::Verify => "GET /api/auth/verify",
             Self::Introspect => "POST /oauth/introspect",
+        }
+    }
+
+    /// The least share of the bare endpoint's throughput the endpoint
+    /// must reach, for the endpoints with such a target.
+    fn min_ratio(self) -> Option<f64> {
+        match self {
+            Self::TokenInfo => Some(TOKEN_INFO_MIN_RATIO),
+            Self::Me => Some(ME_MIN_RATIO),
+            Self::Verify => Some(VERIFY_MIN_RATIO),
+            Self::Introspect => Some(INTROSPECT_MIN_RATIO),
+            _ => None,
         }
     }
 
@@ -295,6 +329,13 @@ struct Rss {
 #[derive(Default)]
 struct DbResults {
     endpoints: Vec<(Endpoint, Outcome)>,
+    /// Every round's ratio to the bare window just before it, in the order
+    /// measured, for the endpoints with a ratio target.
+    paired: Vec<(Endpoint, Vec<f64>)>,
+    /// Token-info signed with each of [`OTHER_ALGORITHMS`]: the median
+    /// round's outcome and every round's ratio to the bare endpoint of the
+    /// same server.
+    algorithms: Vec<(&'static str, Result<Paired, String>)>,
     flood: Option<Flood>,
     /// Token-info on one server, then over [`INSTANCES`] (PostgreSQL only).
     instances: Option<Result<Scaling, String>>,
@@ -309,6 +350,34 @@ impl DbResults {
     fn bare_rps(&self) -> f64 {
         self.endpoint(Endpoint::Live).map_or(0.0, |o| o.rps)
     }
+
+    /// The endpoint's throughput as a share of the bare endpoint's: the
+    /// median of its paired rounds when it had them, else against the bare
+    /// endpoint measured first.
+    fn ratio(&self, e: Endpoint) -> Option<f64> {
+        if let Some((_, rounds)) = self.paired.iter().find(|(x, _)| *x == e) {
+            return Some(median(rounds));
+        }
+        let (o, bare) = (self.endpoint(e)?, self.bare_rps());
+        (bare > 0.0).then(|| o.rps / bare)
+    }
+
+    /// ` (rounds 0.91, 0.88, 0.93)` for an endpoint measured in rounds,
+    /// else nothing.
+    fn rounds_text(&self, e: Endpoint) -> String {
+        self.paired
+            .iter()
+            .find(|(x, _)| *x == e)
+            .map(|(_, rounds)| format!(" {}", rounds_text(rounds)))
+            .unwrap_or_default()
+    }
+}
+
+/// The median of `xs` (the upper one of an even count; 0 when empty).
+fn median(xs: &[f64]) -> f64 {
+    let mut sorted = xs.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// What happened on one database.
@@ -407,6 +476,28 @@ fn start_server(ctx: &Context<'_>, url: &str) -> Result<Server, String> {
     ctx.start_server(url, &[("SESSIOND_INTROSPECTION_CLIENTS", &clients)])
 }
 
+/// An endpoint measured in [`RATIO_ROUNDS`] rounds against the bare
+/// endpoint just before each.
+struct Paired {
+    /// The median round's outcome.
+    outcome: Outcome,
+    /// Every round's ratio, in the order measured.
+    rounds: Vec<f64>,
+}
+
+impl Paired {
+    /// The median round's ratio.
+    fn ratio(&self) -> f64 {
+        median(&self.rounds)
+    }
+}
+
+/// `(rounds 0.91, 0.88, 0.93)`.
+fn rounds_text(rounds: &[f64]) -> String {
+    let each: Vec<String> = rounds.iter().map(|x| format!("{x:.2}")).collect();
+    format!("(rounds {})", each.join(", "))
+}
+
 /// Every step on one database, in order; stops at the first failure.
 fn bench_steps(
     ctx: &Context<'_>,
@@ -446,28 +537,61 @@ fn bench_steps(
             }
             Cycle::all(requests, opts.connections)
         };
-        let group = Group { addrs: vec![addr], scripts };
-        let outcome = rt
-            .block_on(load::run_groups(vec![group], opts.warmup, opts.duration))
-            .pop()
-            .ok_or("the load generator returned nothing")?;
-        let bare = results.bare_rps();
-        let bare = if endpoint == Endpoint::Live { outcome.rps } else { bare };
-        println!(
-            "{:<28} {:>10} {:>10} {:>10} {:>8}  {}",
-            endpoint.label(),
-            rate(outcome.rps),
-            ms_us(outcome.p50_us),
-            ms_us(outcome.p99_us),
-            outcome.errors(),
-            ratio_text(endpoint, &outcome, bare, argon)
-        );
+        let paired = if endpoint.min_ratio().is_some() && results.bare_rps() > 0.0 {
+            let live = Endpoint::Live.requests(addr, &token);
+            Some(paired_rounds(ctx, addr, &live, &endpoint.requests(addr, &token))?)
+        } else {
+            None
+        };
+        let outcome = match paired {
+            Some(Paired { outcome, rounds }) => {
+                results.paired.push((endpoint, rounds));
+                outcome
+            }
+            None => {
+                let group = Group { addrs: vec![addr], scripts };
+                rt.block_on(load::run_groups(vec![group], opts.warmup, opts.duration))
+                    .pop()
+                    .ok_or("the load generator returned nothing")?
+            }
+        };
         if outcome.io_errors > 0 {
             println!("  ({} of the errors were connection failures)", outcome.io_errors);
         }
         results.endpoints.push((endpoint, outcome));
+        let (ratio, rounds) = (results.ratio(endpoint), results.rounds_text(endpoint));
+        if let Some((_, o)) = results.endpoints.last() {
+            println!(
+                "{:<28} {:>10} {:>10} {:>10} {:>8}  {}{rounds}",
+                endpoint.label(),
+                rate(o.rps),
+                ms_us(o.p50_us),
+                ms_us(o.p99_us),
+                o.errors(),
+                ratio_text(endpoint, o, ratio, argon)
+            );
+        }
     }
 
+    if opts.wants("algorithms") {
+        for (alg, env) in OTHER_ALGORITHMS {
+            let measured = token_info_with(ctx, pg, alg, env);
+            match &measured {
+                Ok(p) => println!(
+                    "{:<28} {:>10} {:>10} {:>10} {:>8}  {:.2} x bare {}",
+                    format!("token-info, {alg}"),
+                    rate(p.outcome.rps),
+                    ms_us(p.outcome.p50_us),
+                    ms_us(p.outcome.p99_us),
+                    p.outcome.errors(),
+                    p.ratio(),
+                    rounds_text(&p.rounds)
+                ),
+                Err(e) => println!("token-info, {alg}: FAILED: {e}"),
+            }
+            results.algorithms.push((alg, measured));
+        }
+    }
     if opts.wants("flood") {
         login_flood_step(ctx, addr, &token, results);
     }
@@ -537,9 +661,75 @@ fn instances_step(
     results.instances = Some(three);
 }
 
-fn ratio_text(endpoint: Endpoint, o: &Outcome, bare: f64, argon: &Argon2Bound) -> String {
-    let vs_bare =
-        if bare > 0.0 { format!("{:.2} x bare", o.rps / bare) } else { "- x bare".to_owned() };
+/// Token-info against the bare endpoint, paired, on a server signing with
+/// `alg` (started with `env`) on a fresh database of the run's kind.
+fn token_info_with(
+    ctx: &Context<'_>,
+    pg: bool,
+    alg: &str,
+    env: &[(&str, &str)],
+) -> Result<Paired, String> {
+    let suffix = alg.to_ascii_lowercase();
+    let measure = |url: &str| {
+        let server = ctx.start_server(url, env)?;
+        let token = ctx.rt.block_on(sign_up(server.addr))?;
+        let signed_with = token_alg(&token);
+        if signed_with.as_deref() != Some(alg) {
+            return Err(format!("the server signs with {signed_with:?}, not {alg}"));
+        }
+        let live = Endpoint::Live.requests(server.addr, &token);
+        let info = Endpoint::TokenInfo.requests(server.addr, &token);
+        paired_rounds(ctx, server.addr, &live, &info)
+    };
+    if pg {
+        let db = PgDatabase::create(ctx.pg_admin_url, &format!("{}_{suffix}", ctx.id))?;
+        measure(&db.url)
+    } else {
+        let path = ctx.tmp.0.join(format!("bench-{suffix}.db"));
+        measure(&format!("sqlite://{}", path.display()))
+    }
+}
+
+/// The `alg` of a JWT's header.
+fn token_alg(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    let header = token.split('.').next()?;
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).ok()?;
+    let value: Value = serde_json::from_slice(&json).ok()?;
+    value.get("alg")?.as_str().map(str::to_owned)
+}
+
+/// [`RATIO_ROUNDS`] rounds of the bare endpoint then `requests`, each
+/// for `--duration` after `--warmup`.
+fn paired_rounds(
+    ctx: &Context<'_>,
+    addr: SocketAddr,
+    bare: &[Vec<u8>],
+    requests: &[Vec<u8>],
+) -> Result<Paired, String> {
+    let (opts, rt) = (ctx.opts, ctx.rt);
+    let window = |requests: &[Vec<u8>]| {
+        let group =
+            Group { addrs: vec![addr], scripts: Cycle::all(requests.to_vec(), opts.connections) };
+        rt.block_on(load::run_groups(vec![group], opts.warmup, opts.duration))
+            .pop()
+            .ok_or("the load generator returned nothing")
+    };
+    let mut rounds = Vec::with_capacity(RATIO_ROUNDS);
+    for _ in 0..RATIO_ROUNDS {
+        let bare = window(bare)?;
+        let outcome = window(requests)?;
+        let ratio = if bare.rps > 0.0 { outcome.rps / bare.rps } else { 0.0 };
+        rounds.push((ratio, outcome));
+    }
+    let ratios: Vec<f64> = rounds.iter().map(|(x, _)| *x).collect();
+    rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (_, outcome) = rounds.swap_remove(rounds.len() / 2);
+    Ok(Paired { outcome, rounds: ratios })
+}
+
+fn ratio_text(endpoint: Endpoint, o: &Outcome, ratio: Option<f64>, argon: &Argon2Bound) -> String {
+    let vs_bare = ratio.map_or_else(|| "- x bare".to_owned(), |x| format!("{x:.2} x bare"));
     match endpoint {
         Endpoint::Login => format!(
             "{vs_bare}; {:.2} of the Argon2 bound ({:.1}/s)",
@@ -906,11 +1096,14 @@ fn print_tables(ctx: &Context<'_>, reports: &[(&str, DbReport)], argon: &Argon2B
     println!(
         "- server: `cargo build --release -p sessiond`, then per database `sessiond serve` with \
          `SESSIOND_BIND=127.0.0.1:0 SESSIOND_RATE_LIMIT_ENABLED=false RUST_LOG=warn`, \
-         everything else default, on a fresh database"
+         everything else default (EdDSA tokens), on a fresh database; the token-info rows of \
+         another algorithm on a server and fresh database of their own"
     );
     println!(
         "- load: closed loop, {} keep-alive HTTP/1.1 connections, {} warm-up + {} measured per \
-         row; generator on 1 tokio thread on the same machine",
+         row; generator on 1 tokio thread on the same machine; token-info, verify, introspect \
+         and me: {RATIO_ROUNDS} rounds of the bare endpoint then the row's, the median round's \
+         ratio",
         opts.connections,
         secs(opts.warmup),
         secs(opts.duration)
@@ -959,13 +1152,32 @@ fn print_tables(ctx: &Context<'_>, reports: &[(&str, DbReport)], argon: &Argon2B
                         rate(o.rps),
                         ms_us(o.p50_us),
                         ms_us(o.p99_us),
-                        ratio_text(endpoint, o, r.bare_rps(), argon).replace(" x ", " × ")
+                        ratio_text(endpoint, o, r.ratio(endpoint), argon).replace(" x ", " × ")
                     );
                 }
                 None => print!(" {} | | | |", not_run(report)),
             }
         }
         println!();
+    }
+    for (i, (alg, _)) in OTHER_ALGORITHMS.iter().enumerate() {
+        let cells: Vec<String> = reports
+            .iter()
+            .map(|(_, report)| match report.results().and_then(|r| r.algorithms.get(i)) {
+                Some((_, Ok(p))) => format!(
+                    " {} | {} | {} | {:.2} × bare |",
+                    with_errors(&p.outcome),
+                    ms_us(p.outcome.p50_us),
+                    ms_us(p.outcome.p99_us),
+                    p.ratio()
+                ),
+                Some((_, Err(_))) => " failed | | | |".to_owned(),
+                None => format!(" {} | | | |", not_run(report)),
+            })
+            .collect();
+        if cells.iter().any(|c| !c.starts_with(" - ")) {
+            println!("| `POST /api/auth/token-info`, {alg} |{}", cells.concat());
+        }
     }
     println!();
 
@@ -1084,19 +1296,26 @@ fn print_tables(ctx: &Context<'_>, reports: &[(&str, DbReport)], argon: &Argon2B
     println!("Targets:");
     for (db, report) in reports {
         let Some(r) = report.results() else { continue };
-        let bare = r.bare_rps();
-        for (endpoint, min) in
-            [(Endpoint::TokenInfo, TOKEN_INFO_MIN_RATIO), (Endpoint::Me, ME_MIN_RATIO)]
-        {
-            if let Some(o) = r.endpoint(endpoint)
-                && bare > 0.0
+        for endpoint in Endpoint::ALL {
+            if let (Some(min), Some(o), Some(x)) =
+                (endpoint.min_ratio(), r.endpoint(endpoint), r.ratio(endpoint))
             {
-                let x = o.rps / bare;
                 println!(
                     "- {} {db}: {} at {x:.2}× the bare endpoint (target ≥ {min}×)",
                     tick(x >= min && o.errors() == 0),
                     endpoint.label()
                 );
+            }
+        }
+        for (alg, p) in &r.algorithms {
+            match p {
+                Ok(p) => println!(
+                    "- {} {db}: POST /api/auth/token-info with {alg} at {:.2}× the bare endpoint \
+                     (target ≥ {TOKEN_INFO_MIN_RATIO}×)",
+                    tick(p.ratio() >= TOKEN_INFO_MIN_RATIO && p.outcome.errors() == 0),
+                    p.ratio()
+                ),
+                Err(e) => println!("- {} {db}: token-info with {alg} failed: {e}", tick(false)),
             }
         }
         if let Some(o) = r.endpoint(Endpoint::Login) {

@@ -29,7 +29,8 @@
 //!    keep-alive HTTP/1.1 connections on, in turn: `GET /health/live` (the
 //!    bare endpoint), `POST /api/auth/token-info` (bearer authentication
 //!    alone), `GET /api/auth/me`, `GET /api/sessions` (20 sessions),
-//!    `POST /api/auth/refresh` (each connection logs in once beforehand,
+//!    `GET /api/auth/verify` (forward auth), `POST /oauth/introspect` (HTTP
+//!    Basic client), `POST /api/auth/refresh` (each connection logs in once beforehand,
 //!    then presents the refresh token of its own previous answer, since
 //!    tokens rotate), `POST /api/auth/login`, `POST /api/pages/track` (no
 //!    token, 4,096 distinct bodies) and `POST /api/sessions/heatmap` (the
@@ -38,7 +39,12 @@
 //!    and throughput relative to the bare endpoint; for login also relative
 //!    to the Argon2 bound: cores ÷ the time of one
 //!    `accounts::PasswordHasher::default()` hash, measured in-process
-//!    (median of five).
+//!    (median of five). Token-info, verify, introspect and me are measured
+//!    in three rounds of the bare endpoint then theirs, back to back, and
+//!    the median round's ratio is reported (one bare figure taken minutes
+//!    earlier moves more than the paths differ). Then token-info again,
+//!    so, on servers signing with ES256, RS256 and HS256 (each on a fresh
+//!    database of its own; the main server uses the default, EdDSA).
 //! 2. **Login flood.** Three rounds of: token-info alone on
 //!    `--connections` connections, then token-info again while 16 more
 //!    connections post logins in the same window; the p99 during the flood
@@ -58,7 +64,8 @@
 //!    `VmHWM`) again (target: under 64 MiB).
 //!
 //! It ends with markdown tables of everything and one line per target
-//! (✓/✗): token-info and me against the bare endpoint (0.8×, 0.6×), login
+//! (✓/✗): token-info (with every algorithm), verify, introspect and me
+//! against the bare endpoint (0.8×, 0.85×, 0.7×, 0.6×), login
 //! against the Argon2 bound (0.8×), the login-flood p99 ratio, refresh/s on
 //! PostgreSQL against 5,000/s, and the RSS. A profile of the token-info path is made apart,
 //! by `bench/profile-token-info.sh` (see `bench/token-info-profile.md`).
@@ -127,9 +134,10 @@ parts of the analytics run: postgres sqlite (databases), reports ingest (measure
 const ANALYTICS_PARTS: [&str; 4] = ["postgres", "sqlite", "reports", "ingest"];
 
 /// What `--only` accepts: the auth run's endpoints and its later steps.
-const PARTS: [&str; 13] = [
+const PARTS: [&str; 14] = [
     "live",
     "token-info",
+    "algorithms",
     "verify",
     "introspect",
     "me",
