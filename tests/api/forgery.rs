@@ -4,17 +4,22 @@
 //! unknown `kid`, keys offered in the token's own `jwk` / `jku` headers.
 //! Every one is 401 on the authenticated API and on forward auth, and
 //! `{"active": false}` on introspection; the `jku` URL is never fetched.
+//! A real token whose key was retired longer ago than the retirement
+//! window is refused on every door too, even after it was verified once.
 
 use std::io::Read as _;
 use std::net::TcpListener;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::{Value, json};
 
 use crate::support::{CHROME_WINDOWS, Db, Server};
 
-crate::on_both_databases!(forged_tokens_are_refused_everywhere);
+crate::on_both_databases!(
+    forged_tokens_are_refused_everywhere,
+    a_retired_key_past_its_window_verifies_nothing,
+);
 
 const PW: &str = "correct horse battery";
 const CLIENT: (&str, &str) = ("forgery-check", "forgery-check-secret");
@@ -131,4 +136,53 @@ fn forged_tokens_are_refused_everywhere(db: Db) {
 
     // The real token is untouched by all of this.
     s.get("/api/auth/me", Some(&real)).expect(200, None);
+}
+
+/// A token verified once, whose key is then retired and (the clock moved
+/// in the database, as a shortened token lifetime would leave it) past its
+/// window: refused everywhere within the key set's one-second reload, and
+/// its key gone from the JWKS.
+fn a_retired_key_past_its_window_verifies_nothing(db: Db) {
+    use diesel::connection::SimpleConnection as _;
+    use diesel::{Connection as _, PgConnection, SqliteConnection};
+    let (id, secret) = CLIENT;
+    let clients = format!("{id}:{secret}");
+    let Some(s) = Server::start_with(db, &[("SESSIOND_INTROSPECTION_CLIENTS", &clients)]) else {
+        return;
+    };
+    s.register("rita", PW);
+    let old = s.login("rita", PW, CHROME_WINDOWS).access;
+    let kid = jsonwebtoken::decode_header(&old).ok().and_then(|h| h.kid).expect("a kid");
+    s.get("/api/auth/me", Some(&old)).expect(200, None);
+    let out = s.cli(&["keys", "rotate"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Retired, within its window: still verifies.
+    std::thread::sleep(Duration::from_millis(1100));
+    s.get("/api/auth/me", Some(&old)).expect(200, None);
+
+    let sql = format!(
+        "UPDATE signing_keys SET retired_at_ms = retired_at_ms - 86400000 WHERE kid = '{kid}' \
+         AND state = 'retired'"
+    );
+    match db {
+        Db::Sqlite => SqliteConnection::establish(s.database_url.trim_start_matches("sqlite://"))
+            .expect("open the SQLite file")
+            .batch_execute(&sql),
+        Db::Postgres => PgConnection::establish(&s.database_url)
+            .expect("connect to PostgreSQL")
+            .batch_execute(&sql),
+    }
+    .expect("move the retirement a day back");
+
+    let start = Instant::now();
+    while s.get("/api/auth/me", Some(&old)).status == 200 {
+        assert!(start.elapsed() < Duration::from_millis(2500), "the retired key still verifies");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    refused(&s, "a retired key past its window", &old);
+    let jwks = s.get("/.well-known/jwks.json", None).body;
+    assert!(!jwks.to_string().contains(&kid), "{jwks}");
+    // The user is not logged out: a new login signs with the new key.
+    let new = s.login("rita", PW, CHROME_WINDOWS).access;
+    s.get("/api/auth/me", Some(&new)).expect(200, None);
 }
