@@ -25,6 +25,7 @@
 mod accounts_store;
 mod analytics_store;
 mod auth_store;
+#[cfg(any(test, feature = "bulk"))]
 pub mod bulk;
 mod conn;
 mod keys_store;

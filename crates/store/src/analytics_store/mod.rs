@@ -66,8 +66,13 @@ mod sessions;
 mod sql;
 mod writers;
 
+// What bulk loading shares with the one-event path, so that both write
+// the same rows and aggregates.
+#[cfg(any(test, feature = "bulk"))]
 pub(crate) use plan::{floor_to, split_at_buckets};
+#[cfg(any(test, feature = "bulk"))]
 pub(crate) use rows::{IntervalPieceRow, TrackedSessionRow};
+#[cfg(any(test, feature = "bulk"))]
 pub(crate) use sessions::{BucketDeltas, upsert_buckets};
 
 /// The subject of the all-users aggregates. Usernames cannot contain `*`.
