@@ -18,6 +18,9 @@
 //! rows of `device_sessions` as `SessionStore::create_session` would have
 //! written them one login at a time (benchmarks: 100,000 live sessions
 //! without 100,000 Argon2 hashes).
+//!
+//! Behind the `bulk` feature (the benchmark enables it): nothing in the
+//! server loads in bulk.
 
 use std::collections::BTreeMap;
 
