@@ -335,18 +335,25 @@ impl Store {
         let (upto, budget) = (to_millis(upto), i64::from(budget.max(1)));
         let mut total: i64 = 0;
         loop {
-            let (folded, done) = self.run("folding page visits", |conn| match conn {
-                DbConn::Pg(c) => diesel::sql_query(FOLD_PAGES_SQL)
-                    .bind::<BigInt, _>(upto)
-                    .bind::<BigInt, _>(budget)
-                    .get_result::<FoldStep>(c)
-                    .map(|s| (s.folded, s.done)),
-                DbConn::Sqlite(c) => c.immediate_transaction(|c| sqlite_fold_step(c, upto, budget)),
-            })?;
+            let (folded, done) = self.fold_step(upto, budget)?;
             total += folded;
             if done {
                 return Ok(u64::try_from(total).unwrap_or(0));
             }
         }
+    }
+
+    /// One step of a fold up to `upto` (ms) of about `budget` visits, in a
+    /// transaction of its own: the visits folded, and whether every app is
+    /// folded up to `upto`.
+    pub(crate) fn fold_step(&self, upto: i64, budget: i64) -> anyhow::Result<(i64, bool)> {
+        self.run("folding page visits", |conn| match conn {
+            DbConn::Pg(c) => diesel::sql_query(FOLD_PAGES_SQL)
+                .bind::<BigInt, _>(upto)
+                .bind::<BigInt, _>(budget)
+                .get_result::<FoldStep>(c)
+                .map(|s| (s.folded, s.done)),
+            DbConn::Sqlite(c) => c.immediate_transaction(|c| sqlite_fold_step(c, upto, budget)),
+        })
     }
 }
