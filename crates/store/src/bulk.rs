@@ -18,6 +18,9 @@
 //! rows of `device_sessions` as `SessionStore::create_session` would have
 //! written them one login at a time (benchmarks: 100,000 live sessions
 //! without 100,000 Argon2 hashes).
+//!
+//! Behind the `bulk` feature (the benchmark enables it): nothing in the
+//! server loads in bulk.
 
 use std::collections::BTreeMap;
 
@@ -29,8 +32,8 @@ use sessions::NewSession;
 
 use crate::Store;
 use crate::analytics_store::{
-    ALL, BucketDeltas, CHUNK_ROWS, MERGE_MAX, MERGE_MIN, SessionRow, check_user, floor_to,
-    split_at_buckets, upsert_buckets,
+    ALL, BucketDeltas, CHUNK_ROWS, IntervalPieceRow, MERGE_MAX, MERGE_MIN, TrackedSessionRow,
+    check_user, floor_to, split_at_buckets, upsert_buckets,
 };
 use crate::conn::DbConn;
 use crate::per_backend;
@@ -89,7 +92,7 @@ pub struct BulkCounts {
 
 /// A session after its replay: the row to store and what it adds.
 struct Replayed {
-    row: SessionRow,
+    row: TrackedSessionRow,
     /// `(seq, kind, at_ms)`.
     events: Vec<(i32, EventKind, i64)>,
     /// `(bucket, from, to)` pieces of the closed intervals.
@@ -106,7 +109,7 @@ fn replay(b: &BulkSession) -> anyhow::Result<Replayed> {
     let mut s = TrackedSession::start(b.id, b.app.clone(), b.user.clone(), truncate_millis(at));
     check_user(&s.user)?;
     let mut out = Replayed {
-        row: SessionRow::of(&s),
+        row: TrackedSessionRow::of(&s),
         events: vec![(0, EventKind::Start, to_millis(s.started_at))],
         pieces: Vec::new(),
         ended: None,
@@ -127,7 +130,7 @@ fn replay(b: &BulkSession) -> anyhow::Result<Replayed> {
         s = t.after;
     }
     s.last_seen_at = truncate_millis(b.last_seen_at);
-    out.row = SessionRow::of(&s);
+    out.row = TrackedSessionRow::of(&s);
     Ok(out)
 }
 
@@ -216,7 +219,7 @@ fn pg_write(
             .bind::<Array<BigInt>, _>(chunk.iter().map(|e| e.3).collect::<Vec<_>>())
             .execute(c)?;
     }
-    let pieces: Vec<(&SessionRow, i64, i64, i64)> =
+    let pieces: Vec<(&TrackedSessionRow, i64, i64, i64)> =
         replayed.iter().flat_map(|r| r.pieces.iter().map(|&(b, f, t)| (&r.row, b, f, t))).collect();
     for chunk in pieces.chunks(PG_CHUNK) {
         diesel::sql_query(PG_INSERT_PIECES)
@@ -285,18 +288,6 @@ struct EventRow<'a> {
     at_ms: i64,
 }
 
-/// A row of `tracked_intervals` (SQLite).
-#[derive(Insertable)]
-#[diesel(table_name = ti)]
-struct PieceRow<'a> {
-    session_id: &'a str,
-    app: &'a str,
-    user_name: &'a str,
-    bucket_ms: i64,
-    from_ms: i64,
-    to_ms: i64,
-}
-
 fn sqlite_write(
     c: &mut DbConn,
     replayed: &[Replayed],
@@ -305,9 +296,9 @@ fn sqlite_write(
     let DbConn::Sqlite(sq) = &mut *c else {
         return Err(diesel::result::Error::NotFound);
     };
-    let rows: Vec<&SessionRow> = replayed.iter().map(|r| &r.row).collect();
+    let rows: Vec<&TrackedSessionRow> = replayed.iter().map(|r| &r.row).collect();
     for chunk in rows.chunks(CHUNK_ROWS) {
-        let chunk: Vec<SessionRow> = chunk.iter().map(|r| (*r).clone()).collect();
+        let chunk: Vec<TrackedSessionRow> = chunk.iter().map(|r| (*r).clone()).collect();
         diesel::insert_into(ts::table).values(&chunk).execute(sq)?;
     }
     let events: Vec<EventRow<'_>> = replayed
@@ -324,10 +315,10 @@ fn sqlite_write(
     for chunk in events.chunks(CHUNK_ROWS) {
         diesel::insert_into(te::table).values(chunk).execute(sq)?;
     }
-    let pieces: Vec<PieceRow<'_>> = replayed
+    let pieces: Vec<IntervalPieceRow<'_>> = replayed
         .iter()
         .flat_map(|r| {
-            r.pieces.iter().map(|&(bucket_ms, from_ms, to_ms)| PieceRow {
+            r.pieces.iter().map(|&(bucket_ms, from_ms, to_ms)| IntervalPieceRow {
                 session_id: &r.row.id,
                 app: &r.row.app,
                 user_name: &r.row.user_name,

@@ -7,10 +7,14 @@
 //! The queries are written once against a `#[derive(MultiConnection)]` enum
 //! over `PgConnection` and `SqliteConnection`; the few that need a dialect
 //! feature the common backend lacks (`ON CONFLICT`, `RETURNING`) are
-//! compiled once per backend by a macro. Ids are UUID strings, instants are milliseconds since
-//! the epoch and enums are their storage names, so both schemas
-//! (`migrations/postgres` and `migrations/sqlite`, same migration names) have
-//! the same shape.
+//! compiled once per backend by a macro, which also picks the backend's
+//! own text for the few raw SQL reads. Ids are UUID strings, instants are
+//! milliseconds since the epoch and enums are their storage names, so both
+//! schemas have the same tables and columns. Each backend has its own
+//! sequence of migrations (`migrations/postgres`, `migrations/sqlite`):
+//! the names and numbers differ, since PostgreSQL has more of them (the
+//! PL/pgSQL functions of ingest, folds and refresh rotation, and the
+//! invalidation triggers), whose work SQLite does in Rust.
 //!
 //! Every method is synchronous and blocks on the pool and the database: call
 //! it from a blocking thread pool, never from an async executor.
@@ -25,6 +29,7 @@
 mod accounts_store;
 mod analytics_store;
 mod auth_store;
+#[cfg(any(test, feature = "bulk"))]
 pub mod bulk;
 mod conn;
 mod keys_store;

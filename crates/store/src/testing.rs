@@ -9,6 +9,9 @@ use diesel::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 
+use crate::Store;
+use crate::schema::{page_buckets as pb, page_days as pd, page_folds as pf, page_totals as pt};
+
 /// The server used when `TEST_DATABASE_URL` is not set.
 pub const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -130,4 +133,52 @@ pub fn fresh_sqlite_url() -> String {
         panic!("creating {}: {e}", dir.display());
     }
     format!("sqlite://{}", dir.join("sessiond.sqlite3").display())
+}
+
+/// Every row of the page aggregates and of the fold watermarks, each table
+/// sorted by key with text in byte order: what two backends must agree on
+/// after the same visits and folds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageAggregates {
+    /// `page_days`: app, subject, day (ms), page, visits, time.
+    pub days: Vec<(String, String, i64, String, i64, i64)>,
+    /// `page_buckets`: app, subject, bucket (ms), page, visits, time.
+    pub buckets: Vec<(String, String, i64, String, i64, i64)>,
+    /// `page_totals`: app, subject, page, visits, time.
+    pub totals: Vec<(String, String, String, i64, i64)>,
+    /// `page_folds`: app, watermark (ms).
+    pub folds: Vec<(String, i64)>,
+}
+
+/// Reads [`PageAggregates`] of `store`. Sorted here rather than by the
+/// database, whose text order depends on its collation.
+pub fn page_aggregates(store: &Store) -> anyhow::Result<PageAggregates> {
+    store.run("reading the page aggregates", |c| {
+        let cols = (pd::app, pd::subject, pd::day_ms, pd::page, pd::visits, pd::time_sum);
+        let mut days: Vec<(String, String, i64, String, i64, i64)> =
+            pd::table.select(cols).load(c)?;
+        let cols = (pb::app, pb::subject, pb::bucket_ms, pb::page, pb::visits, pb::time_sum);
+        let mut buckets: Vec<(String, String, i64, String, i64, i64)> =
+            pb::table.select(cols).load(c)?;
+        let cols = (pt::app, pt::subject, pt::page, pt::visits, pt::time_sum);
+        let mut totals: Vec<(String, String, String, i64, i64)> = pt::table.select(cols).load(c)?;
+        let mut folds: Vec<(String, i64)> = pf::table.select((pf::app, pf::folded_ms)).load(c)?;
+        days.sort();
+        buckets.sort();
+        totals.sort();
+        folds.sort();
+        Ok(PageAggregates { days, buckets, totals, folds })
+    })
+}
+
+/// One step of a page fold on `store` up to `upto` of about `budget`
+/// visits, as [`Store::fold_pages_in_steps`] takes them: the visits folded,
+/// and whether every app is folded up to `upto`. Lets a test compare the
+/// backends step by step.
+pub fn fold_step(
+    store: &Store,
+    upto: kernel::OffsetDateTime,
+    budget: u32,
+) -> anyhow::Result<(i64, bool)> {
+    store.fold_step(kernel::to_millis(upto), i64::from(budget.max(1)))
 }
