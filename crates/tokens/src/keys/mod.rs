@@ -19,6 +19,8 @@ mod tests;
 
 use kernel::OffsetDateTime;
 
+// The submodules are private: every item is known as `tokens::keys::…`, as
+// it was before they were split out.
 pub use alg::SigningAlg;
 pub use lifecycle::{KeyState, initial_keys, retirement_window, rotate};
 pub use material::{KeyInfo, KeyMaterial, SigningKey};
