@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fails when a crate depends on a layer ARCHITECTURE.md keeps it away from:
-# domain crates and `auth` never see diesel, actix or tokio; `http` never
+# domain crates and `auth` never see diesel, actix, tokio or thread priorities; `http` never
 # sees diesel or the store.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,7 @@ check() {
   fi
 }
 for c in kernel accounts sessions tokens analytics auth; do
-  check "$c" 'diesel|diesel_migrations|r2d2|actix-web|actix-http|actix-rt|tokio|store|sessiond-http'
+  check "$c" 'diesel|diesel_migrations|r2d2|actix-web|actix-http|actix-rt|tokio|thread-priority|store|sessiond-http'
 done
 check sessiond-http 'diesel|diesel_migrations|r2d2|store|libsqlite3-sys|pq-sys'
 check store 'actix-web|actix-http|actix-rt|sessiond-http'

@@ -45,7 +45,7 @@
 mod password;
 mod values;
 
-pub use password::{HashPool, PasswordHasher};
+pub use password::{CallerThread, CpuRunner, CpuWork, PasswordHasher};
 pub use values::{DisplayName, Email, Password, Role, UserStatus, Username};
 
 use kernel::{OffsetDateTime, Uuid};

@@ -1,7 +1,8 @@
-//! Argon2id password hashing, on a bounded pool of low-priority threads.
+//! Argon2id password hashing: the parameters, the PHC strings and the decoy
+//! hash for unknown users. Where the hashing runs is a port ([`CpuRunner`]):
+//! the binary puts it on a pool of low-priority threads.
 
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, mpsc};
 
 use argon2::password_hash::{PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
@@ -9,18 +10,42 @@ use rand_core::OsRng;
 
 use crate::Password;
 
+/// A unit of CPU-heavy work handed to a [`CpuRunner`]: it owns its inputs
+/// (`'static`) because it may run on another thread (`Send`).
+pub type CpuWork = Box<dyn FnOnce() + Send + 'static>;
+
+/// Port: runs CPU-heavy work (a password hash) somewhere, and returns once it
+/// has run. A hash takes tens of milliseconds of a core; the domain decides
+/// what is hashed, the application decides which threads pay for it (the
+/// server: a bounded pool at a lower priority, so that a flood of logins
+/// queues instead of starving the requests that only check a token).
+pub trait CpuRunner: Send + Sync {
+    /// Runs `work` to completion before returning, on whichever thread the
+    /// runner chooses. If `work` panics, the panic continues on the caller
+    /// (this call panics): a hash that failed must not look like a result.
+    fn execute(&self, work: CpuWork);
+}
+
+/// The default [`CpuRunner`]: the work runs on the caller's thread.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallerThread;
+
+impl CpuRunner for CallerThread {
+    fn execute(&self, work: CpuWork) {
+        work();
+    }
+}
+
 /// Hashes and verifies passwords with Argon2id. CPU-bound (tens of
 /// milliseconds at OWASP parameters): callers run it off the async executor.
 ///
-/// The default hasher runs every hash on [`HashPool::shared`]: at most one
-/// hash per core at a time, on threads of lower priority than the rest of
-/// the process, so that a flood of logins queues up instead of starving
-/// the requests that only check a token.
+/// Hashes run on the caller's thread unless [`PasswordHasher::with_runner`]
+/// gives them a [`CpuRunner`].
 #[derive(Clone)]
 pub struct PasswordHasher {
     argon: Argon2<'static>,
-    /// Where hashes run; `None`: on the caller's thread.
-    pool: Option<Arc<HashPool>>,
+    /// Where hashes run.
+    runner: Arc<dyn CpuRunner>,
     /// A hash of a random password, verified when the account does not exist
     /// so that "no such user" costs as long as "wrong password".
     decoy: String,
@@ -33,11 +58,10 @@ impl std::fmt::Debug for PasswordHasher {
 }
 
 impl Default for PasswordHasher {
-    /// OWASP's minimum for Argon2id: m = 19 MiB, t = 2, p = 1.
+    /// OWASP's minimum for Argon2id: m = 19 MiB, t = 2, p = 1, on the
+    /// caller's thread.
     fn default() -> Self {
-        let mut hasher = Self::with_params(Params::new(19 * 1024, 2, 1, None).unwrap_or_default());
-        hasher.pool = Some(HashPool::shared());
-        hasher
+        Self::with_params(Params::new(19 * 1024, 2, 1, None).unwrap_or_default())
     }
 }
 
@@ -45,7 +69,7 @@ impl PasswordHasher {
     /// Argon2id with the given parameters, run on the caller's thread.
     pub fn with_params(params: Params) -> Self {
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-        let mut hasher = Self { argon, pool: None, decoy: String::new() };
+        let mut hasher = Self { argon, runner: Arc::new(CallerThread), decoy: String::new() };
         hasher.decoy = hasher.hash_str(&uuid_like_random());
         hasher
     }
@@ -53,6 +77,12 @@ impl PasswordHasher {
     /// Cheap parameters, for tests only: never use them for real passwords.
     pub fn fast_for_tests() -> Self {
         Self::with_params(Params::new(64, 1, 1, None).unwrap_or_default())
+    }
+
+    /// The same hasher, running every hash and verification on `runner`.
+    pub fn with_runner(mut self, runner: Arc<dyn CpuRunner>) -> Self {
+        self.runner = runner;
+        self
     }
 
     /// Hashes a password into a PHC string with a fresh random salt.
@@ -82,109 +112,23 @@ impl PasswordHasher {
         })
     }
 
+    /// Runs `work` on the runner and hands back its result. The port takes
+    /// no type parameter (it is used as `dyn CpuRunner`), so the result
+    /// comes back through a one-slot channel.
     fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> T {
-        match &self.pool {
-            Some(pool) => pool.run(work),
-            None => work(),
-        }
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.runner.execute(Box::new(move || {
+            let _gone = reply.send(work());
+        }));
+        answer
+            .try_recv()
+            .unwrap_or_else(|_| panic!("the CPU runner returned without running the hash"))
     }
 
     /// Spends the time of one verification without any account: called when
     /// the login names an unknown user, so timing does not reveal it.
     pub fn verify_decoy(&self, password: &str) {
         let _ = self.verify(password, &self.decoy);
-    }
-}
-
-/// A unit of work for the pool.
-type Job = Box<dyn FnOnce() + Send>;
-
-/// A fixed set of threads that run password hashes, one at a time each, at
-/// a lower scheduling priority (nice +10 on Linux) than the threads serving
-/// requests. Callers block until their hash is done; when every thread is
-/// busy, hashes wait in line.
-pub struct HashPool {
-    queue: mpsc::Sender<Job>,
-    threads: usize,
-}
-
-impl std::fmt::Debug for HashPool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HashPool").field("threads", &self.threads).finish()
-    }
-}
-
-/// The priority of hashing threads on the crate's 0 (lowest) to 99 scale;
-/// 25 maps to nice +10: a hash gets about a tenth of a core that request
-/// threads also want, and all of a core nobody else wants.
-const HASH_PRIORITY: u8 = 25;
-
-impl HashPool {
-    /// A pool of `threads` (at least one) hashing threads.
-    pub fn new(threads: usize) -> Self {
-        let (queue, jobs) = mpsc::channel::<Job>();
-        let jobs = Arc::new(Mutex::new(jobs));
-        let threads = threads.max(1);
-        for i in 0..threads {
-            let jobs = jobs.clone();
-            let spawned =
-                std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || {
-                    // Best effort: without the right to lower its priority the
-                    // thread still hashes, it only competes as an equal.
-                    let _ = thread_priority::ThreadPriorityValue::try_from(HASH_PRIORITY)
-                        .map(thread_priority::ThreadPriority::Crossplatform)
-                        .map(thread_priority::set_current_thread_priority);
-                    loop {
-                        let job = jobs.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                        match job {
-                            Ok(job) => job(),
-                            Err(_) => return,
-                        }
-                    }
-                });
-            // A thread that cannot start leaves the others (or, with none,
-            // `run`'s inline fallback) to do the work.
-            drop(spawned);
-        }
-        Self { queue, threads }
-    }
-
-    /// The process-wide pool, one thread per core.
-    pub fn shared() -> Arc<Self> {
-        static SHARED: OnceLock<Arc<HashPool>> = OnceLock::new();
-        SHARED
-            .get_or_init(|| {
-                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-                Arc::new(Self::new(cores))
-            })
-            .clone()
-    }
-
-    /// How many threads hash.
-    pub fn threads(&self) -> usize {
-        self.threads
-    }
-
-    /// Runs `work` on a pool thread and waits for its result; on the
-    /// caller's thread if the pool cannot take it.
-    pub fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> T {
-        let (reply, answer) = mpsc::sync_channel(1);
-        let job: Job = Box::new(move || {
-            let _gone = reply.send(work());
-        });
-        match self.queue.send(job) {
-            Ok(()) => match answer.recv() {
-                Ok(value) => value,
-                // The job panicked on the pool thread: the same panic, here.
-                Err(_) => panic!("a password hash failed on the hashing pool"),
-            },
-            Err(mpsc::SendError(job)) => {
-                // Unreachable while `self` lives (the receiver is held by
-                // the threads), but never lose the work.
-                job();
-                answer.recv().unwrap_or_else(|_| panic!("a password hash failed"))
-            }
-        }
     }
 }
 
@@ -217,62 +161,38 @@ mod tests {
         let p = h.argon.params();
         assert!(p.m_cost() >= 19 * 1024 && p.t_cost() >= 2);
     }
-}
 
-#[cfg(test)]
-mod pool_tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::Duration;
+    /// Runs work on a thread of its own and counts it.
+    struct OtherThread(std::sync::atomic::AtomicUsize);
 
-    use super::*;
-
-    #[test]
-    fn at_most_one_hash_per_thread_runs_at_once() {
-        let pool = Arc::new(HashPool::new(2));
-        let (running, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        let callers: Vec<_> = (0..8)
-            .map(|i| {
-                let (pool, running, peak) = (pool.clone(), running.clone(), peak.clone());
-                std::thread::spawn(move || {
-                    pool.run(move || {
-                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                        peak.fetch_max(now, Ordering::SeqCst);
-                        std::thread::sleep(Duration::from_millis(20));
-                        running.fetch_sub(1, Ordering::SeqCst);
-                        (i, std::thread::current().name().map(str::to_owned))
-                    })
-                })
-            })
-            .collect();
-        for (i, caller) in callers.into_iter().enumerate() {
-            let (j, name) = caller.join().unwrap_or_else(|_| panic!("caller {i} panicked"));
-            assert_eq!(i, j, "each caller gets its own result");
-            assert!(name.is_some_and(|n| n.starts_with("argon2-")), "ran on the pool");
+    impl CpuRunner for OtherThread {
+        fn execute(&self, work: CpuWork) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if let Err(panic) = std::thread::spawn(work).join() {
+                std::panic::resume_unwind(panic);
+            }
         }
-        assert_eq!(peak.load(Ordering::SeqCst), 2);
-    }
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn hashing_threads_run_at_a_lower_priority() {
-        // Field 19 of /proc/thread-self/stat is the nice value.
-        let nice = || {
-            let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-            let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-            after_name.split_whitespace().nth(16).and_then(|n| n.parse::<i32>().ok())
-        };
-        let here = nice().unwrap_or_else(|| panic!("cannot read this thread's nice value"));
-        let there = HashPool::new(1).run(nice).unwrap_or_else(|| panic!("no nice value"));
-        assert!(there > here, "hashing thread nice {there}, caller {here}");
     }
 
     #[test]
-    fn the_default_hasher_hashes_on_the_shared_pool() {
-        let h = PasswordHasher::default();
-        assert!(h.pool.is_some());
+    fn hashes_and_verifications_run_on_the_runner() {
+        let runner = Arc::new(OtherThread(0.into()));
+        let h = PasswordHasher::fast_for_tests().with_runner(runner.clone());
         let p = Password::parse("password123").unwrap_or_else(|_| unreachable!());
         let hash = h.hash(&p);
         assert!(h.verify("password123", &hash));
         assert!(!h.verify("password124", &hash));
+        h.verify_decoy("password123");
+        assert_eq!(runner.0.load(std::sync::atomic::Ordering::SeqCst), 4);
+    }
+
+    #[test]
+    fn a_panic_on_the_runner_reaches_the_caller() {
+        let h = PasswordHasher::fast_for_tests().with_runner(Arc::new(OtherThread(0.into())));
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            h.run(|| -> u8 { panic!("hash failed") })
+        }));
+        let message = caught.err().and_then(|p| p.downcast_ref::<&str>().map(|s| s.to_string()));
+        assert_eq!(message.as_deref(), Some("hash failed"));
     }
 }

@@ -5,6 +5,7 @@
 mod background;
 mod config;
 mod geoip;
+mod hash_pool;
 mod malloc;
 mod output;
 
@@ -12,7 +13,7 @@ use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::sync::Arc;
 
-use accounts::{PasswordHasher, Role, UserStatus};
+use accounts::{Role, UserStatus};
 use anyhow::Context as _;
 use auth::{AuthError, AuthService, RegisterInput, Settings};
 use clap::{Parser, Subcommand};
@@ -236,7 +237,10 @@ fn auth_service(config: &Config, store: &Store) -> anyhow::Result<AuthService> {
             known_for: secs(config.session_retention_secs),
         },
     };
-    let auth = AuthService::new(ports, codec, PasswordHasher::default(), settings);
+    // Hashes run on low-priority threads, one per core: a login flood queues
+    // there instead of starving the requests that only check a token.
+    let hasher = hash_pool::password_hasher(Arc::new(hash_pool::HashPool::per_core()));
+    let auth = AuthService::new(ports, codec, hasher, settings);
     if let Some(ring) = ring {
         auth.attach_key_ring(ring);
     }
