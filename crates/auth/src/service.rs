@@ -13,6 +13,7 @@ use tokens::{AccessGrant, Claims, RefreshToken, RefreshTokenStore, TokenCodec, T
 
 use crate::activity::ActivityBuffer;
 use crate::cache::SessionCache;
+use crate::devices::SessionInfo;
 use crate::throttle::{self, AttemptKeys, LoginThrottleStore, ThrottlePolicy};
 use crate::{
     AuditAction, AuditEvent, AuditLog, AuditOutcome, AuthError, DEFAULT_APP, PrincipalStore,
@@ -123,8 +124,8 @@ pub struct LoginOk {
     pub refresh_token: String,
     /// Access token lifetime in seconds.
     pub expires_in: i64,
-    /// The new device session.
-    pub session: DeviceSession,
+    /// The new device session: active, and the caller's own.
+    pub session: SessionInfo,
     /// The account.
     pub user: UserProfile,
 }
@@ -407,24 +408,25 @@ impl AuthService {
             state: SessionState::Active,
             ended_at: None,
         };
-        self.ports
-            .sessions
-            .create_session(&NewSession { session: session.clone(), refresh_hash: refresh.hash })?;
-        self.counters.created();
-        self.audit(
+        let audit = self.audit_event(
             AuditAction::Login,
             AuditOutcome::Success,
             Some(user.id),
             Some(session.id),
             meta,
-        )?;
+        );
+        let new = NewSession { session, refresh_hash: refresh.hash };
+        self.ports.principals.open_session(&new, &audit)?;
+        self.counters.created();
+        let session = new.session;
         let (access_token, _) = self.codec.issue(&grant(&user, session.id, &session.app), now);
         let user = User { last_activity: Some(now), ..user };
         Ok(LoginOk {
             access_token,
             refresh_token: refresh.secret,
             expires_in: self.codec.ttl().whole_seconds(),
-            session,
+            // Just opened, by this very caller.
+            session: SessionInfo { session, is_active: true, is_current: true },
             user: UserProfile { user: Arc::new(user), is_online: true },
         })
     }

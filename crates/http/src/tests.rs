@@ -162,6 +162,9 @@ impl PrincipalStore for Stub {
     ) -> anyhow::Result<bool> {
         Ok(false)
     }
+    fn open_session(&self, _: &NewSession, _: &AuditEvent) -> anyhow::Result<()> {
+        Ok(())
+    }
 }
 
 /// Keeps no records: every login attempt is the first (throttling itself

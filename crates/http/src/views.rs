@@ -127,16 +127,6 @@ pub struct SessionView {
 }
 
 impl SessionView {
-    /// The view of `s` at `now`; `is_current` when it is the caller's.
-    pub fn new(
-        s: &DeviceSession,
-        now: OffsetDateTime,
-        lifetimes: &Lifetimes,
-        is_current: bool,
-    ) -> Self {
-        Self::with_flags(s, s.is_live(now, lifetimes), is_current)
-    }
-
     /// The view of a session as a use case judged it.
     pub fn from_info(info: &SessionInfo) -> Self {
         Self::with_flags(&info.session, info.is_active, info.is_current)
@@ -457,6 +447,17 @@ mod tests {
         assert!(v.get("user").is_none());
     }
 
+    /// The view of `s` as judged at `now` (a use case's judgement).
+    fn view_at(
+        s: &DeviceSession,
+        now: OffsetDateTime,
+        l: &Lifetimes,
+        current: bool,
+    ) -> SessionView {
+        let is_active = s.is_live(now, l);
+        SessionView::from_info(&SessionInfo { session: s.clone(), is_active, is_current: current })
+    }
+
     #[test]
     fn session_view_has_every_field() {
         let t0 = datetime!(2024-04-05 12:00 UTC);
@@ -475,7 +476,7 @@ mod tests {
             ended_at: None,
         };
         let l = Lifetimes { absolute: Duration::hours(24), idle: None };
-        let view = SessionView::new(&s, t0, &l, true);
+        let view = view_at(&s, t0, &l, true);
         let text = serde_json::to_string(&view).unwrap_or_default();
         let keys = [
             "id",
@@ -500,7 +501,7 @@ mod tests {
         assert_eq!(v["is_active"], true);
         assert_eq!(v["location"], serde_json::Value::Null);
         assert_eq!(v["expires_at"], "2024-04-06T12:00:00.000Z");
-        let later = SessionView::new(&s, t0 + Duration::hours(25), &l, false);
+        let later = view_at(&s, t0 + Duration::hours(25), &l, false);
         assert!(!later.is_active && !later.is_current);
     }
 

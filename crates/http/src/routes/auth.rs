@@ -126,15 +126,16 @@ pub(crate) async fn login(
     let b: LoginRequest = body.json()?;
     let input =
         LoginInput { username: b.username, email: b.email, password: b.password, app: b.app };
-    let auth = state.auth.clone();
+    let auth = state.auth;
     let ok = blocking(move || auth.login(input, &meta)).await?;
-    let now = kernel::OffsetDateTime::now_utc();
+    // What the session view says comes from the use case, not from this
+    // handler's clock and settings.
     let data = LoginData {
         access_token: ok.access_token,
         refresh_token: ok.refresh_token,
         token_type: BEARER,
         expires_in: ok.expires_in,
-        session: SessionView::new(&ok.session, now, &state.auth.settings().lifetimes, true),
+        session: SessionView::from_info(&ok.session),
         user: UserView::from(&ok.user),
     };
     Ok(envelope::ok_secret("Login successful", &data))
