@@ -1,5 +1,5 @@
 //! What the API shows of the domain: the user view, the session view, the
-//! claims, and the `data` of each answer. Wire names are the seeds'.
+//! claims, and the `data` of each answer. Wire names are those existing clients use.
 
 use auth::{AuditEvent, AuditPage, SessionInfo, UserProfile};
 use kernel::{OffsetDateTime, format_instant};
@@ -12,7 +12,7 @@ mod tracking;
 
 pub(crate) use tracking::*;
 
-/// An account (seed 002's user, plus `username`).
+/// An account (the user of the login and refresh answers, plus `username`).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserView {
@@ -84,7 +84,7 @@ pub struct DeviceInfoView {
     pub device: String,
 }
 
-/// A device session (the union of seeds 000 and 001).
+/// A device session (the union of the `/api/sessions` and `/api/v1` forms).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SessionView {
     /// Session id (UUID).
@@ -261,7 +261,7 @@ pub struct ValidateTokenData {
     pub token_info: ClaimsView,
 }
 
-/// `data` of seed 001's session listing.
+/// `data` of the `/api/v1` session listing.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SessionListV1Data {
     /// The sessions, newest first.
@@ -289,7 +289,7 @@ pub struct TerminatedCountData {
     pub terminated_count: u64,
 }
 
-/// `data` of seed 001's terminating one session.
+/// `data` of the `/api/v1` form's terminating one session.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TerminatedSessionData {
     /// The session's id (UUID).

@@ -264,7 +264,7 @@ pub(crate) async fn logout_all(
     logout_everywhere(state, p, meta, body).await
 }
 
-/// Ends every session of the caller (seed 003's path).
+/// Ends every session of the caller (the `/api/v1` path).
 #[utoipa::path(
     post, path = "/api/v1/auth/logout-all", tag = "auth", operation_id = "logoutAllV1",
     security(("bearerAuth" = [])),
@@ -364,3 +364,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod app_tests;
