@@ -78,6 +78,8 @@ mod audit;
 mod cache;
 mod devices;
 mod keys;
+#[cfg(test)]
+mod memory;
 mod service;
 mod stats;
 mod throttle;

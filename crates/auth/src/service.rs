@@ -9,6 +9,9 @@ mod logout;
 mod refresh;
 mod users;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
 
 use accounts::{PasswordHasher, User, UserStore};

@@ -2,9 +2,9 @@
 //! claims, and the `data` of each answer. Wire names are those existing clients use.
 
 use auth::{AuditEvent, AuditPage, SessionInfo, UserProfile};
-use kernel::{OffsetDateTime, format_instant};
+use kernel::format_instant;
 use serde::Serialize;
-use sessions::{DeviceInfo, DeviceSession, Lifetimes};
+use sessions::{DeviceInfo, DeviceSession};
 use tokens::Claims;
 use utoipa::ToSchema;
 
@@ -393,8 +393,9 @@ impl From<&AuditPage> for AuditPageData {
 mod tests {
     use super::*;
     use accounts::{Role, User, UserStatus};
-    use kernel::{Duration, Uuid};
+    use kernel::{Duration, OffsetDateTime, Uuid};
     use serde_json::json;
+    use sessions::Lifetimes;
     use sessions::SessionState;
     use time::macros::datetime;
 
