@@ -1,4 +1,4 @@
-//! Usage tracking and analytics of SPEC section 4 (seed 004): seed 004's
+//! Usage tracking and analytics of SPEC section 4: the documented
 //! examples verbatim, and a hand-computed scenario checked report by report,
 //! field by field, in three time zones with and without a range. Access
 //! rules, validation and configuration are in `analytics_access.rs`.
@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::support::{Db, Resp, Server, Tokens, millis};
 
 crate::on_both_databases!(
-    seed_004_examples_verbatim,
+    the_documented_examples_verbatim,
     hand_computed_reports_in_three_zones,
     dst_end_and_sessions_longer_than_a_day,
     page_reports_of_a_user_with_many_pages_are_paged,
@@ -147,9 +147,9 @@ pub(crate) fn pages(
 }
 
 // ---------------------------------------------------------------------------
-// 1. Seed 004's usage examples, verbatim.
+// 1. The documented usage examples, verbatim.
 
-/// Sends `raw` exactly as the seed's curl does (`-H "Content-Type:
+/// Sends `raw` exactly as the documented curl does (`-H "Content-Type:
 /// application/json" -d '…'`).
 fn curl(s: &Server, path: &str, token: Option<&str>, raw: &str) -> Resp {
     let mut req = s
@@ -171,7 +171,7 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn seed_004_examples_verbatim(db: Db) {
+fn the_documented_examples_verbatim(db: Db) {
     let Some(s) = server(db, &[]) else { return };
     let john = user(&s, "john_doe", APP);
     let t = john.access.as_str();
@@ -198,7 +198,7 @@ fn seed_004_examples_verbatim(db: Db) {
         &json!({"user": "john_doe", "start_time": "2024-01-01T12:00:00.000Z", "status": "active"}),
     );
 
-    // The seed's pause / resume / end bodies (its times) for that session.
+    // The documented pause / resume / end bodies (its times) for that session.
     let r = step(&s, t, "pause", "john_doe", APP, &id, "2024-01-01T12:30:00.000Z");
     assert_fields(
         "pause",
@@ -214,7 +214,7 @@ fn seed_004_examples_verbatim(db: Db) {
     );
     assert_eq!(r.body["message"], "Session resumed successfully");
     let r = step(&s, t, "end", "john_doe", APP, &id, "2024-01-01T13:00:00.000Z");
-    // The seed's example says "01:00:00", but SPEC §4: pauses do not count:
+    // The documented example says "01:00:00", but SPEC §4: pauses do not count:
     // 12:00–12:30 (30 min) + 12:45–13:00 (15 min) = 45 min.
     assert_fields(
         "end",
@@ -271,7 +271,7 @@ fn seed_004_examples_verbatim(db: Db) {
         r.text
     );
 
-    // Every other report with the seed's body {"app", "user"}.
+    // Every other report with the documented body {"app", "user"}.
     let body = json!({"app": "my_app", "user": "john_doe"});
     assert_fields(
         "most-active",

@@ -9,7 +9,7 @@ crate::on_both_databases!(
     register_validates_and_refuses_duplicates,
     login_me_and_token_introspection,
     refresh_rotates_and_detects_reuse,
-    bearer_only_refresh_of_seed_002,
+    the_bearer_only_refresh,
     logout_ends_the_current_session_at_once,
     logout_all_ends_every_session_on_both_paths,
     suspension_and_admin_updates,
@@ -212,7 +212,7 @@ fn refresh_rotates_and_detects_reuse(db: Db) {
         .expect(422, Some("VALIDATION_ERROR"));
 }
 
-fn bearer_only_refresh_of_seed_002(db: Db) {
+fn the_bearer_only_refresh(db: Db) {
     let Some(s) = Server::start(db) else { return };
     s.register("frank", PW);
     let t = s.login("frank", PW, SAFARI_IPHONE);
@@ -271,7 +271,7 @@ fn logout_all_ends_every_session_on_both_paths(db: Db) {
         }
         s.get("/api/auth/me", Some(&other.access)).expect(200, None);
     }
-    // Seed 003's curl: no body, no content type.
+    // The documented curl: no body, no content type.
     let a = s.login("heidi", PW, CHROME_WINDOWS);
     let r = s.send(s.client().post(s.url("/api/v1/auth/logout-all")).bearer_auth(&a.access));
     r.expect(200, None);

@@ -1,4 +1,4 @@
-//! Device sessions of SPEC section 3 (seeds 000 and 001): listing, deleting,
+//! Device sessions of SPEC section 3 (the `/api/sessions` and `/api/v1` forms): listing, deleting,
 //! deactivating, terminating everywhere, isolation between users, the admin
 //! paths, lifetimes and idle timeouts.
 
@@ -14,11 +14,11 @@ use crate::support::{
 
 crate::on_both_databases!(
     lists_sessions_newest_first_with_device_info,
-    seed_001_listing,
+    v1_listing,
     delete_one_session_revokes_it_at_once,
     deactivate_keeps_the_session_but_never_revives_it,
     delete_all_sessions_with_and_without_the_current_one,
-    seed_001_termination_paths,
+    v1_termination_paths,
     logout_and_logout_all_keep_sessions_inactive,
     other_users_sessions_look_missing,
     admin_manages_any_users_sessions,
@@ -172,7 +172,7 @@ fn lists_sessions_newest_first_with_device_info(db: Db) {
     assert_eq!(list(&s, &chrome.access, true).len(), 3);
 }
 
-fn seed_001_listing(db: Db) {
+fn v1_listing(db: Db) {
     let Some(s) = Server::start(db) else { return };
     s.register("carol", PW);
     let chrome = s.login("carol", PW, CHROME_WINDOWS);
@@ -332,7 +332,7 @@ fn delete_all_sessions_with_and_without_the_current_one(db: Db) {
     assert_dead(&s, &e);
 }
 
-fn seed_001_termination_paths(db: Db) {
+fn v1_termination_paths(db: Db) {
     let Some(s) = Server::start(db) else { return };
     s.register("heidi", PW);
     let a = s.login("heidi", PW, CHROME_WINDOWS);

@@ -278,7 +278,7 @@ impl Server {
         }
     }
 
-    /// Logs in for `app` (seed 004's tokens carry the app); asserts 200.
+    /// Logs in for `app` (usage tracking's tokens carry the app); asserts 200.
     pub fn login_app(&self, username: &str, password: &str, app: &str) -> Tokens {
         let req = self
             .client

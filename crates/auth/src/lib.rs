@@ -78,6 +78,8 @@ mod audit;
 mod cache;
 mod devices;
 mod keys;
+#[cfg(test)]
+mod memory;
 mod service;
 mod stats;
 mod throttle;
@@ -204,6 +206,12 @@ pub trait PrincipalStore: Send + Sync {
         now: kernel::OffsetDateTime,
         audit: &AuditEvent,
     ) -> anyhow::Result<bool>;
+
+    /// Opens a login's session (its row, its first refresh token, its
+    /// owner's last activity) and appends the login's `audit` record, in
+    /// ONE transaction: nothing is written when either fails. As with
+    /// [`Self::rotate_refresh`], no session without its audit record.
+    fn open_session(&self, new: &sessions::NewSession, audit: &AuditEvent) -> anyhow::Result<()>;
 }
 
 #[cfg(test)]

@@ -429,3 +429,6 @@ mod tests {
         assert_eq!(split_outside_quotes("a,\"b,c\",d", ','), vec!["a", "\"b,c\"", "d"]);
     }
 }
+
+#[cfg(test)]
+mod app_tests;

@@ -1,5 +1,5 @@
 //! The response envelope (SPEC §1): one shape for every answer, the union of
-//! the seeds' envelopes so that each seed's client finds its fields.
+//! the envelopes existing clients expect, so that each finds its fields.
 
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
@@ -70,7 +70,7 @@ pub(crate) fn success<T: Serialize>(status: StatusCode, message: &str, data: &T)
 }
 
 /// A success answer with `status` and, beside `data`, the fields of
-/// `extra` (a struct), for seeds that show a payload at the top level.
+/// `extra` (a struct), for answers that show a payload at the top level.
 pub(crate) fn success_with<T: Serialize, X: Serialize>(
     status: StatusCode,
     message: &str,

@@ -219,7 +219,7 @@ impl ApiError {
         Self::new(ErrorCode::UserNotFound, "User not found", "User not found")
     }
 
-    /// 404 SESSION_NOT_FOUND, seed 000's wording; `verb` is what the caller
+    /// 404 SESSION_NOT_FOUND, the `/api/sessions` form's wording; `verb` is what the caller
     /// meant to do (`delete`, `deactivate`, …). A missing session, another
     /// user's and an id that is not a UUID all get exactly this answer.
     pub fn session_not_found(verb: &str) -> Self {

@@ -42,9 +42,10 @@ use actix_web::{App, FromRequest, HttpRequest, HttpServer, web};
 
 use crate::error::ApiError;
 
-/// Whether the service can do its work; `/health/ready` asks it (on the
-/// blocking pool) and answers 503 when it fails.
-pub trait Readiness: Send + Sync {
+/// Probes the database: `/health/ready` asks it whether the database
+/// answers and takes writes (on the blocking pool) and answers 503 when it
+/// does not; `/metrics` shows its pool.
+pub trait DatabaseProbe: Send + Sync {
     /// `Ok` when the database answers and takes writes.
     fn check(&self) -> anyhow::Result<()>;
 
@@ -59,10 +60,10 @@ pub trait Readiness: Send + Sync {
 pub struct ApiState {
     /// The authentication use cases.
     pub auth: Arc<auth::AuthService>,
-    /// The usage-analytics use cases (seed 004).
+    /// The usage-analytics use cases (usage tracking).
     pub analytics: Arc<analytics::AnalyticsService>,
-    /// The readiness probe.
-    pub readiness: Arc<dyn Readiness>,
+    /// The database probe behind `/health/ready`.
+    pub database: Arc<dyn DatabaseProbe>,
     /// Proxies whose `X-Forwarded-For` / `Forwarded` are believed; with
     /// none, the client address is always the TCP peer.
     pub trusted_proxies: TrustedProxies,
@@ -152,4 +153,4 @@ pub fn openapi_json() -> String {
 }
 
 #[cfg(test)]
-mod tests;
+mod test_support;

@@ -209,7 +209,7 @@ impl Metrics {
     /// The exposition: the services' counters brought up to date first.
     pub(crate) fn render(&self, state: &ApiState) -> String {
         let auth = state.auth.stats();
-        let pool = state.readiness.pool();
+        let pool = state.database.pool();
         if let Ok(m) = self.mirrored.lock() {
             catch_up(&m.sessions_created, auth.sessions_created);
             catch_up(&m.sessions_revoked, auth.sessions_revoked);
@@ -310,3 +310,6 @@ pub(crate) async fn middleware(
     );
     Ok(res)
 }
+
+#[cfg(test)]
+mod tests;

@@ -70,15 +70,15 @@ envelope_schema! {
     ValidateTokenEnvelope => ValidateTokenData;
     /// A success envelope carrying a token's claims.
     ClaimsEnvelope => ClaimsView;
-    /// A success envelope carrying a list of sessions (seed 000).
+    /// A success envelope carrying a list of sessions (the `/api/sessions` form).
     SessionListEnvelope => Vec<SessionView>;
     /// A success envelope carrying one session.
     SessionEnvelope => SessionView;
-    /// A success envelope carrying seed 001's session listing.
+    /// A success envelope carrying the `/api/v1` session listing.
     SessionListV1Envelope => SessionListV1Data;
     /// The answer to deleting (terminating) many sessions.
     TerminatedCountEnvelope => TerminatedCountData;
-    /// The answer to seed 001's terminating one session.
+    /// The answer to the `/api/v1` form's terminating one session.
     TerminatedSessionEnvelope => TerminatedSessionData;
     /// A success envelope carrying a page of audit events.
     AuditPageEnvelope => AuditPageData;
@@ -110,7 +110,7 @@ envelope_schema! {
     PageStatsEnvelope => PageStatsData;
 }
 
-/// The heatmap answer: seed 004 shows `heatmap_data` at the top level, so
+/// The heatmap answer: clients read `heatmap_data` at the top level, so
 /// it is there, and `data` holds the same object.
 #[derive(ToSchema)]
 #[expect(dead_code, reason = "describes the wire format for OpenAPI only")]
@@ -125,7 +125,7 @@ pub(crate) struct HeatmapEnvelope {
     message: String,
     /// The heatmap.
     data: HeatmapData,
-    /// The same object as `data` (seed 004's place for it).
+    /// The same object as `data` (where clients read it).
     heatmap_data: HeatmapData,
     /// When the answer was made (RFC 3339, UTC, milliseconds).
     #[schema(example = "2024-04-05T12:00:00.000Z")]
@@ -226,14 +226,14 @@ pub(crate) struct HeatmapEnvelope {
     )),
     modifiers(&Security, &CommonErrors, &OptionalBodies, &ErrorExamples, &Links),
     tags(
-        (name = "health", description = "Liveness, readiness and the seeds' health checks"),
+        (name = "health", description = "Liveness, readiness and the clients' health checks"),
         (name = "auth", description = "Accounts and tokens"),
-        (name = "sessions", description = "The caller's device sessions (seeds 000 and 001)"),
+        (name = "sessions", description = "The caller's device sessions (the `/api/sessions` and `/api/v1` forms)"),
         (name = "admin", description = "Administration (admin role)"),
         (name = "keys", description = "The public keys tokens are signed with (JWKS, RFC 7517)"),
         (name = "audit", description = "The audit trail of security events"),
-        (name = "analytics", description = "Usage tracking: tracked sessions and their reports (seed 004)"),
-        (name = "pages", description = "Page visits and their statistics (seed 004)"),
+        (name = "analytics", description = "Usage tracking: tracked sessions and their reports (usage tracking)"),
+        (name = "pages", description = "Page visits and their statistics (usage tracking)"),
         (name = "oauth", description = "Token introspection (RFC 7662) and revocation (RFC 7009): form bodies, answers in the RFCs' shapes (not enveloped)"),
     )
 )]
@@ -353,7 +353,7 @@ fn uses_database(path: &str) -> bool {
 
 /// Every error answer in the document shows an example envelope, made by
 /// the code that makes the real answers (so an example cannot drift from
-/// the wire), with the timestamp and request id of seed 000's examples.
+/// the wire), with the timestamp and request id of the documented examples.
 struct ErrorExamples;
 
 impl Modify for ErrorExamples {
@@ -605,3 +605,6 @@ fn operations(item: &mut oa::path::PathItem) -> impl Iterator<Item = &mut oa::pa
 pub(crate) fn document() -> oa::OpenApi {
     ApiDoc::openapi()
 }
+
+#[cfg(test)]
+mod tests;

@@ -319,3 +319,6 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod app_tests;

@@ -1,10 +1,10 @@
 //! What the API shows of the domain: the user view, the session view, the
-//! claims, and the `data` of each answer. Wire names are the seeds'.
+//! claims, and the `data` of each answer. Wire names are those existing clients use.
 
 use auth::{AuditEvent, AuditPage, SessionInfo, UserProfile};
-use kernel::{OffsetDateTime, format_instant};
+use kernel::format_instant;
 use serde::Serialize;
-use sessions::{DeviceInfo, DeviceSession, Lifetimes};
+use sessions::{DeviceInfo, DeviceSession};
 use tokens::Claims;
 use utoipa::ToSchema;
 
@@ -12,7 +12,7 @@ mod tracking;
 
 pub(crate) use tracking::*;
 
-/// An account (seed 002's user, plus `username`).
+/// An account (the user of the login and refresh answers, plus `username`).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserView {
@@ -84,7 +84,7 @@ pub struct DeviceInfoView {
     pub device: String,
 }
 
-/// A device session (the union of seeds 000 and 001).
+/// A device session (the union of the `/api/sessions` and `/api/v1` forms).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SessionView {
     /// Session id (UUID).
@@ -127,16 +127,6 @@ pub struct SessionView {
 }
 
 impl SessionView {
-    /// The view of `s` at `now`; `is_current` when it is the caller's.
-    pub fn new(
-        s: &DeviceSession,
-        now: OffsetDateTime,
-        lifetimes: &Lifetimes,
-        is_current: bool,
-    ) -> Self {
-        Self::with_flags(s, s.is_live(now, lifetimes), is_current)
-    }
-
     /// The view of a session as a use case judged it.
     pub fn from_info(info: &SessionInfo) -> Self {
         Self::with_flags(&info.session, info.is_active, info.is_current)
@@ -271,7 +261,7 @@ pub struct ValidateTokenData {
     pub token_info: ClaimsView,
 }
 
-/// `data` of seed 001's session listing.
+/// `data` of the `/api/v1` session listing.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SessionListV1Data {
     /// The sessions, newest first.
@@ -299,7 +289,7 @@ pub struct TerminatedCountData {
     pub terminated_count: u64,
 }
 
-/// `data` of seed 001's terminating one session.
+/// `data` of the `/api/v1` form's terminating one session.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TerminatedSessionData {
     /// The session's id (UUID).
@@ -403,8 +393,9 @@ impl From<&AuditPage> for AuditPageData {
 mod tests {
     use super::*;
     use accounts::{Role, User, UserStatus};
-    use kernel::{Duration, Uuid};
+    use kernel::{Duration, OffsetDateTime, Uuid};
     use serde_json::json;
+    use sessions::Lifetimes;
     use sessions::SessionState;
     use time::macros::datetime;
 
@@ -457,6 +448,17 @@ mod tests {
         assert!(v.get("user").is_none());
     }
 
+    /// The view of `s` as judged at `now` (a use case's judgement).
+    fn view_at(
+        s: &DeviceSession,
+        now: OffsetDateTime,
+        l: &Lifetimes,
+        current: bool,
+    ) -> SessionView {
+        let is_active = s.is_live(now, l);
+        SessionView::from_info(&SessionInfo { session: s.clone(), is_active, is_current: current })
+    }
+
     #[test]
     fn session_view_has_every_field() {
         let t0 = datetime!(2024-04-05 12:00 UTC);
@@ -475,7 +477,7 @@ mod tests {
             ended_at: None,
         };
         let l = Lifetimes { absolute: Duration::hours(24), idle: None };
-        let view = SessionView::new(&s, t0, &l, true);
+        let view = view_at(&s, t0, &l, true);
         let text = serde_json::to_string(&view).unwrap_or_default();
         let keys = [
             "id",
@@ -500,7 +502,7 @@ mod tests {
         assert_eq!(v["is_active"], true);
         assert_eq!(v["location"], serde_json::Value::Null);
         assert_eq!(v["expires_at"], "2024-04-06T12:00:00.000Z");
-        let later = SessionView::new(&s, t0 + Duration::hours(25), &l, false);
+        let later = view_at(&s, t0 + Duration::hours(25), &l, false);
         assert!(!later.is_active && !later.is_current);
     }
 

@@ -258,9 +258,9 @@ fn keys_command(command: KeysCommand, config: &Config, store: Store) -> anyhow::
     Ok(())
 }
 
-struct StoreReadiness(Store);
+struct StoreProbe(Store);
 
-impl http::Readiness for StoreReadiness {
+impl http::DatabaseProbe for StoreProbe {
     fn check(&self) -> anyhow::Result<()> {
         self.0.probe_write()
     }
@@ -291,7 +291,7 @@ fn serve(config: Config, store: Store) -> anyhow::Result<()> {
     let state = http::ApiState {
         auth,
         analytics,
-        readiness: Arc::new(StoreReadiness(store.clone())),
+        database: Arc::new(StoreProbe(store.clone())),
         trusted_proxies,
         rate_limits: Arc::new(http::RateLimits::new(http::RateLimitConfig {
             enabled: config.rate_limit_enabled,

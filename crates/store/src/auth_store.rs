@@ -8,7 +8,7 @@ use kernel::{OffsetDateTime, Uuid, from_millis, to_millis};
 use crate::accounts_store::UserRow;
 use crate::conn::DbConn;
 use crate::schema::{audit_events, device_sessions, users};
-use crate::sessions_store::SessionRow;
+use crate::sessions_store::{SessionRow, insert_session};
 use crate::tokens_store::rotate;
 use crate::{Store, parse_id, write_tx};
 
@@ -94,6 +94,15 @@ impl PrincipalStore for Store {
                 }
                 Ok(swapped)
             })
+        })
+    }
+
+    fn open_session(&self, new: &sessions::NewSession, audit: &AuditEvent) -> anyhow::Result<()> {
+        let row = AuditRow::of(audit);
+        self.write_tx("opening a session", |c| {
+            insert_session(c, new)?;
+            diesel::insert_into(audit_events::table).values(&row).execute(c)?;
+            Ok(())
         })
     }
 }

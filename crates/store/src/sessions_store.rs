@@ -62,6 +62,16 @@ impl<'a> NewSessionRow<'a> {
     }
 }
 
+/// Inserts a new session (with its first refresh token) and advances its
+/// owner's last activity, inside the caller's transaction: a login is
+/// activity, so the user's `lastActivity` moves with it.
+pub(crate) fn insert_session(conn: &mut DbConn, new: &NewSession) -> QueryResult<()> {
+    let row = NewSessionRow::of(new);
+    diesel::insert_into(ds::table).values(&row).execute(conn)?;
+    advance_user_activity(conn, &row.user_id, row.last_activity_ms)?;
+    Ok(())
+}
+
 /// Moves a user's `last_activity` forward to `at`, never back.
 pub(crate) fn advance_user_activity(
     conn: &mut DbConn,
@@ -125,12 +135,7 @@ fn ended_state(state: SessionState) -> anyhow::Result<&'static str> {
 
 impl SessionStore for Store {
     fn create_session(&self, new: &NewSession) -> anyhow::Result<()> {
-        let row = NewSessionRow::of(new);
-        // A login is activity: the user's `lastActivity` moves with it.
-        self.write_tx("creating a session", |c| {
-            diesel::insert_into(ds::table).values(&row).execute(c)?;
-            advance_user_activity(c, &row.user_id, row.last_activity_ms)
-        })?;
+        self.write_tx("creating a session", |c| insert_session(c, new))?;
         Ok(())
     }
 

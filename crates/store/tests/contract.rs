@@ -50,6 +50,7 @@ contract!(
     refresh_rotation_stops_with_the_session,
     concurrent_rotations_have_one_winner,
     audited_rotation_is_all_or_nothing,
+    a_login_and_its_audit_record_commit_together,
     secret_or_insert_keeps_the_first_value,
     session_with_user_joins,
     audit_events_round_trip,
@@ -954,6 +955,55 @@ fn audited_rotation_is_all_or_nothing(store: &Store) {
     assert_eq!(won.iter().filter(|w| **w).count(), 1);
     let of_live = refreshes().into_iter().filter(|e| e.session_id == Some(live.id)).count();
     assert_eq!(of_live, 1);
+}
+
+/// `PrincipalStore::open_session`: a login's session and its audit record
+/// commit together or not at all.
+fn a_login_and_its_audit_record_commit_together(store: &Store) {
+    let alice = user(store, "alice");
+    let login = |s: &DeviceSession| AuditEvent {
+        id: kernel::new_id(),
+        at: s.created_at,
+        action: AuditAction::Login,
+        user_id: Some(alice.id),
+        session_id: Some(s.id),
+        ip_address: s.ip_address.clone(),
+        user_agent: s.user_agent.clone(),
+        request_id: Some("req-1".into()),
+        outcome: AuditOutcome::Success,
+    };
+    let logins = || {
+        let q = AuditQuery { action: Some(AuditAction::Login), limit: 100, ..Default::default() };
+        store.list_events(&q).unwrap()
+    };
+
+    let first = session_at(alice.id, T0);
+    let (h1, e1) = (fresh_hash(), login(&first));
+    let new = NewSession { session: first.clone(), refresh_hash: h1.clone() };
+    store.open_session(&new, &e1).unwrap();
+    assert_eq!(store.get_session(first.id).unwrap(), Some(first.clone()));
+    assert_eq!(store.find_refresh(&h1).unwrap().map(|r| r.session_id), Some(first.id));
+    assert_eq!(logins(), vec![e1.clone()]);
+    // A login is activity.
+    assert_eq!(user_activity(store, &alice), Some(T0));
+
+    // A failing audit insert (a duplicate id) leaves no session behind, no
+    // refresh token, and the owner's activity where it was.
+    let t1 = T0 + Duration::minutes(1);
+    let second = session_at(alice.id, t1);
+    let h2 = fresh_hash();
+    let new = NewSession { session: second.clone(), refresh_hash: h2.clone() };
+    let duplicate = AuditEvent { session_id: Some(second.id), ..e1.clone() };
+    assert!(store.open_session(&new, &duplicate).is_err());
+    assert_eq!(store.get_session(second.id).unwrap(), None);
+    assert_eq!(store.find_refresh(&h2).unwrap(), None);
+    assert_eq!(logins(), vec![e1]);
+    assert_eq!(user_activity(store, &alice), Some(T0));
+
+    // A failing session insert (a duplicate id) records no login.
+    let again = NewSession { session: first.clone(), refresh_hash: fresh_hash() };
+    assert!(store.open_session(&again, &login(&first)).is_err());
+    assert_eq!(logins().len(), 1);
 }
 
 fn secret_or_insert_keeps_the_first_value(store: &Store) {

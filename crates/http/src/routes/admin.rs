@@ -194,3 +194,6 @@ pub(crate) async fn delete_user_session(
         .map_err(|e| e.for_session("delete"))?;
     Ok(envelope::ok("Session deleted successfully", &Null))
 }
+
+#[cfg(test)]
+mod tests;

@@ -110,3 +110,6 @@ pub(crate) async fn everyone(
 ) -> Result<HttpResponse, ApiError> {
     page(state, p, &q, true).await
 }
+
+#[cfg(test)]
+mod tests;

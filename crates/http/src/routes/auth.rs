@@ -126,15 +126,16 @@ pub(crate) async fn login(
     let b: LoginRequest = body.json()?;
     let input =
         LoginInput { username: b.username, email: b.email, password: b.password, app: b.app };
-    let auth = state.auth.clone();
+    let auth = state.auth;
     let ok = blocking(move || auth.login(input, &meta)).await?;
-    let now = kernel::OffsetDateTime::now_utc();
+    // What the session view says comes from the use case, not from this
+    // handler's clock and settings.
     let data = LoginData {
         access_token: ok.access_token,
         refresh_token: ok.refresh_token,
         token_type: BEARER,
         expires_in: ok.expires_in,
-        session: SessionView::new(&ok.session, now, &state.auth.settings().lifetimes, true),
+        session: SessionView::from_info(&ok.session),
         user: UserView::from(&ok.user),
     };
     Ok(envelope::ok_secret("Login successful", &data))
@@ -263,7 +264,7 @@ pub(crate) async fn logout_all(
     logout_everywhere(state, p, meta, body).await
 }
 
-/// Ends every session of the caller (seed 003's path).
+/// Ends every session of the caller (the `/api/v1` path).
 #[utoipa::path(
     post, path = "/api/v1/auth/logout-all", tag = "auth", operation_id = "logoutAllV1",
     security(("bearerAuth" = [])),
@@ -363,3 +364,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod app_tests;

@@ -1,4 +1,4 @@
-//! Liveness, readiness and the seeds' health checks.
+//! Liveness, readiness and the clients' health checks.
 
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
@@ -10,7 +10,7 @@ use crate::envelope::{self, Null};
 use crate::error::ApiError;
 use crate::openapi::{EmptyEnvelope, ErrorEnvelope};
 
-/// The body the seeds send to health checks; `app` is accepted and ignored.
+/// The body clients send to health checks; `app` is accepted and ignored.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub(crate) struct AppRequest {
     /// An application name.
@@ -35,7 +35,7 @@ pub(crate) async fn root(body: Body) -> Result<HttpResponse, ApiError> {
     healthy(body, RUNNING).await
 }
 
-/// Whether the server is running (seed 004's POST form).
+/// Whether the server is running (the POST form usage-tracking clients send).
 #[utoipa::path(
     post, path = "/", tag = "health", operation_id = "postRoot",
     request_body(content = Option<AppRequest>, description = "Optional; ignored"),
@@ -58,7 +58,7 @@ pub(crate) async fn api_health(body: Body) -> Result<HttpResponse, ApiError> {
     healthy(body, API_HEALTHY).await
 }
 
-/// Whether the API is up (seed 004's POST form).
+/// Whether the API is up (the POST form usage-tracking clients send).
 #[utoipa::path(
     post, path = "/api/health", tag = "health", operation_id = "postApiHealth",
     request_body(content = Option<AppRequest>, description = "Optional; ignored"),
@@ -105,8 +105,8 @@ pub(crate) async fn live() -> HttpResponse {
     )
 )]
 pub(crate) async fn ready(state: ApiState) -> Result<HttpResponse, ApiError> {
-    let readiness = state.readiness.clone();
-    match web::block(move || readiness.check()).await? {
+    let database = state.database.clone();
+    match web::block(move || database.check()).await? {
         Ok(()) => Ok(envelope::ok("Ready", &Null)),
         Err(e) => {
             tracing::warn!(error = format!("{e:#}"), "readiness check failed");
@@ -126,3 +126,6 @@ pub(crate) async fn metrics(state: ApiState) -> HttpResponse {
     let body = state.metrics.render(&state);
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(body)
 }
+
+#[cfg(test)]
+mod tests;

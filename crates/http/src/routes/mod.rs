@@ -44,7 +44,7 @@ pub(crate) async fn not_found() -> Result<HttpResponse, ApiError> {
 /// whose pattern matches answers (405 for another method) even when a later
 /// one would have the method. So under a prefix that has `{id}` resources,
 /// static paths must be registered before them: `…/sessions/all` before
-/// `…/sessions/{id}`, and seed 004's `/api/sessions/start`, `/pause`,
+/// `…/sessions/{id}`, and usage tracking's `/api/sessions/start`, `/pause`,
 /// `/heatmap`, … before `/api/sessions/{id}`, or `POST /api/sessions/start`
 /// would hit the `{id}` resource and answer 405.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
@@ -133,7 +133,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::head().to(admin::get_user_session))
             .route(web::delete().to(admin::delete_user_session)),
     )
-    // Seed 000. Static paths under /api/sessions/ first (see above).
+    // The `/api/sessions` form. Static paths under /api/sessions/ first (see above).
     .service(
         resource("/api/sessions", GET_DELETE)
             .route(web::get().to(sessions::list))
@@ -146,7 +146,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         resource("/api/sessions/{id}/deactivate", PATCH)
             .route(web::patch().to(sessions::deactivate)),
     )
-    // Seed 001: `…/sessions/all` before `…/sessions/{id}`, so that "all"
+    // The `/api/v1` form: `…/sessions/all` before `…/sessions/{id}`, so that "all"
     // is never taken for a session id.
     .service(
         resource("/api/v1/auth/users/me/sessions", GET_DELETE)
@@ -193,7 +193,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// Seed 004: usage tracking and its reports (all POST). Registered before
+/// Usage tracking and its reports (all POST). Registered before
 /// `/api/sessions/{id}`, so that `start`, `heatmap`, … are never taken for
 /// session ids.
 fn analytics_routes(cfg: &mut web::ServiceConfig) {
@@ -222,3 +222,10 @@ fn analytics_routes(cfg: &mut web::ServiceConfig) {
         .service(post("/api/pages/track", web::post().to(pages::track)))
         .service(post("/api/pages/stats", web::post().to(pages::stats)));
 }
+
+#[cfg(test)]
+mod tests;
+// The tracking routes' tests live in a file of their own beside
+// `analytics.rs` and `pages.rs`, declared here so that neither file changes.
+#[cfg(test)]
+mod tracking_tests;

@@ -1,5 +1,5 @@
-//! Device sessions of the caller (SPEC §3): seed 000's `/api/sessions` and
-//! seed 001's `/api/v1/auth/users/me/sessions`.
+//! Device sessions of the caller (SPEC §3): `/api/sessions` and
+//! `/api/v1/auth/users/me/sessions`.
 //!
 //! Session ids are taken from the path as raw text and judged by the use
 //! case: an id that is not a UUID, one that does not exist and one of
@@ -177,7 +177,7 @@ pub(crate) async fn deactivate(
     Ok(envelope::ok("Session deactivated successfully", &Null))
 }
 
-/// Lists the caller's sessions, newest first (seed 001's form).
+/// Lists the caller's sessions, newest first (the `/api/v1` form).
 #[utoipa::path(
     get, path = "/api/v1/auth/users/me/sessions", tag = "sessions", operation_id = "listMySessionsV1",
     security(("bearerAuth" = [])),
@@ -197,7 +197,7 @@ pub(crate) async fn list_v1(
     Ok(envelope::ok("Sessions retrieved successfully", &SessionListV1Data::new(&infos)))
 }
 
-/// Terminates (deletes) one of the caller's sessions (seed 001's form).
+/// Terminates (deletes) one of the caller's sessions (the `/api/v1` form).
 #[utoipa::path(
     delete, path = "/api/v1/auth/users/me/sessions/{id}", tag = "sessions", operation_id = "terminateMySessionV1",
     security(("bearerAuth" = [])),
@@ -224,7 +224,7 @@ pub(crate) async fn terminate_v1(
 
 const ALL_TERMINATED: &str = "All sessions terminated successfully";
 
-/// Terminates all the caller's sessions (seed 001's form;
+/// Terminates all the caller's sessions (the `/api/v1` form;
 /// `?exclude_current=true` keeps the calling one).
 #[utoipa::path(
     delete, path = "/api/v1/auth/users/me/sessions", tag = "sessions", operation_id = "terminateAllMySessionsV1",
@@ -246,7 +246,7 @@ pub(crate) async fn terminate_all_v1(
     Ok(envelope::ok(ALL_TERMINATED, &data))
 }
 
-/// Terminates all the caller's sessions (seed 001's `…/sessions/all/`).
+/// Terminates all the caller's sessions (the `/api/v1` form's `…/sessions/all/`).
 #[utoipa::path(
     delete, path = "/api/v1/auth/users/me/sessions/all", tag = "sessions", operation_id = "terminateAllMySessionsV1All",
     security(("bearerAuth" = [])),
@@ -266,3 +266,6 @@ pub(crate) async fn terminate_all_v1_all(
     let data = delete_mine(state, p, meta, &q).await?;
     Ok(envelope::ok(ALL_TERMINATED, &data))
 }
+
+#[cfg(test)]
+mod tests;

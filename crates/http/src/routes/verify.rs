@@ -181,3 +181,6 @@ mod tests {
         assert_eq!(cookie(&HeaderMap::new(), "sessiond_at"), None);
     }
 }
+
+#[cfg(test)]
+mod app_tests;

@@ -27,7 +27,7 @@ fn login(auth: &AuthService) -> (String, kernel::Uuid) {
             &RequestMeta::default(),
         )
         .expect("login");
-    (ok.access_token, ok.session.id)
+    (ok.access_token, ok.session.session.id)
 }
 
 #[test]

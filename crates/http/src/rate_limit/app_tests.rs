@@ -2,7 +2,7 @@
 //! after authentication, logout-all on its own limit, headers on every
 //! limited answer.
 
-use super::*;
+use crate::test_support::*;
 
 fn limited(f: &Fixture, ip_per_minute: u32, user_per_hour: u32, logout_all: u32) -> ApiState {
     let config = RateLimitConfig {

@@ -2,7 +2,7 @@
 //! end-to-end tests cover them on both databases, these the edges that
 //! need no database: shapes of refusals, the cookie, the body limit.
 
-use super::*;
+use crate::test_support::*;
 
 fn form(path: &str, body: &'static str) -> atest::TestRequest {
     post(path)

@@ -1,7 +1,7 @@
 //! `/metrics` over the whole app: Prometheus text, requests by route
 //! template and status, a latency histogram, never rate limited.
 
-use super::*;
+use crate::test_support::*;
 
 async fn scrape(state: &ApiState) -> (StatusCode, String, String) {
     let app = atest::init_service(app(web::Data::new(state.clone()))).await;
