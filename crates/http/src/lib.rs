@@ -1,4 +1,5 @@
-//! HTTP adapter of sessiond: the REST API on actix-web.
+//! HTTP adapter of sessiond (package `sessiond-http`, library `http_api`, so
+//! that it does not shadow the `http` crate): the REST API on actix-web.
 //!
 //! Handlers are thin: parse the request, run a use case of [`auth`] or
 //! [`analytics`] on the blocking pool, wrap the result in the envelope of SPEC §1. Every answer,
@@ -7,9 +8,9 @@
 //! never the database adapter.
 //!
 //! ```no_run
-//! # fn wire(state: http::ApiState) -> std::io::Result<()> {
+//! # fn wire(state: http_api::ApiState) -> std::io::Result<()> {
 //! let listener = std::net::TcpListener::bind("127.0.0.1:8000")?;
-//! let server = http::server(state, listener, 2, std::time::Duration::from_secs(10))?;
+//! let server = http_api::server(state, listener, 2, std::time::Duration::from_secs(10))?;
 //! # drop(server); Ok(()) }
 //! ```
 

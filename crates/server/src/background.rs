@@ -44,7 +44,7 @@ impl Background {
     pub fn start(
         auth: Arc<AuthService>,
         analytics: Arc<AnalyticsService>,
-        rate_limits: Arc<http::RateLimits>,
+        rate_limits: Arc<http_api::RateLimits>,
         store: Store,
         retention: kernel::Duration,
         sweep_every: Duration,

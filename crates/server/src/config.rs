@@ -136,7 +136,7 @@ pub struct Config {
     /// token came; `None`: bearer tokens only.
     pub verify_cookie: Option<String>,
     /// The clients that may introspect tokens with HTTP Basic.
-    pub introspection_clients: http::IntrospectionClients,
+    pub introspection_clients: http_api::IntrospectionClients,
 }
 
 /// Every variable sessiond reads; others with the `SESSIOND_` prefix are
@@ -327,7 +327,7 @@ impl Config {
                 });
             }
         }
-        let introspection_clients = http::IntrospectionClients::parse(
+        let introspection_clients = http_api::IntrospectionClients::parse(
             r.raw("SESSIOND_INTROSPECTION_CLIENTS").unwrap_or(""),
         )
         .map_err(|problem| ConfigError { var: "SESSIOND_INTROSPECTION_CLIENTS", problem })?;

@@ -125,7 +125,7 @@ fn main() -> std::process::ExitCode {
         Err(e) => e.exit(),
     };
     if let Some(Command::Openapi) = cli.command {
-        say(&http::openapi_json());
+        say(&http_api::openapi_json());
         return std::process::ExitCode::SUCCESS;
     }
     if matches!(cli.command, None | Some(Command::Serve)) {
@@ -165,7 +165,7 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
         // Handled in `main` before configuration is read, so that it needs
         // no database; kept here for completeness.
         Command::Openapi => {
-            say(&http::openapi_json());
+            say(&http_api::openapi_json());
             Ok(())
         }
         Command::Migrate => {
@@ -260,7 +260,7 @@ fn keys_command(command: KeysCommand, config: &Config, store: Store) -> anyhow::
 
 struct StoreProbe(Store);
 
-impl http::DatabaseProbe for StoreProbe {
+impl http_api::DatabaseProbe for StoreProbe {
     fn check(&self) -> anyhow::Result<()> {
         self.0.probe_write()
     }
@@ -276,7 +276,7 @@ fn serve(config: Config, store: Store) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {} (SESSIOND_BIND)", config.bind))?;
     let addr = listener.local_addr()?;
     let trusted_proxies =
-        http::TrustedProxies::new(config.trusted_proxies.iter().map(|c| (c.addr, c.prefix)));
+        http_api::TrustedProxies::new(config.trusted_proxies.iter().map(|c| (c.addr, c.prefix)));
     let analytics = Arc::new(analytics::AnalyticsService::new(
         Arc::new(store.clone()),
         Arc::new(SystemClock),
@@ -288,19 +288,19 @@ fn serve(config: Config, store: Store) -> anyhow::Result<()> {
             ),
         },
     ));
-    let state = http::ApiState {
+    let state = http_api::ApiState {
         auth,
         analytics,
         database: Arc::new(StoreProbe(store.clone())),
         trusted_proxies,
-        rate_limits: Arc::new(http::RateLimits::new(http::RateLimitConfig {
+        rate_limits: Arc::new(http_api::RateLimits::new(http_api::RateLimitConfig {
             enabled: config.rate_limit_enabled,
             ip_per_minute: config.rate_limit_ip_per_minute,
             user_per_hour: config.rate_limit_user_per_hour,
             logout_all_per_minute: config.rate_limit_logout_all_per_minute,
         })),
-        metrics: Arc::new(http::Metrics::new()),
-        token_endpoints: Arc::new(http::TokenEndpoints {
+        metrics: Arc::new(http_api::Metrics::new()),
+        token_endpoints: Arc::new(http_api::TokenEndpoints {
             verify_cookie: config.verify_cookie.clone(),
             introspection_clients: config.introspection_clients.clone(),
         }),
@@ -330,7 +330,7 @@ fn serve(config: Config, store: Store) -> anyhow::Result<()> {
         Duration::days(i64::try_from(config.key_rotation_days.min(36_500)).unwrap_or(36_500))
     }));
     let served = actix_web::rt::System::new().block_on(async move {
-        let server = http::server(state, listener, workers, shutdown_timeout)?;
+        let server = http_api::server(state, listener, workers, shutdown_timeout)?;
         // Tests and scripts wait for this line (port 0 picks a free port).
         say(&listening_line(log_format, &format!("http://{addr}")));
         tracing::info!(%addr, backend = ?store.backend(), "sessiond listening");
