@@ -890,9 +890,9 @@ fn user_filter(sql: &str, subject: &Subject) -> String {
 }
 
 impl Store {
-    /// [`TrackingStore::fold_pages`] in steps of about `budget` visits,
+    /// [`Store::fold_pages`] in steps of about `budget` visits,
     /// each a transaction of its own, so that batches wait for one step at
-    /// most, never for a whole backlog (the trait's method takes 10,000).
+    /// most, never for a whole backlog ([`Store::fold_pages`] takes 10,000).
     pub fn fold_pages_in_steps(&self, upto: OffsetDateTime, budget: u32) -> anyhow::Result<u64> {
         let (upto, budget) = (to_millis(upto), i64::from(budget.max(1)));
         let mut total: i64 = 0;
@@ -977,6 +977,27 @@ impl Store {
                 f(c)
             })
         })
+    }
+
+    /// Adds the visits dated before `upto` that
+    /// [`record_pages`](TrackingStore::record_pages) left outside the
+    /// aggregates to them, in steps of 10,000 visits; returns how many.
+    /// Reports are the same before and after (exact either way); a fold
+    /// makes them cheaper.
+    pub fn fold_pages(&self, upto: OffsetDateTime) -> anyhow::Result<u64> {
+        self.fold_pages_in_steps(upto, FOLD_BUDGET)
+    }
+
+    /// How many [`record_pages`](TrackingStore::record_pages) calls the
+    /// store serves well at once: the page batcher runs that many writers.
+    /// Two on PostgreSQL: one batch is written while the other waits for
+    /// its commit's fsync (batches write raw rows only, so they do not
+    /// queue on shared rows). SQLite has one writer at a time.
+    pub fn page_writers(&self) -> usize {
+        match self.backend() {
+            Backend::Postgres => 2,
+            Backend::Sqlite => 1,
+        }
     }
 }
 
@@ -1130,20 +1151,6 @@ impl TrackingStore for Store {
             DbConn::Pg(c) => pg_track_visits_call(c, &raw),
             DbConn::Sqlite(c) => c.immediate_transaction(|c| sqlite_track_visits(c, &raw)),
         })
-    }
-
-    fn fold_pages(&self, upto: OffsetDateTime) -> anyhow::Result<u64> {
-        self.fold_pages_in_steps(upto, FOLD_BUDGET)
-    }
-
-    /// Two on PostgreSQL: one batch is written while the other waits for
-    /// its commit's fsync (batches write raw rows only, so they do not
-    /// queue on shared rows). SQLite has one writer at a time.
-    fn page_writers(&self) -> usize {
-        match self.backend() {
-            Backend::Postgres => 2,
-            Backend::Sqlite => 1,
-        }
     }
 
     fn session_buckets(

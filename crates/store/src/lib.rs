@@ -29,6 +29,7 @@ pub mod bulk;
 mod conn;
 mod keys_store;
 pub mod notify;
+mod page_batcher;
 mod schema;
 mod sessions_store;
 #[cfg(any(test, feature = "testing"))]
@@ -149,6 +150,7 @@ pub enum Backend {
 /// too long. Store errors carry it in their chain (see [`is_unavailable`])
 /// so that the HTTP edge can answer 503 rather than 500.
 pub use kernel::Unavailable;
+pub use page_batcher::PageBatcher;
 
 /// Whether `error` (from any store method) means the database is
 /// unavailable rather than a bug.
