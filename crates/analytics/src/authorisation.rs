@@ -1,14 +1,16 @@
 //! Who may act for whom: the one authorisation rule of every analytics
 //! use case.
 
-use crate::{AnalyticsError, App, Caller, Subject};
+use kernel::AppName;
+
+use crate::{AnalyticsError, Caller, Subject};
 
 /// The caller may act for `subject` in `app`: admins for anyone anywhere;
 /// everyone else only for themselves (usernames compare
 /// case-insensitively) in the app of their token, and never for `all`.
 pub(crate) fn authorize(
     caller: &Caller,
-    app: &App,
+    app: &AppName,
     subject: &Subject,
 ) -> Result<(), AnalyticsError> {
     if caller.is_admin {

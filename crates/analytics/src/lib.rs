@@ -96,6 +96,7 @@ mod service;
 mod tracking;
 mod values;
 
+pub use kernel::{AppName, Username};
 pub use ports::{
     BUCKET_MS, EventSpan, Interval, MsRange, PagePosition, PageTotal, PageWriter, PendingVisit,
     SessionBucket, TimelinePosition, TrackEvent, TrackingStore,
@@ -110,7 +111,7 @@ pub use requests::{
 };
 pub use service::{AnalyticsService, MAX_CLOCK_SKEW, MAX_DETAIL_EVENTS, PageCommit};
 pub use tracking::{EventKind, PageVisit, TrackState, TrackedSession, Transition};
-pub use values::{App, PagePath, Subject, TimeSpent, Tz, parse_bound, parse_username};
+pub use values::{PagePath, Subject, TimeSpent, Tz, parse_bound};
 
 use kernel::Violations;
 

@@ -2,7 +2,7 @@
 //! then the store's bucket aggregates, page totals or sessions of that
 //! scope, paged where a report can grow without bound.
 
-use kernel::{OffsetDateTime, Violations};
+use kernel::{AppName, OffsetDateTime, Violations};
 
 use super::AnalyticsService;
 use crate::authorisation::authorize;
@@ -11,10 +11,10 @@ use crate::cursor::{
     parse_event_cursor, parse_page_cursor,
 };
 use crate::{
-    AnalyticsError, App, Caller, DailyTime, DetailEntry, DetailPage, EventSpan, Heatmap,
-    MostActive, MsRange, PagePosition, PageStats, PageTime, PageTotal, ReportRequest,
-    SessionBucket, Stats, Subject, Summary, TimelineEntry, TimelinePage, TimelinePosition,
-    TrackedSession, Tz, parse_bound,
+    AnalyticsError, Caller, DailyTime, DetailEntry, DetailPage, EventSpan, Heatmap, MostActive,
+    MsRange, PagePosition, PageStats, PageTime, PageTotal, ReportRequest, SessionBucket, Stats,
+    Subject, Summary, TimelineEntry, TimelinePage, TimelinePosition, TrackedSession, Tz,
+    parse_bound,
 };
 
 /// Default and largest timeline page (sessions).
@@ -214,7 +214,7 @@ impl AnalyticsService {
             return Err(AnalyticsError::Disabled);
         }
         let mut v = Violations::new();
-        let app = v.check("app", App::parse(&req.app));
+        let app = v.check("app", AppName::parse(&req.app));
         let subject = v.check("user", Subject::parse(&req.user));
         let tz = match req.tz.as_deref() {
             None => Some(Tz::utc()),
@@ -331,7 +331,7 @@ impl AnalyticsService {
 
 /// A validated, authorized report request.
 struct Scope {
-    app: App,
+    app: AppName,
     subject: Subject,
     tz: Tz,
     range: MsRange,

@@ -2,14 +2,13 @@
 //! as a compare-and-swap on the stored session, page visits checked
 //! without I/O and handed to the page writer, and idle sessions closed.
 
-use kernel::{Uuid, Violations};
+use kernel::{AppName, Username, Uuid, Violations};
 
 use super::{AnalyticsService, PageCommit};
 use crate::authorisation::authorize;
 use crate::{
-    AnalyticsError, App, Caller, CheckedVisit, EventKind, PagePath, PageVisit, StartRequest,
-    Subject, TimeSpent, TrackPageRequest, TrackedSession, TransitionRequest, VisitRequest,
-    parse_username,
+    AnalyticsError, Caller, CheckedVisit, EventKind, PagePath, PageVisit, StartRequest, Subject,
+    TimeSpent, TrackPageRequest, TrackedSession, TransitionRequest, VisitRequest,
 };
 
 /// How often a transition is retried when the session changed between
@@ -30,8 +29,8 @@ impl AnalyticsService {
         req: StartRequest,
     ) -> Result<TrackedSession, AnalyticsError> {
         let mut v = Violations::new();
-        let user = v.check("user", parse_username(&req.user));
-        let app = v.check("app", App::parse(&req.app));
+        let user = v.check("user", Username::parse(&req.user).map(|u| u.to_lowercase()));
+        let app = v.check("app", AppName::parse(&req.app));
         let at = req.time.as_deref().and_then(|t| v.check("time", self.parse_event_time(t)));
         if let Some(status) = req.status.as_deref()
             && status != "active"
@@ -46,7 +45,7 @@ impl AnalyticsService {
         let at = at.unwrap_or(now);
         let session = TrackedSession {
             last_seen_at: now,
-            ..TrackedSession::start(kernel::new_id(), app.0, user, at)
+            ..TrackedSession::start(kernel::new_id(), app.into_inner(), user, at)
         };
         self.store.insert_session(&session)?;
         self.count_step();
@@ -89,8 +88,8 @@ impl AnalyticsService {
         kind: EventKind,
     ) -> Result<TrackedSession, AnalyticsError> {
         let mut v = Violations::new();
-        let user = v.check("user", parse_username(&req.user));
-        let app = v.check("app", App::parse(&req.app));
+        let user = v.check("user", Username::parse(&req.user).map(|u| u.to_lowercase()));
+        let app = v.check("app", AppName::parse(&req.app));
         let at = req.time.as_deref().and_then(|t| v.check("time", self.parse_event_time(t)));
         let (Some(user), Some(app), true) = (user, app, v.is_empty()) else {
             return Err(AnalyticsError::Invalid(v));
@@ -147,7 +146,7 @@ impl AnalyticsService {
             return Err(AnalyticsError::Unauthenticated);
         }
         let mut v = Violations::new();
-        let user = v.check("user", parse_username(&req.user));
+        let user = v.check("user", Username::parse(&req.user).map(|u| u.to_lowercase()));
         let page = v.check("page", PagePath::parse(&req.page));
         let timespent = match req.timespent {
             Some(t) => v.check("timespent", TimeSpent::parse(t)),
@@ -156,7 +155,7 @@ impl AnalyticsService {
                 None
             }
         };
-        let app = v.check("app", App::parse(&req.app));
+        let app = v.check("app", AppName::parse(&req.app));
         let session_id = req.session_id.as_deref().and_then(|s| {
             v.check("session_id", Uuid::parse_str(s).map_err(|_| "must be a session id (UUID)"))
         });
@@ -171,7 +170,7 @@ impl AnalyticsService {
         }
         Ok(VisitRequest(PageVisit {
             id: kernel::new_id(),
-            app: app.0,
+            app: app.into_inner(),
             user,
             page: page.0,
             timespent: timespent.0,
