@@ -4,6 +4,8 @@
 
 use kernel::Duration;
 
+#[cfg(doc)]
+use crate::AnalyticsService;
 use crate::PageVisit;
 
 /// Who is calling, from a verified bearer token.

@@ -15,6 +15,10 @@
 //! Every method is synchronous and blocks on the pool and the database: call
 //! it from a blocking thread pool, never from an async executor.
 //!
+//! [`PageBatcher`] implements `analytics::PageWriter` over the store: page
+//! visits group-committed by its own threads, and folded into the page
+//! aggregates behind them.
+//!
 //! ```no_run
 //! let store = store::Store::connect("sqlite://sessiond.db", &store::StoreOptions::default())?;
 //! store.migrate()?;
