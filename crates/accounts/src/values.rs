@@ -47,27 +47,8 @@ macro_rules! string_value {
     };
 }
 
-/// A username: 3–64 characters of `[A-Za-z0-9_.-]`, not `all` (reserved for
-/// "every user" in analytics). Kept as given, compared case-insensitively.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Username(String);
-string_value!(Username);
-
-impl Username {
-    /// Parses a username.
-    pub fn parse(s: &str) -> Result<Self, &'static str> {
-        kernel::check_username(s)?;
-        if s.eq_ignore_ascii_case("all") {
-            return Err("is reserved");
-        }
-        Ok(Self(s.to_owned()))
-    }
-
-    /// Case-insensitive comparison, the only one usernames have.
-    pub fn matches(&self, other: &str) -> bool {
-        self.0.eq_ignore_ascii_case(other)
-    }
-}
+/// The username, one type for every crate: its rules live in the kernel.
+pub use kernel::Username;
 
 /// An email address: a bare RFC 5321 mailbox as the `email_address`
 /// crate parses it (UTF-8 local parts and internationalised domains
@@ -235,19 +216,6 @@ impl UserStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn usernames() {
-        assert!(Username::parse("bob").is_ok());
-        assert!(Username::parse("a.b-c_D9").is_ok());
-        assert!(Username::parse(&"x".repeat(64)).is_ok());
-        assert!(Username::parse("ab").is_err());
-        assert!(Username::parse(&"x".repeat(65)).is_err());
-        assert!(Username::parse("bob smith").is_err());
-        assert!(Username::parse("bøb").is_err());
-        assert!(Username::parse("ALL").is_err());
-        assert!(Username::parse("Bob").is_ok_and(|u| u.matches("BOB") && u.as_str() == "Bob"));
-    }
 
     #[test]
     fn emails() {

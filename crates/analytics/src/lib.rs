@@ -3,9 +3,11 @@
 //! seed 004 (heatmap, most-active, stats, summary, timelines, daily time,
 //! time by page, page stats), exact in every IANA time zone.
 //!
-//! Storage is the [`TrackingStore`] port; [`AnalyticsService`] holds the
-//! use cases. Reports are built from 15-minute UTC bucket aggregates that
-//! the store keeps current in the same transaction as every event.
+//! Storage is the [`TrackingStore`] port, and page visits are made durable
+//! through the [`PageWriter`] port (the store's group-commit batcher in a
+//! server); [`AnalyticsService`] holds the use cases. Reports are built
+//! from 15-minute UTC bucket aggregates that the store keeps current in the
+//! same transaction as every event.
 //!
 //! The service takes requests as received (strings, unparsed) and a
 //! [`Caller`] (who the verified access token says is calling); it
@@ -16,7 +18,7 @@
 //! [`AnalyticsService::confirm_page_visit`] on a blocking thread only when
 //! the visit names a tracked session, then
 //! [`AnalyticsService::record_page_visit`], a future of any runtime that
-//! resolves once the visit's group commit is durable.
+//! resolves once the visit's commit is durable.
 //!
 //! Here it runs over the SQLite adapter of sessiond's `store` crate, with a
 //! private in-memory database; any [`TrackingStore`] will do.
@@ -36,7 +38,11 @@
 //!     public_analytics: false,
 //!     idle_timeout: Duration::minutes(30),
 //! };
-//! let analytics = AnalyticsService::new(Arc::new(store), clock.clone(), settings);
+//! // Page visits are group-committed by the store's batcher threads.
+//! let store = Arc::new(store);
+//! let batcher = Arc::new(store::PageBatcher::start(store.clone(), clock.clone()));
+//! let analytics =
+//!     AnalyticsService::new(store, clock.clone(), settings).with_page_writer(batcher.clone());
 //!
 //! // Alice, as her access token names her, tracks herself in the app "web".
 //! let alice = Caller { username: "alice".into(), app: "web".into(), is_admin: false };
@@ -75,30 +81,37 @@
 //! assert_eq!((page.as_str(), stat.visits, stat.total_time), ("/home", 1, 42));
 //! assert_eq!(pages.next_cursor, None); // the last page
 //!
-//! analytics.shutdown(); // writes what the group-commit batcher still holds
+//! batcher.stop(); // writes what the group-commit batcher still holds
 //! # anyhow::Ok(())
 //! ```
 
+mod authorisation;
+mod cursor;
+#[cfg(test)]
+mod fake;
 mod ports;
 mod reports;
+mod requests;
 mod service;
 mod tracking;
 mod values;
 
+pub use kernel::{AppName, Username};
 pub use ports::{
-    BUCKET_MS, EventSpan, Interval, MsRange, PagePosition, PageTotal, SessionBucket,
-    TimelinePosition, TrackEvent, TrackingStore,
+    BUCKET_MS, EventSpan, Interval, MsRange, PagePosition, PageTotal, PageWriter, PendingVisit,
+    SessionBucket, TimelinePosition, TrackEvent, TrackingStore,
 };
 pub use reports::{
     DailyTime, DetailEntry, DetailPage, Heatmap, LocalSlot, MostActive, PageStat, PageStats,
     PageTime, Stats, Summary, TimelineEntry, TimelinePage, WEEKDAYS,
 };
-pub use service::{
-    AnalyticsService, AnalyticsSettings, Caller, CheckedVisit, MAX_DETAIL_EVENTS, PageCommit,
-    Readiness, ReportRequest, StartRequest, TrackPageRequest, TransitionRequest, VisitRequest,
+pub use requests::{
+    AnalyticsSettings, Caller, CheckedVisit, Readiness, ReportRequest, StartRequest,
+    TrackPageRequest, TransitionRequest, VisitRequest,
 };
+pub use service::{AnalyticsService, MAX_CLOCK_SKEW, MAX_DETAIL_EVENTS, PageCommit};
 pub use tracking::{EventKind, PageVisit, TrackState, TrackedSession, Transition};
-pub use values::{App, PagePath, Subject, TimeSpent, Tz, parse_bound, parse_username};
+pub use values::{PagePath, Subject, TimeSpent, Tz, parse_bound};
 
 use kernel::Violations;
 

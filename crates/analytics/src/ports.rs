@@ -8,6 +8,9 @@
 //! a bucket, the store recomputes that partial bucket from raw rows, so
 //! what it returns covers the range exactly.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use kernel::{OffsetDateTime, Uuid};
 
 use crate::{EventKind, PageVisit, Subject, TrackedSession};
@@ -198,30 +201,10 @@ pub trait TrackingStore: Send + Sync {
     /// returns Ok, every visit is durable and counted by
     /// [`page_totals`](Self::page_totals).
     ///
-    /// A store may leave the aggregation of visits to
-    /// [`fold_pages`](Self::fold_pages), which adds many batches' visits
-    /// at once, and meanwhile read them raw, so that reports stay exact
-    /// and never lag.
+    /// A store may leave the aggregation of visits to a later fold, which
+    /// adds many batches' visits at once, and meanwhile read them raw, so
+    /// that reports stay exact and never lag.
     fn record_pages(&self, visits: &[PageVisit]) -> anyhow::Result<()>;
-
-    /// Adds the visits dated before `upto` that
-    /// [`record_pages`](Self::record_pages) left outside the aggregates to
-    /// them; returns how many. Reports are the same before and after
-    /// (exact either way); a fold makes them cheaper. Stores that
-    /// aggregate every visit as it is written keep the default, which does
-    /// nothing.
-    fn fold_pages(&self, upto: OffsetDateTime) -> anyhow::Result<u64> {
-        let _ = upto;
-        Ok(0)
-    }
-
-    /// How many [`record_pages`](Self::record_pages) calls the store serves
-    /// well at once: the service runs that many group-commit writers. One
-    /// suits a store with a single writer (SQLite); a server database
-    /// overlaps one batch's commit with the next batch's work.
-    fn page_writers(&self) -> usize {
-        1
-    }
 
     /// Session aggregates per bucket over `range` for `subject` in `app`,
     /// exact at partial buckets, in ascending bucket order; buckets with
@@ -265,4 +248,29 @@ pub trait TrackingStore: Send + Sync {
     /// one span at most. Only those events are read, so a call's memory is
     /// bounded by the spans, not by how long the sessions are.
     fn events_of(&self, spans: &[EventSpan]) -> anyhow::Result<Vec<TrackEvent>>;
+}
+
+/// The commit of one page visit handed to a [`PageWriter`]: resolves to the
+/// visit once it is durable, or to the error of the write that failed. It
+/// needs no particular runtime.
+pub type PendingVisit = Pin<Box<dyn Future<Output = anyhow::Result<PageVisit>> + Send>>;
+
+/// Writes checked page visits durably, the busiest write of the domain.
+///
+/// A writer may group the visits of many callers into one commit (the
+/// store's batcher does), so that ingest is not one fsync per visit; either
+/// way a visit is answered only once it is durable and counted by
+/// [`TrackingStore::page_totals`].
+pub trait PageWriter: Send + Sync {
+    /// Writes one visit and returns once it is durable (blocks the caller).
+    fn write(&self, visit: PageVisit) -> anyhow::Result<PageVisit>;
+
+    /// Hands one visit over for writing and returns the future of its
+    /// commit, so an async caller waits without holding a thread. The
+    /// visit is written even if the future is dropped first.
+    fn submit(&self, visit: PageVisit) -> PendingVisit;
+
+    /// Visits this writer made durable since it started (the metrics'
+    /// share of page visits in the events ingested).
+    fn visits_written(&self) -> u64;
 }

@@ -176,7 +176,7 @@ impl From<accounts::AccountError> for AuthError {
 
 /// An application name: 1–64 characters of `[A-Za-z0-9_.:-]`.
 pub fn parse_app(s: &str) -> Result<String, &'static str> {
-    kernel::check_app_name(s).map(|()| s.to_owned())
+    kernel::AppName::parse(s).map(kernel::AppName::into_inner)
 }
 
 /// The app a login opens a session for when none is named.

@@ -232,8 +232,8 @@ pub(crate) struct HeatmapEnvelope {
         (name = "admin", description = "Administration (admin role)"),
         (name = "keys", description = "The public keys tokens are signed with (JWKS, RFC 7517)"),
         (name = "audit", description = "The audit trail of security events"),
-        (name = "analytics", description = "Usage tracking: tracked sessions and their reports (usage tracking)"),
-        (name = "pages", description = "Page visits and their statistics (usage tracking)"),
+        (name = "analytics", description = "Usage tracking: tracked sessions and their reports"),
+        (name = "pages", description = "Page visits and their statistics"),
         (name = "oauth", description = "Token introspection (RFC 7662) and revocation (RFC 7009): form bodies, answers in the RFCs' shapes (not enveloped)"),
     )
 )]

@@ -1,6 +1,7 @@
 //! Shared building blocks of sessiond: ids, the [`Clock`] port and the wire
 //! formats for instants and durations that every other crate agrees on,
-//! plus the error pieces every layer shares ([`Violations`] for refused
+//! the names every layer shares ([`Username`], [`AppName`]), plus the
+//! error pieces every layer shares ([`Violations`] for refused
 //! input, [`Unavailable`] for an unreachable database).
 //!
 //! Domain rules take a `&dyn Clock` (or an `Arc<dyn Clock>`) rather than
@@ -29,15 +30,18 @@
 //!
 //! // Refused input, field by field (the HTTP edge answers 422 with them).
 //! let mut v = Violations::new();
-//! let app = v.check("app", kernel::check_app_name("my app"));
-//! let user = v.check("user", kernel::check_username("alice"));
-//! assert_eq!((app, user), (None, Some(())));
+//! let app = v.check("app", kernel::AppName::parse("my app"));
+//! let user = v.check("user", kernel::Username::parse("alice"));
+//! assert_eq!((app, user.map(|u| u.to_string())), (None, Some("alice".into())));
 //! assert_eq!(v.to_string(), "app: may contain only letters, digits, '_', '.', ':' and '-'");
 //! # Ok::<(), kernel::InstantError>(())
 //! ```
 
 use std::sync::Mutex;
 
+mod names;
+
+pub use names::{AppName, Username};
 pub use time::{Duration, OffsetDateTime};
 pub use uuid::Uuid;
 
@@ -189,32 +193,6 @@ pub fn parse_instant(s: &str) -> Result<OffsetDateTime, InstantError> {
 pub fn format_hms(total_seconds: i64) -> String {
     let s = total_seconds.max(0);
     format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
-}
-
-/// The spelling of a username, shared by accounts (registration) and
-/// analytics (tracked users), so that a name one accepts the other does
-/// too: 3–64 characters of `[A-Za-z0-9_.-]`. Reserved names are the
-/// callers' business.
-pub fn check_username(s: &str) -> Result<(), &'static str> {
-    if !(3..=64).contains(&s.chars().count()) {
-        return Err("must be 3 to 64 characters long");
-    }
-    if !s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')) {
-        return Err("may contain only letters, digits, '_', '.' and '-'");
-    }
-    Ok(())
-}
-
-/// The spelling of an application name, shared by logins (the app a
-/// session is for) and analytics: 1–64 characters of `[A-Za-z0-9_.:-]`.
-pub fn check_app_name(s: &str) -> Result<(), &'static str> {
-    if s.is_empty() || s.len() > 64 {
-        return Err("must be 1 to 64 characters long");
-    }
-    if !s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-')) {
-        return Err("may contain only letters, digits, '_', '.', ':' and '-'");
-    }
-    Ok(())
 }
 
 /// A database connection pool's state and history, as the store reports

@@ -12,7 +12,7 @@ use analytics::AnalyticsService;
 use auth::AuthService;
 use kernel::{Clock as _, SystemClock};
 use sessions::SessionStore;
-use store::{Job, Store};
+use store::{Job, PageBatcher, Store};
 
 /// How often the signing keys are read again: every instance signs with a
 /// new key at most this long after a rotation, even without notifications.
@@ -25,25 +25,34 @@ const KEY_HOUSEKEEPING_TICKS: u32 = 60;
 /// for long.
 pub const PURGE_BATCH: u32 = 1000;
 
+/// The analytics side of the background work: the use cases (closing
+/// idle tracked sessions) and the page batcher (folds, the last drain).
+pub struct Tracking {
+    /// The analytics use cases.
+    pub service: Arc<AnalyticsService>,
+    /// The group-commit writer of page visits the service writes through.
+    pub pages: Arc<PageBatcher>,
+}
+
 /// Running background threads; [`Background::stop`] ends them after a last
 /// flush.
 pub struct Background {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     auth: Arc<AuthService>,
-    analytics: Arc<AnalyticsService>,
+    pages: Arc<PageBatcher>,
 }
 
 impl Background {
     /// Starts the activity flusher and the sweepers (session retention,
-    /// abandoned tracked sessions). `flush_every` is how often pending
+    /// abandoned tracked sessions, page visits left unfolded). `flush_every` is how often pending
     /// `last_activity` marks are written: each session is marked at most
     /// once a minute, so it only bounds how stale the database copy is
     /// (and what a crash can lose: activity timestamps, never a session or
     /// token).
     pub fn start(
         auth: Arc<AuthService>,
-        analytics: Arc<AnalyticsService>,
+        tracking: Tracking,
         rate_limits: Arc<http_api::RateLimits>,
         store: Store,
         retention: kernel::Duration,
@@ -59,20 +68,21 @@ impl Background {
                 }
             })
         };
-        let (tracked, logins) = (analytics.clone(), auth.clone());
+        let Tracking { service: tracked, pages } = tracking;
+        let (logins, folds) = (auth.clone(), pages.clone());
         let sweeper = every(sweep_every, stop.clone(), move || {
             // Rate-limit counters are per process: every process forgets
             // its own idle clients.
             rate_limits.housekeep();
             // Several processes sharing PostgreSQL take turns: one sweeps,
             // the others skip this round.
-            let swept =
-                store.exclusively(Job::Sweep, || sweep(&store, &tracked, &logins, retention));
+            let swept = store
+                .exclusively(Job::Sweep, || sweep(&store, &tracked, &folds, &logins, retention));
             if let Err(e) = swept {
                 tracing::warn!(error = %e, "cannot start a sweep; will retry");
             }
         });
-        Self { stop, threads: vec![flusher, sweeper], auth, analytics }
+        Self { stop, threads: vec![flusher, sweeper], auth, pages }
     }
 
     /// Adds the signing-key thread. Every second it reloads the keys (the
@@ -116,7 +126,7 @@ impl Background {
             tracing::warn!(error = %e, "could not write the last session activity");
         }
         // Writes the page visits still queued for a group commit.
-        self.analytics.shutdown();
+        self.pages.stop();
     }
 }
 
@@ -124,6 +134,7 @@ impl Background {
 fn sweep(
     store: &Store,
     tracked: &AnalyticsService,
+    pages: &PageBatcher,
     logins: &AuthService,
     retention: kernel::Duration,
 ) {
@@ -139,7 +150,7 @@ fn sweep(
     }
     // The page batchers fold what they write; this folds what a process
     // that stopped meanwhile left (reports read it raw until then).
-    match tracked.fold_pages() {
+    match pages.fold() {
         Ok(0) => {}
         Ok(n) => tracing::debug!(folded = n, "folded page visits into the aggregates"),
         Err(e) => tracing::warn!(error = %e, "folding page visits failed; will retry"),

@@ -277,17 +277,22 @@ fn serve(config: Config, store: Store) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let trusted_proxies =
         http_api::TrustedProxies::new(config.trusted_proxies.iter().map(|c| (c.addr, c.prefix)));
-    let analytics = Arc::new(analytics::AnalyticsService::new(
-        Arc::new(store.clone()),
-        Arc::new(SystemClock),
-        analytics::AnalyticsSettings {
-            public_tracking: config.public_tracking,
-            public_analytics: config.public_analytics,
-            idle_timeout: Duration::seconds(
-                i64::try_from(config.tracking_idle_timeout_secs).unwrap_or(i64::MAX),
-            ),
-        },
-    ));
+    // Page visits are group-committed by the store's batcher threads.
+    let pages = Arc::new(store::PageBatcher::start(Arc::new(store.clone()), Arc::new(SystemClock)));
+    let analytics = Arc::new(
+        analytics::AnalyticsService::new(
+            Arc::new(store.clone()),
+            Arc::new(SystemClock),
+            analytics::AnalyticsSettings {
+                public_tracking: config.public_tracking,
+                public_analytics: config.public_analytics,
+                idle_timeout: Duration::seconds(
+                    i64::try_from(config.tracking_idle_timeout_secs).unwrap_or(i64::MAX),
+                ),
+            },
+        )
+        .with_page_writer(pages.clone()),
+    );
     let state = http_api::ApiState {
         auth,
         analytics,
@@ -318,7 +323,7 @@ fn serve(config: Config, store: Store) -> anyhow::Result<()> {
         Duration::seconds(i64::try_from(config.session_retention_secs).unwrap_or(i64::MAX));
     let background = background::Background::start(
         state.auth.clone(),
-        state.analytics.clone(),
+        background::Tracking { service: state.analytics.clone(), pages },
         state.rate_limits.clone(),
         store.clone(),
         retention,

@@ -19,6 +19,10 @@
 //! Every method is synchronous and blocks on the pool and the database: call
 //! it from a blocking thread pool, never from an async executor.
 //!
+//! [`PageBatcher`] implements `analytics::PageWriter` over the store: page
+//! visits group-committed by its own threads, and folded into the page
+//! aggregates behind them.
+//!
 //! ```no_run
 //! let store = store::Store::connect("sqlite://sessiond.db", &store::StoreOptions::default())?;
 //! store.migrate()?;
@@ -34,6 +38,7 @@ pub mod bulk;
 mod conn;
 mod keys_store;
 pub mod notify;
+mod page_batcher;
 mod schema;
 mod sessions_store;
 #[cfg(any(test, feature = "testing"))]
@@ -154,6 +159,7 @@ pub enum Backend {
 /// too long. Store errors carry it in their chain (see [`is_unavailable`])
 /// so that the HTTP edge can answer 503 rather than 500.
 pub use kernel::Unavailable;
+pub use page_batcher::PageBatcher;
 
 /// Whether `error` (from any store method) means the database is
 /// unavailable rather than a bug.

@@ -5,7 +5,7 @@
 //! 1. loads the first tenth of the data set ([`crate::dataset`]) directly
 //!    through the store (sessions with `Store::bulk_load_tracking`, page
 //!    visits with `TrackingStore::record_pages` in batches of 5,000, folded
-//!    into the aggregates with `TrackingStore::fold_pages` at the end),
+//!    into the aggregates with `Store::fold_pages` at the end),
 //!    with a progress bar on stderr;
 //! 2. starts the real `sessiond` on it, checks one user's and everyone's
 //!    `summary` against the totals the generator computed (exactness),

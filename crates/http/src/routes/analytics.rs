@@ -15,7 +15,9 @@ use analytics::{
     TransitionRequest,
 };
 use auth::Principal;
+use kernel::Violations;
 use serde::Deserialize;
+use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::ApiState;
@@ -114,6 +116,57 @@ impl TransitionBody {
     }
 }
 
+/// The range of a report and the zone its dates are read in: the fields
+/// every report body shares.
+// Flattened into each body. The fields are read as any JSON value and
+// their type is checked in `try_into_domain`: serde reports a flattened
+// field's type error without the field's name, and a 422 names the field.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct ReportRange {
+    /// Inclusive start: RFC 3339 with an offset, or a date `YYYY-MM-DD`
+    /// (that day's start in `tz`). Sessions are selected by start time,
+    /// page visits by visit time.
+    #[schema(value_type = Option<String>, example = "2024-01-01")]
+    from: Option<Value>,
+    /// End: an RFC 3339 timestamp (exclusive), or a date `YYYY-MM-DD`
+    /// (that whole day included).
+    #[schema(value_type = Option<String>, example = "2024-01-31")]
+    to: Option<Value>,
+    /// IANA time zone of dates, days, weekdays and hours; `UTC` when
+    /// absent.
+    #[schema(value_type = Option<String>, example = "Europe/Berlin")]
+    tz: Option<Value>,
+}
+
+/// The range and zone as the domain's request takes them.
+struct DomainRange {
+    from: Option<String>,
+    to: Option<String>,
+    tz: Option<String>,
+}
+
+impl ReportRange {
+    /// Each field a string when given; every field that is not is named
+    /// in one 422, as serde names the fields of the rest of the body.
+    fn try_into_domain(self) -> Result<DomainRange, ApiError> {
+        let mut v = Violations::new();
+        let mut text = |field: &str, value: Option<Value>| match value {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s),
+            Some(_) => {
+                v.add(field, "must be a string");
+                None
+            }
+        };
+        let range = DomainRange {
+            from: text("from", self.from),
+            to: text("to", self.to),
+            tz: text("tz", self.tz),
+        };
+        v.into_result().map(|()| range).map_err(|v| ApiError::validation(&v))
+    }
+}
+
 /// Body of a report.
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"app": "my_app", "user": "john_doe"}))]
@@ -125,31 +178,9 @@ pub(crate) struct ReportBody {
     /// on the public endpoints).
     #[schema(example = "john_doe")]
     user: String,
-    /// Inclusive start: RFC 3339 with an offset, or a date `YYYY-MM-DD`
-    /// (that day's start in `tz`).
-    #[schema(example = "2024-01-01")]
-    from: Option<String>,
-    /// End: an RFC 3339 timestamp (exclusive), or a date `YYYY-MM-DD`
-    /// (that whole day included).
-    #[schema(example = "2024-01-31")]
-    to: Option<String>,
-    /// IANA time zone of days, weekdays and hours; `UTC` when absent.
-    #[schema(example = "Europe/Berlin")]
-    tz: Option<String>,
-}
-
-impl ReportBody {
-    fn into_request(self) -> ReportRequest {
-        ReportRequest {
-            app: self.app,
-            user: self.user,
-            from: self.from,
-            to: self.to,
-            tz: self.tz,
-            limit: None,
-            cursor: None,
-        }
-    }
+    /// The range and zone.
+    #[serde(flatten)]
+    range: ReportRange,
 }
 
 /// Body of a paged report (the timelines).
@@ -163,17 +194,9 @@ pub(crate) struct PagedReportBody {
     /// on the public endpoints).
     #[schema(example = "john_doe")]
     user: String,
-    /// Inclusive start: RFC 3339 with an offset, or a date `YYYY-MM-DD`
-    /// (that day's start in `tz`).
-    #[schema(example = "2024-01-01")]
-    from: Option<String>,
-    /// End: an RFC 3339 timestamp (exclusive), or a date `YYYY-MM-DD`
-    /// (that whole day included).
-    #[schema(example = "2024-01-31")]
-    to: Option<String>,
-    /// IANA time zone of dates; `UTC` when absent.
-    #[schema(example = "UTC")]
-    tz: Option<String>,
+    /// The range and zone.
+    #[serde(flatten)]
+    range: ReportRange,
     /// Most sessions on the page, 1–1000 (default 100); 0 or more than
     /// 1000 is a 422.
     #[schema(minimum = 1, maximum = 1000, example = 100)]
@@ -181,20 +204,6 @@ pub(crate) struct PagedReportBody {
     /// `next_cursor` of the previous page (opaque); one that no page gave
     /// is a 422.
     cursor: Option<String>,
-}
-
-impl PagedReportBody {
-    fn into_request(self) -> ReportRequest {
-        ReportRequest {
-            app: self.app,
-            user: self.user,
-            from: self.from,
-            to: self.to,
-            tz: self.tz,
-            limit: self.limit,
-            cursor: self.cursor,
-        }
-    }
 }
 
 /// Body of a page report (time-by-page, pages/stats), paged by pages.
@@ -207,17 +216,9 @@ pub(crate) struct PageReportBody {
     /// A username, or `all` for every user of the app (admin only).
     #[schema(example = "john_doe")]
     user: String,
-    /// Inclusive start: RFC 3339 with an offset, or a date `YYYY-MM-DD`
-    /// (that day's start in `tz`). Visits are selected by visit time.
-    #[schema(example = "2024-01-01")]
-    from: Option<String>,
-    /// End: an RFC 3339 timestamp (exclusive), or a date `YYYY-MM-DD`
-    /// (that whole day included).
-    #[schema(example = "2024-01-31")]
-    to: Option<String>,
-    /// IANA time zone of dates; `UTC` when absent.
-    #[schema(example = "UTC")]
-    tz: Option<String>,
+    /// The range and zone.
+    #[serde(flatten)]
+    range: ReportRange,
     /// Most pages in the answer, 1–1000 (default 1000); 0 or more than
     /// 1000 is a 422.
     #[schema(minimum = 1, maximum = 1000, example = 1000)]
@@ -227,17 +228,34 @@ pub(crate) struct PageReportBody {
     cursor: Option<String>,
 }
 
+/// A report body as the domain's request: the range and zone, and the
+/// page asked for (none for an unpaged report).
+fn domain_request(
+    app: String,
+    user: String,
+    range: ReportRange,
+    limit: Option<i64>,
+    cursor: Option<String>,
+) -> Result<ReportRequest, ApiError> {
+    let DomainRange { from, to, tz } = range.try_into_domain()?;
+    Ok(ReportRequest { app, user, from, to, tz, limit, cursor })
+}
+
+impl ReportBody {
+    fn try_into_domain(self) -> Result<ReportRequest, ApiError> {
+        domain_request(self.app, self.user, self.range, None, None)
+    }
+}
+
+impl PagedReportBody {
+    fn try_into_domain(self) -> Result<ReportRequest, ApiError> {
+        domain_request(self.app, self.user, self.range, self.limit, self.cursor)
+    }
+}
+
 impl PageReportBody {
-    fn into_request(self) -> ReportRequest {
-        ReportRequest {
-            app: self.app,
-            user: self.user,
-            from: self.from,
-            to: self.to,
-            tz: self.tz,
-            limit: self.limit,
-            cursor: self.cursor,
-        }
+    fn try_into_domain(self) -> Result<ReportRequest, ApiError> {
+        domain_request(self.app, self.user, self.range, self.limit, self.cursor)
     }
 }
 
@@ -367,12 +385,12 @@ pub(crate) fn report_request(
     p: &Principal,
     body: &Body,
 ) -> Result<(Caller, ReportRequest), ApiError> {
-    Ok((caller(p), body.json::<ReportBody>()?.into_request()))
+    Ok((caller(p), body.json::<ReportBody>()?.try_into_domain()?))
 }
 
 /// A paged report body and the caller.
 fn paged_request(p: &Principal, body: &Body) -> Result<(Caller, ReportRequest), ApiError> {
-    Ok((caller(p), body.json::<PagedReportBody>()?.into_request()))
+    Ok((caller(p), body.json::<PagedReportBody>()?.try_into_domain()?))
 }
 
 /// A page report body (time-by-page, pages/stats) and the caller.
@@ -380,7 +398,7 @@ pub(crate) fn page_report_request(
     p: &Principal,
     body: &Body,
 ) -> Result<(Caller, ReportRequest), ApiError> {
-    Ok((caller(p), body.json::<PageReportBody>()?.into_request()))
+    Ok((caller(p), body.json::<PageReportBody>()?.try_into_domain()?))
 }
 
 /// Session starts by day, and by weekday and hour.
@@ -495,7 +513,7 @@ pub(crate) async fn summary(
     )
 )]
 pub(crate) async fn public_summary(state: ApiState, body: Body) -> Result<HttpResponse, ApiError> {
-    let req = body.json::<ReportBody>()?.into_request();
+    let req = body.json::<ReportBody>()?.try_into_domain()?;
     let s = run(state, move |a| a.summary(None, req)).await?;
     Ok(envelope::ok(SUMMARY, &SummaryData::from(&s)))
 }
@@ -538,7 +556,7 @@ pub(crate) async fn timeline(
     )
 )]
 pub(crate) async fn public_timeline(state: ApiState, body: Body) -> Result<HttpResponse, ApiError> {
-    let req = body.json::<PagedReportBody>()?.into_request();
+    let req = body.json::<PagedReportBody>()?.try_into_domain()?;
     let t = run(state, move |a| a.timeline(None, req)).await?;
     Ok(envelope::ok(TIMELINE, &TimelineData::from(&t)))
 }
@@ -625,4 +643,52 @@ pub(crate) async fn session_timeline_detail(
         "Detailed session timeline retrieved successfully",
         &DetailTimelineData::from(&d),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn parse<T: serde::de::DeserializeOwned>(v: Value) -> T {
+        serde_json::from_value(v).expect("a body")
+    }
+
+    #[test]
+    fn every_report_body_reads_the_one_range() {
+        let range = json!({"app": "web", "user": "bob", "from": "2024-01-01", "to": "2024-01-31",
+            "tz": "UTC", "limit": 5, "cursor": "c"});
+        let want = |r: ReportRequest| (r.from, r.to, r.tz, r.app, r.user);
+        let expected = (
+            Some("2024-01-01".to_owned()),
+            Some("2024-01-31".to_owned()),
+            Some("UTC".to_owned()),
+            "web".to_owned(),
+            "bob".to_owned(),
+        );
+        let r = parse::<ReportBody>(range.clone()).try_into_domain().expect("valid");
+        assert_eq!((r.limit, r.cursor.clone()), (None, None), "an unpaged report takes no page");
+        assert_eq!(want(r), expected);
+        let r = parse::<PagedReportBody>(range.clone()).try_into_domain().expect("valid");
+        assert_eq!((r.limit, r.cursor.clone()), (Some(5), Some("c".into())));
+        assert_eq!(want(r), expected);
+        let r = parse::<PageReportBody>(range).try_into_domain().expect("valid");
+        assert_eq!((r.limit, r.cursor.clone()), (Some(5), Some("c".into())));
+        assert_eq!(want(r), expected);
+        let r = parse::<ReportBody>(json!({"app": "web", "user": "bob", "tz": null}));
+        assert_eq!(r.try_into_domain().map(|r| r.tz).ok(), Some(None), "null is absent");
+    }
+
+    #[test]
+    fn a_mistyped_range_field_is_named() {
+        let body = json!({"app": "web", "user": "bob", "from": 5, "to": ["x"], "tz": true});
+        let e = parse::<ReportBody>(body).try_into_domain().expect_err("mistyped");
+        assert_eq!(e.code, crate::error::ErrorCode::ValidationError);
+        let details = serde_json::to_value(&e.details).expect("details");
+        assert_eq!(
+            details,
+            json!({"from": "must be a string", "to": "must be a string", "tz": "must be a string"})
+        );
+    }
 }

@@ -57,7 +57,7 @@ use analytics::{
 };
 use kernel::{OffsetDateTime, Uuid};
 
-use crate::{Backend, Store};
+use crate::Store;
 
 mod pages;
 mod plan;
@@ -145,20 +145,6 @@ impl TrackingStore for Store {
 
     fn record_pages(&self, visits: &[PageVisit]) -> anyhow::Result<()> {
         writers::record_pages(self, visits)
-    }
-
-    fn fold_pages(&self, upto: OffsetDateTime) -> anyhow::Result<u64> {
-        self.fold_pages_in_steps(upto, writers::FOLD_BUDGET)
-    }
-
-    /// Two on PostgreSQL: one batch is written while the other waits for
-    /// its commit's fsync (batches write raw rows only, so they do not
-    /// queue on shared rows). SQLite has one writer at a time.
-    fn page_writers(&self) -> usize {
-        match self.backend() {
-            Backend::Postgres => 2,
-            Backend::Sqlite => 1,
-        }
     }
 
     fn session_buckets(

@@ -16,11 +16,11 @@ use kernel::{OffsetDateTime, to_millis};
 use super::plan::{DAY_MS, floor_to};
 use super::rows::{FoldStep, PageBucketRow, PageDayRow, PageTotalRow, VisitRow};
 use super::{ALL, CHUNK_ROWS, check_user};
-use crate::Store;
 use crate::conn::DbConn;
 use crate::schema::{
     page_buckets as pb, page_days as pd, page_folds as pf, page_totals as pt, page_visits as pv,
 };
+use crate::{Backend, Store};
 
 /// A change to one page aggregate row: `at_ms` is the day or bucket start
 /// (unused for all-time totals).
@@ -328,9 +328,30 @@ pub(super) fn record_pages(store: &Store, visits: &[PageVisit]) -> anyhow::Resul
 }
 
 impl Store {
-    /// [`TrackingStore::fold_pages`](analytics::TrackingStore::fold_pages) in steps of about `budget` visits,
-    /// each a transaction of its own, so that batches wait for one step at
-    /// most, never for a whole backlog (the trait's method takes 10,000).
+    /// Adds the visits dated before `upto` that
+    /// [`record_pages`](analytics::TrackingStore::record_pages) left outside
+    /// the aggregates to them, in steps of 10,000 visits; returns how many.
+    /// Reports are the same before and after (exact either way); a fold
+    /// makes them cheaper.
+    pub fn fold_pages(&self, upto: OffsetDateTime) -> anyhow::Result<u64> {
+        self.fold_pages_in_steps(upto, FOLD_BUDGET)
+    }
+
+    /// How many [`record_pages`](analytics::TrackingStore::record_pages)
+    /// calls the store serves well at once: the page batcher runs that many
+    /// writers. Two on PostgreSQL: one batch is written while the other
+    /// waits for its commit's fsync (batches write raw rows only, so they do
+    /// not queue on shared rows). SQLite has one writer at a time.
+    pub fn page_writers(&self) -> usize {
+        match self.backend() {
+            Backend::Postgres => 2,
+            Backend::Sqlite => 1,
+        }
+    }
+
+    /// [`Store::fold_pages`] in steps of about `budget` visits, each a
+    /// transaction of its own, so that batches wait for one step at most,
+    /// never for a whole backlog ([`Store::fold_pages`] takes 10,000).
     pub fn fold_pages_in_steps(&self, upto: OffsetDateTime, budget: u32) -> anyhow::Result<u64> {
         let (upto, budget) = (to_millis(upto), i64::from(budget.max(1)));
         let mut total: i64 = 0;
