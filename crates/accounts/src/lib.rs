@@ -96,6 +96,27 @@ pub struct NewUser {
     pub created_at: OffsetDateTime,
 }
 
+impl NewUser {
+    /// The account as it stands once stored under `user_code`: active,
+    /// never used, last changed when it was created. What a
+    /// [`UserStore::create`] returns.
+    pub fn into_user(self, user_code: String) -> User {
+        User {
+            id: self.id,
+            user_code,
+            username: self.username.into_inner(),
+            email: self.email.map(|e| e.into_inner()),
+            name: self.name.map(|n| n.into_inner()),
+            password_hash: self.password_hash,
+            role: self.role,
+            status: UserStatus::Active,
+            last_activity: None,
+            created_at: self.created_at,
+            updated_at: self.created_at,
+        }
+    }
+}
+
 /// A change of an account by an administrator.
 #[derive(Debug, Clone, Default)]
 pub struct UserPatch {

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use kernel::string_value;
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory as _};
 
 /// Whether `c` is a control character (Unicode Cc: NUL, line breaks,
@@ -17,34 +18,6 @@ fn is_control_or_format(c: char) -> bool {
     c.is_control()
         || (c.general_category() == GeneralCategory::Format
             && !matches!(c, '\u{200C}' | '\u{200D}'))
-}
-
-macro_rules! string_value {
-    ($name:ident) => {
-        impl $name {
-            /// The value as given.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-
-            /// The value, consumed.
-            pub fn into_inner(self) -> String {
-                self.0
-            }
-        }
-
-        impl AsRef<str> for $name {
-            fn as_ref(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-    };
 }
 
 /// The username, one type for every crate: its rules live in the kernel.

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use accounts::{AccountError, NewUser, User, UserPatch, UserStatus, UserStore};
+use accounts::{AccountError, NewUser, User, UserPatch, UserStore};
 use kernel::{Clock, OffsetDateTime, Uuid};
 use sessions::{ActivityMark, DeviceSession, NewSession, SessionState, SessionStore};
 use tokens::{RefreshRecord, RefreshTokenStore};
@@ -105,19 +105,7 @@ impl UserStore for Memory {
             if taken(u.username.as_str()) {
                 return Err(AccountError::UsernameTaken);
             }
-            let user = User {
-                id: u.id,
-                user_code: format!("USR-2024-{:06}", s.users.len() + 1),
-                username: u.username.into_inner(),
-                email: u.email.map(|e| e.into_inner()),
-                name: u.name.map(|n| n.into_inner()),
-                password_hash: u.password_hash,
-                role: u.role,
-                status: UserStatus::Active,
-                last_activity: None,
-                created_at: u.created_at,
-                updated_at: u.created_at,
-            };
+            let user = u.into_user(format!("USR-2024-{:06}", s.users.len() + 1));
             s.users.push(user.clone());
             Ok(user)
         })

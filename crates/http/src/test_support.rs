@@ -39,19 +39,7 @@ impl Stub {
 
 impl UserStore for Stub {
     fn create(&self, u: NewUser) -> Result<User, AccountError> {
-        Ok(User {
-            id: u.id,
-            user_code: "USR-2024-000002".into(),
-            username: u.username.into_inner(),
-            email: u.email.map(|e| e.into_inner()),
-            name: u.name.map(|n| n.into_inner()),
-            password_hash: u.password_hash,
-            role: u.role,
-            status: UserStatus::Active,
-            last_activity: None,
-            created_at: u.created_at,
-            updated_at: u.created_at,
-        })
+        Ok(u.into_user("USR-2024-000002".into()))
     }
     fn find_by_id(&self, id: Uuid) -> Result<Option<User>, AccountError> {
         Ok(self.pairs.iter().find(|(_, u)| u.id == id).map(|(_, u)| u.clone()))

@@ -2,8 +2,6 @@
 //! [`AppName`]. Their constructors are the only place their rules live, so
 //! that a name one crate accepts every other crate accepts too.
 
-use std::fmt;
-
 /// A username: 3–64 characters of `[A-Za-z0-9_.-]`, not `all` (any case),
 /// which means "every user" in analytics. Kept as given (registration
 /// shows it back so), compared case-insensitively.
@@ -35,16 +33,6 @@ impl Username {
     pub fn to_lowercase(&self) -> String {
         self.0.to_ascii_lowercase()
     }
-
-    /// The value as given.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The value as given, consumed.
-    pub fn into_inner(self) -> String {
-        self.0
-    }
 }
 
 /// An application name: 1–64 characters of `[A-Za-z0-9_.:-]`, kept as
@@ -64,36 +52,43 @@ impl AppName {
         }
         Ok(Self(s.to_owned()))
     }
-
-    /// The name.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The name, consumed.
-    pub fn into_inner(self) -> String {
-        self.0
-    }
 }
 
-macro_rules! show_as_str {
+/// The read side of a parsed text value `$name(String)`: `as_str`,
+/// `into_inner`, `AsRef<str>` and `Display`, all showing the value as
+/// given. For newtypes whose constructor is their only validation, in
+/// every crate that has them.
+#[macro_export]
+macro_rules! string_value {
     ($name:ident) => {
+        impl $name {
+            /// The value as given.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// The value as given, consumed.
+            pub fn into_inner(self) -> String {
+                self.0
+            }
+        }
+
         impl AsRef<str> for $name {
             fn as_ref(&self) -> &str {
                 &self.0
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(&self.0)
             }
         }
     };
 }
 
-show_as_str!(Username);
-show_as_str!(AppName);
+string_value!(Username);
+string_value!(AppName);
 
 #[cfg(test)]
 mod tests {

@@ -206,26 +206,6 @@ fn a_failed_commit_fails_every_visit_of_the_batch() {
     assert!(lock(&f.store.visits).is_empty());
 }
 
-/// Runs a future to completion on this thread (the batcher's futures need
-/// no runtime, and neither do its tests).
-fn block_on<F: Future>(f: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl std::task::Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Arc::new(Unpark(std::thread::current())).into();
-    let mut cx = Context::from_waker(&waker);
-    let mut f = std::pin::pin!(f);
-    loop {
-        if let Poll::Ready(out) = f.as_mut().poll(&mut cx) {
-            return out;
-        }
-        std::thread::park();
-    }
-}
-
 fn hold(store: &FakeLog, held: bool) {
     *lock(&store.held.0) = held;
     store.held.1.notify_all();
@@ -245,7 +225,7 @@ fn async_visits_resolve_once_their_batch_is_durable() {
     assert!(lock(&f.store.visits).is_empty());
     assert_eq!(f.pages.visits_written(), 0);
     hold(&f.store, false);
-    let pages: Vec<String> = commits.into_iter().map(|c| ok(block_on(c)).page).collect();
+    let pages: Vec<String> = commits.into_iter().map(|c| ok(pollster::block_on(c)).page).collect();
     assert_eq!(pages, (0..30).map(|i| format!("/p{i}")).collect::<Vec<_>>());
     assert_eq!(lock(&f.store.visits).len(), 30);
     assert_eq!(f.pages.visits_written(), 30);
@@ -265,14 +245,14 @@ fn an_async_visit_is_written_even_if_nobody_waits() {
     // even polled.
     let late = f.pages.submit(visit("/late"));
     assert_eq!(lock(&f.store.visits).len(), 2);
-    assert_eq!(ok(block_on(late)).page, "/late");
+    assert_eq!(ok(pollster::block_on(late)).page, "/late");
 }
 
 #[test]
 fn async_visits_fail_with_their_batch() {
     let f = fixture();
     f.store.fail_pages.store(true, Ordering::SeqCst);
-    match block_on(f.pages.submit(visit("/x"))) {
+    match pollster::block_on(f.pages.submit(visit("/x"))) {
         Err(e) => assert!(kernel::Unavailable::in_chain(e.chain())),
         other => panic!("expected the store's error, got {other:?}"),
     }
