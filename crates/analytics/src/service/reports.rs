@@ -393,9 +393,9 @@ mod tests {
             ("alice", "2024-01-17T23:30:00Z", None),
             ("bob", "2024-01-15T10:05:00Z", Some("2024-01-15T12:05:00Z")),
         ] {
-            let s = ok(f.svc.start(&admin(), start_req(user, start)));
+            let s = ok(f.svc.start_raw(&admin(), start_req(user, start)));
             if let Some(end) = end {
-                ok(f.svc.end(&admin(), step_req(user, s.id, end)));
+                ok(f.svc.end_raw(&admin(), step_req(user, s.id, end)));
             }
             out.push(s);
         }
@@ -406,21 +406,21 @@ mod tests {
     fn track(f: &Fixture, page: &str, secs: i64) {
         let mut v = visit("alice", page);
         v.timespent = Some(secs);
-        ok(f.svc.track_page(None, v));
+        ok(f.svc.track_page_raw(None, v));
     }
 
     /// Starts a session for alice at `start` with `pauses` pause and resume
     /// pairs one millisecond apart (so `1 + 2 * pauses` events).
     fn long_session(f: &Fixture, start: &str, pauses: i64) -> TrackedSession {
-        let s = ok(f.svc.start(&alice(), start_req("alice", start)));
+        let s = ok(f.svc.start_raw(&alice(), start_req("alice", start)));
         let t0 = to_millis(s.started_at);
         for k in 0..pauses {
             for (i, kind) in [EventKind::Pause, EventKind::Resume].into_iter().enumerate() {
                 let at = kernel::format_instant(from_millis(t0 + 2 * k + 1 + i as i64));
                 let req = step_req("alice", s.id, &at);
                 ok(match kind {
-                    EventKind::Pause => f.svc.pause(&alice(), req),
-                    _ => f.svc.resume(&alice(), req),
+                    EventKind::Pause => f.svc.pause_raw(&alice(), req),
+                    _ => f.svc.resume_raw(&alice(), req),
                 });
             }
         }
@@ -517,8 +517,8 @@ mod tests {
     #[test]
     fn daily_time_spent_over_dst_through_the_service() {
         let f = fixture();
-        let s = ok(f.svc.start(&alice(), start_req("alice", "2024-03-09T23:30:00-05:00")));
-        ok(f.svc.end(&alice(), step_req("alice", s.id, "2024-03-10T04:00:00-04:00")));
+        let s = ok(f.svc.start_raw(&alice(), start_req("alice", "2024-03-09T23:30:00-05:00")));
+        ok(f.svc.end_raw(&alice(), step_req("alice", s.id, "2024-03-10T04:00:00-04:00")));
         let r = ReportRequest { tz: Some("America/New_York".into()), ..report("alice") };
         let d = ok(f.svc.daily_time_spent(&alice(), r.clone()));
         assert_eq!(
@@ -537,9 +537,9 @@ mod tests {
         for (page, secs) in [("/dashboard", 100), ("/dashboard", 51), ("/profile", 7)] {
             let mut v = visit("alice", page);
             v.timespent = Some(secs);
-            ok(f.svc.track_page(None, v));
+            ok(f.svc.track_page_raw(None, v));
         }
-        ok(f.svc.track_page(None, visit("bob", "/dashboard")));
+        ok(f.svc.track_page_raw(None, visit("bob", "/dashboard")));
         let t = ok(f.svc.time_by_page(&alice(), report("alice")));
         assert_eq!(t.page_time, [("/dashboard".into(), 151), ("/profile".into(), 7)]);
         assert_eq!(t.next_cursor, None);
@@ -731,11 +731,11 @@ mod tests {
         for i in 0..5 {
             let s = ok(f
                 .svc
-                .start(&alice(), start_req("alice", &format!("2024-01-0{}T09:00:00Z", i + 1))));
+                .start_raw(&alice(), start_req("alice", &format!("2024-01-0{}T09:00:00Z", i + 1))));
             ids.push(s.id);
         }
-        ok(f.svc.pause(&alice(), step_req("alice", ids[0], "2024-01-01T09:10:00Z")));
-        ok(f.svc.end(&alice(), step_req("alice", ids[0], "2024-01-01T09:20:00Z")));
+        ok(f.svc.pause_raw(&alice(), step_req("alice", ids[0], "2024-01-01T09:10:00Z")));
+        ok(f.svc.end_raw(&alice(), step_req("alice", ids[0], "2024-01-01T09:20:00Z")));
         let mut seen = Vec::new();
         let mut cursor = None;
         let mut pages = 0;

@@ -3,19 +3,21 @@
 //! reports under `/api/sessions/<report>`; page tracking is in
 //! [`super::pages`].
 //!
-//! Handlers parse the body into the use case's request (fields as
-//! received: the use case judges them), build the [`Caller`] from the bearer
-//! token, run the use case on the blocking pool and reshape its answer.
+//! Handlers read the body, parse it into the use case's request with the
+//! domain's parser (`StartRequest::parse`, …: one 422 naming every bad
+//! field; reports still go as received), build the [`Caller`] from the
+//! bearer token, run the use case on the blocking pool and reshape its
+//! answer.
 
 use std::sync::Arc;
 
 use actix_web::HttpResponse;
 use analytics::{
-    AnalyticsError, AnalyticsService, Caller, ReportRequest, StartRequest, TrackedSession,
-    TransitionRequest,
+    AnalyticsError, AnalyticsService, Caller, RawStart, RawTransition, ReportRequest, StartRequest,
+    TrackedSession, TransitionRequest,
 };
 use auth::Principal;
-use kernel::Violations;
+use kernel::{AppName, Username, Violations};
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -36,13 +38,20 @@ use crate::views::{
     SummaryData, TimelineData,
 };
 
-/// The analytics caller of a verified bearer token.
-pub(crate) fn caller(p: &Principal) -> Caller {
-    Caller {
-        username: p.user.username.clone(),
-        app: p.session.app.to_string(),
+/// The analytics caller of a verified bearer token. Its names were
+/// checked when they were stored, so one that does not parse now is a
+/// server bug: an internal error, never a panic.
+pub(crate) fn caller(p: &Principal) -> Result<Caller, ApiError> {
+    let stored = |what: &str, e: &str| {
+        ApiError::from(AnalyticsError::Unknown(anyhow::anyhow!(
+            "the token's stored {what} does not parse: {e}"
+        )))
+    };
+    Ok(Caller {
+        username: Username::parse(&p.user.username).map_err(|e| stored("username", e))?,
+        app: AppName::parse(&p.session.app).map_err(|e| stored("app", e))?,
         is_admin: p.is_admin(),
-    }
+    })
 }
 
 /// Runs an analytics use case on the blocking pool (they block on the
@@ -106,8 +115,9 @@ pub(crate) struct TransitionBody {
 }
 
 impl TransitionBody {
-    fn into_request(self) -> TransitionRequest {
-        TransitionRequest {
+    /// The fields as the domain's parser takes them.
+    fn into_raw(self) -> RawTransition {
+        RawTransition {
             user: self.user,
             app: self.app,
             session_id: self.session_id,
@@ -279,8 +289,9 @@ pub(crate) async fn start(
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     let b: StartBody = body.json()?;
-    let req = StartRequest { user: b.user, app: b.app, time: b.time, status: b.status };
-    let caller = caller(&p);
+    let raw = RawStart { user: b.user, app: b.app, time: b.time, status: b.status };
+    let req = StartRequest::parse(raw, state.analytics.now())?;
+    let caller = caller(&p)?;
     let s = run(state, move |a| a.start(&caller, req)).await?;
     Ok(envelope::ok("Session started successfully", &SessionStartedData::from(&s)))
 }
@@ -297,8 +308,9 @@ async fn transition(
     step: Step,
     verb: &str,
 ) -> Result<TrackedSession, ApiError> {
-    let req = body.json::<TransitionBody>()?.into_request();
-    let caller = caller(p);
+    let raw = body.json::<TransitionBody>()?.into_raw();
+    let req = TransitionRequest::parse(raw, state.analytics.now())?;
+    let caller = caller(p)?;
     run(state, move |a| step(a, &caller, req)).await.map_err(|e| e.for_session(verb))
 }
 
@@ -385,12 +397,12 @@ pub(crate) fn report_request(
     p: &Principal,
     body: &Body,
 ) -> Result<(Caller, ReportRequest), ApiError> {
-    Ok((caller(p), body.json::<ReportBody>()?.try_into_domain()?))
+    Ok((caller(p)?, body.json::<ReportBody>()?.try_into_domain()?))
 }
 
 /// A paged report body and the caller.
 fn paged_request(p: &Principal, body: &Body) -> Result<(Caller, ReportRequest), ApiError> {
-    Ok((caller(p), body.json::<PagedReportBody>()?.try_into_domain()?))
+    Ok((caller(p)?, body.json::<PagedReportBody>()?.try_into_domain()?))
 }
 
 /// A page report body (time-by-page, pages/stats) and the caller.
@@ -398,7 +410,7 @@ pub(crate) fn page_report_request(
     p: &Principal,
     body: &Body,
 ) -> Result<(Caller, ReportRequest), ApiError> {
-    Ok((caller(p), body.json::<PageReportBody>()?.try_into_domain()?))
+    Ok((caller(p)?, body.json::<PageReportBody>()?.try_into_domain()?))
 }
 
 /// Session starts by day, and by weekday and hour.
