@@ -11,10 +11,12 @@ use kernel::{
 };
 
 use crate::{
-    AnalyticsError, AnalyticsService, AnalyticsSettings, BUCKET_MS, Caller, EventKind, EventSpan,
-    Interval, MsRange, PagePosition, PageTotal, PageVisit, RawStart, RawTrackPage, RawTransition,
-    ReportRequest, SessionBucket, StartRequest, Subject, TimelinePosition, TrackEvent,
-    TrackPageRequest, TrackState, TrackedSession, TrackingStore, TransitionRequest, VisitRequest,
+    AnalyticsError, AnalyticsService, AnalyticsSettings, BUCKET_MS, Caller, DailyTime, DetailPage,
+    EventKind, EventSpan, Heatmap, Interval, MostActive, MsRange, PagePosition, PageStats,
+    PageTime, PageTotal, PageVisit, Paging, RawReport, RawStart, RawTrackPage, RawTransition,
+    ReportRequest, SessionBucket, StartRequest, Stats, Subject, Summary, TimelinePage,
+    TimelinePosition, TrackEvent, TrackPageRequest, TrackState, TrackedSession, TrackingStore,
+    TransitionRequest, VisitRequest,
 };
 
 /// A deliberately naive in-memory store: a test double for the domain
@@ -332,8 +334,83 @@ impl Raw for AnalyticsService {
     }
 }
 
-pub(crate) fn report(user: &str) -> ReportRequest {
-    ReportRequest { app: "web".into(), user: user.into(), ..Default::default() }
+pub(crate) fn report(user: &str) -> RawReport {
+    RawReport { app: "web".into(), user: user.into(), ..Default::default() }
+}
+
+/// The report use cases over requests as received, parsed as an edge
+/// does: for the report's paging, after the gate.
+pub(crate) trait RawReports {
+    fn parsed(
+        &self,
+        c: Option<&Caller>,
+        r: RawReport,
+        paging: Paging,
+    ) -> Result<ReportRequest, AnalyticsError>;
+    fn heatmap_raw(&self, c: &Caller, r: RawReport) -> Result<Heatmap, AnalyticsError>;
+    fn most_active_raw(&self, c: &Caller, r: RawReport) -> Result<MostActive, AnalyticsError>;
+    fn stats_raw(&self, c: &Caller, r: RawReport) -> Result<Stats, AnalyticsError>;
+    fn summary_raw(&self, c: Option<&Caller>, r: RawReport) -> Result<Summary, AnalyticsError>;
+    fn timeline_raw(
+        &self,
+        c: Option<&Caller>,
+        r: RawReport,
+    ) -> Result<TimelinePage, AnalyticsError>;
+    fn daily_time_spent_raw(&self, c: &Caller, r: RawReport) -> Result<DailyTime, AnalyticsError>;
+    fn time_by_page_raw(&self, c: &Caller, r: RawReport) -> Result<PageTime, AnalyticsError>;
+    fn session_timeline_detail_raw(
+        &self,
+        c: &Caller,
+        r: RawReport,
+    ) -> Result<DetailPage, AnalyticsError>;
+    fn page_stats_raw(&self, c: &Caller, r: RawReport) -> Result<PageStats, AnalyticsError>;
+}
+
+impl RawReports for AnalyticsService {
+    fn parsed(
+        &self,
+        c: Option<&Caller>,
+        r: RawReport,
+        paging: Paging,
+    ) -> Result<ReportRequest, AnalyticsError> {
+        self.may_report(c)?;
+        ReportRequest::parse(r, paging)
+    }
+    fn heatmap_raw(&self, c: &Caller, r: RawReport) -> Result<Heatmap, AnalyticsError> {
+        self.heatmap(c, self.parsed(Some(c), r, Paging::No)?)
+    }
+    fn most_active_raw(&self, c: &Caller, r: RawReport) -> Result<MostActive, AnalyticsError> {
+        self.most_active(c, self.parsed(Some(c), r, Paging::No)?)
+    }
+    fn stats_raw(&self, c: &Caller, r: RawReport) -> Result<Stats, AnalyticsError> {
+        self.stats(c, self.parsed(Some(c), r, Paging::No)?)
+    }
+    fn summary_raw(&self, c: Option<&Caller>, r: RawReport) -> Result<Summary, AnalyticsError> {
+        self.summary(c, self.parsed(c, r, Paging::No)?)
+    }
+    fn timeline_raw(
+        &self,
+        c: Option<&Caller>,
+        r: RawReport,
+    ) -> Result<TimelinePage, AnalyticsError> {
+        self.timeline(c, self.parsed(c, r, Paging::Sessions)?)
+    }
+    fn daily_time_spent_raw(&self, c: &Caller, r: RawReport) -> Result<DailyTime, AnalyticsError> {
+        self.daily_time_spent(c, self.parsed(Some(c), r, Paging::No)?)
+    }
+    fn time_by_page_raw(&self, c: &Caller, r: RawReport) -> Result<PageTime, AnalyticsError> {
+        self.time_by_page(c, self.parsed(Some(c), r, Paging::Pages)?)
+    }
+    fn session_timeline_detail_raw(
+        &self,
+        c: &Caller,
+        r: RawReport,
+    ) -> Result<DetailPage, AnalyticsError> {
+        self.session_timeline_detail(c, self.parsed(Some(c), r, Paging::Events)?)
+    }
+    fn page_stats_raw(&self, c: &Caller, r: RawReport) -> Result<PageStats, AnalyticsError> {
+        self.page_stats(c, self.parsed(Some(c), r, Paging::Pages)?)
+    }
 }
 
 pub(crate) fn fields(e: AnalyticsError) -> Vec<String> {

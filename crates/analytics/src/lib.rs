@@ -13,8 +13,8 @@
 //! received with [`StartRequest::parse`], [`TransitionRequest::parse`] and
 //! [`TrackPageRequest::parse`] (each naming every bad field of a request
 //! at once, event times held to the service's clock,
-//! [`AnalyticsService::now`]); the reports still take a [`ReportRequest`]
-//! as received. With a [`Caller`] (who the verified access token says is
+//! [`AnalyticsService::now`]), and [`ReportRequest::parse`] for the
+//! [`Paging`] of the report asked for. With a [`Caller`] (who the verified access token says is
 //! calling) the use cases authorize and answer with typed reports. Its methods block
 //! on the store: call them from a blocking thread pool, never from an
 //! async executor. Page tracking, the busiest write, also comes in a form
@@ -29,7 +29,8 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use analytics::{AnalyticsService, AnalyticsSettings, Caller, ReportRequest};
+//! use analytics::{AnalyticsService, AnalyticsSettings, Caller};
+//! use analytics::{Paging, RawReport, ReportRequest};
 //! use analytics::{RawStart, RawTrackPage, RawTransition};
 //! use analytics::{StartRequest, TrackPageRequest, TransitionRequest};
 //! use kernel::{AppName, Duration, ManualClock, Username};
@@ -75,7 +76,8 @@
 //! analytics.end(&alice, TransitionRequest::parse(end, analytics.now())?)?;
 //!
 //! // Reports of Alice's usage, in her time zone (UTC+2 in April).
-//! let report = ReportRequest { app, user, tz: Some("Europe/Paris".into()), ..Default::default() };
+//! let raw = RawReport { app, user, tz: Some("Europe/Paris".into()), ..Default::default() };
+//! let report = ReportRequest::parse(raw.clone(), Paging::No)?;
 //! let heatmap = analytics.heatmap(&alice, report.clone())?;
 //! assert_eq!(heatmap.total_sessions, 1);
 //! assert_eq!(heatmap.daily_sessions["2024-04-05"], 1);
@@ -83,7 +85,7 @@
 //! let stats = analytics.stats(&alice, report.clone())?;
 //! assert_eq!(stats.total_time_spent, 600); // seconds
 //! // Pages by total time, most first, at most `limit` (default 1000) a call.
-//! let pages = analytics.page_stats(&alice, report)?;
+//! let pages = analytics.page_stats(&alice, ReportRequest::parse(raw, Paging::Pages)?)?;
 //! let (page, stat) = &pages.page_stats[0];
 //! assert_eq!((page.as_str(), stat.visits, stat.total_time), ("/home", 1, 42));
 //! assert_eq!(pages.next_cursor, None); // the last page
@@ -113,8 +115,9 @@ pub use reports::{
     PageTime, Stats, Summary, TimelineEntry, TimelinePage, WEEKDAYS,
 };
 pub use requests::{
-    AnalyticsSettings, Caller, CheckedVisit, RawStart, RawTrackPage, RawTransition, Readiness,
-    ReportRequest, StartRequest, TrackPageRequest, TransitionRequest, VisitRequest,
+    AnalyticsSettings, Caller, CheckedVisit, Paging, RawReport, RawStart, RawTrackPage,
+    RawTransition, Readiness, ReportPage, ReportRequest, StartRequest, TrackPageRequest,
+    TransitionRequest, VisitRequest,
 };
 pub use service::{AnalyticsService, MAX_CLOCK_SKEW, MAX_DETAIL_EVENTS, PageCommit};
 pub use tracking::{EventKind, PageVisit, TrackState, TrackedSession, Transition};

@@ -7,7 +7,11 @@ use kernel::{AppName, Duration, OffsetDateTime, Username, Uuid, Violations};
 
 #[cfg(doc)]
 use crate::AnalyticsService;
-use crate::{AnalyticsError, MAX_CLOCK_SKEW, PagePath, PageVisit, TimeSpent};
+use crate::cursor::{parse_cursor, parse_event_cursor, parse_page_cursor};
+use crate::{
+    AnalyticsError, MAX_CLOCK_SKEW, PagePath, PagePosition, PageVisit, Subject, TimeSpent,
+    TimelinePosition, Tz, parse_bound,
+};
 
 /// Who is calling, from a verified bearer token: names the edge parsed
 /// from the token's stored account and session.
@@ -203,9 +207,10 @@ impl TrackPageRequest {
     }
 }
 
-/// Any report request, fields as received.
+/// Any report request, fields as received: the input of
+/// [`ReportRequest::parse`].
 #[derive(Debug, Clone, Default)]
-pub struct ReportRequest {
+pub struct RawReport {
     /// Application.
     pub app: String,
     /// Username or `all`.
@@ -222,6 +227,131 @@ pub struct ReportRequest {
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page of the same paged report.
     pub cursor: Option<String>,
+}
+
+/// Default and largest timeline page (sessions).
+const DEFAULT_LIMIT: i64 = 100;
+const MAX_LIMIT: i64 = 1000;
+
+/// Default and largest page of time-by-page and pages/stats (pages). One
+/// page path is at most 2048 characters, so an answer stays within a few
+/// megabytes however many pages a user has.
+const DEFAULT_PAGES_LIMIT: i64 = 1000;
+const MAX_PAGES_LIMIT: i64 = 1000;
+
+/// Which paging a report takes: how [`ReportRequest::parse`] reads
+/// `limit` and `cursor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Paging {
+    /// None: `limit` and `cursor` are ignored (heatmap, most-active,
+    /// stats, summary, daily time).
+    #[default]
+    No,
+    /// Sessions by start time ([`AnalyticsService::timeline`]).
+    Sessions,
+    /// Sessions by start time, with a cursor that may point inside a
+    /// session ([`AnalyticsService::session_timeline_detail`]).
+    Events,
+    /// Pages by total time ([`AnalyticsService::time_by_page`],
+    /// [`AnalyticsService::page_stats`]).
+    Pages,
+}
+
+/// Where a page of a paged report starts, and how long it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReportPage {
+    /// The paging it was parsed for.
+    pub paging: Paging,
+    /// Most entries on the page (the paging's default when not asked).
+    pub limit: u32,
+    /// Sessions: after this one.
+    pub after: Option<TimelinePosition>,
+    /// Detailed timeline: not after but AT the session `after`, from this
+    /// event on.
+    pub inside: Option<i32>,
+    /// Page reports: after this page.
+    pub after_page: Option<PagePosition>,
+}
+
+/// Any report request, parsed.
+#[derive(Debug, Clone)]
+pub struct ReportRequest {
+    /// Application.
+    pub app: AppName,
+    /// A user, or all of them.
+    pub subject: Subject,
+    /// The zone of dates, days, weekdays and hours.
+    pub tz: Tz,
+    /// Inclusive start.
+    pub from: Option<OffsetDateTime>,
+    /// Exclusive end (a date's following midnight).
+    pub to: Option<OffsetDateTime>,
+    /// The page asked for.
+    pub page: ReportPage,
+}
+
+impl ReportRequest {
+    /// Parses every field, reporting every bad one at once; `limit` and
+    /// `cursor` are read as `paging` says (the report's own).
+    ///
+    /// Whether the public reports are open is the use case's to say, and
+    /// comes first: an edge asks [`AnalyticsService::may_report`] before
+    /// parsing.
+    pub fn parse(raw: RawReport, paging: Paging) -> Result<Self, AnalyticsError> {
+        let mut v = Violations::new();
+        let app = v.check("app", AppName::parse(&raw.app));
+        let subject = v.check("user", Subject::parse(&raw.user));
+        let tz = match raw.tz.as_deref() {
+            None => Some(Tz::utc()),
+            Some(name) => v.check("tz", Tz::parse(name)),
+        };
+        // Dates are read in the zone asked for; if that zone is invalid the
+        // request fails on `tz` anyway.
+        let date_tz = tz.clone().unwrap_or_default();
+        let from =
+            raw.from.as_deref().and_then(|s| v.check("from", parse_bound(s, &date_tz, false)));
+        let to = raw.to.as_deref().and_then(|s| v.check("to", parse_bound(s, &date_tz, true)));
+        // (Dates read in a zone that is not valid mean nothing to compare.)
+        if let (Some(from), Some(to), Some(_)) = (from, to, &tz)
+            && from >= to
+        {
+            v.add("to", "must be later than from");
+        }
+        let (default, max) = match paging {
+            Paging::Pages => (DEFAULT_PAGES_LIMIT, MAX_PAGES_LIMIT),
+            _ => (DEFAULT_LIMIT, MAX_LIMIT),
+        };
+        let mut page = ReportPage {
+            paging,
+            limit: u32::try_from(default).unwrap_or(1),
+            ..ReportPage::default()
+        };
+        if paging != Paging::No {
+            match raw.limit {
+                None => {}
+                Some(l) if (1..=max).contains(&l) => {
+                    page.limit = u32::try_from(l).unwrap_or(page.limit);
+                }
+                Some(_) => v.add("limit", format!("must be between 1 and {max}")),
+            }
+        }
+        if let Some(c) = raw.cursor.as_deref() {
+            match paging {
+                Paging::No => {}
+                Paging::Sessions => page.after = v.check("cursor", parse_cursor(c)),
+                Paging::Events => {
+                    if let Some((after, inside)) = v.check("cursor", parse_event_cursor(c)) {
+                        (page.after, page.inside) = (Some(after), inside);
+                    }
+                }
+                Paging::Pages => page.after_page = v.check("cursor", parse_page_cursor(c)),
+            }
+        }
+        let (Some(app), Some(subject), Some(tz), true) = (app, subject, tz, v.is_empty()) else {
+            return Err(AnalyticsError::Invalid(v));
+        };
+        Ok(Self { app, subject, tz, from, to, page })
+    }
 }
 
 /// A page visit that passed [`AnalyticsService::check_page_visit`]: valid

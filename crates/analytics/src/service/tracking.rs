@@ -415,6 +415,11 @@ mod tests {
             f.svc.track_page_raw(None, visit("alice", "/x")),
             Err(AnalyticsError::Unauthenticated)
         ));
+        let parsed = ok(TrackPageRequest::parse(visit("alice", "/x"), f.svc.now()));
+        assert!(matches!(
+            f.svc.check_page_visit(None, parsed),
+            Err(AnalyticsError::Unauthenticated)
+        ));
         let v = ok(f.svc.track_page_raw(Some(&alice()), visit("Alice", "/dashboard")));
         assert_eq!((v.user.as_str(), v.page.as_str(), v.timespent), ("alice", "/dashboard", 120));
         assert_eq!(v.at, f.clock.now());

@@ -145,7 +145,7 @@ pub(crate) async fn stats(
     Authenticated(p): Authenticated,
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
-    let (caller, req) = page_report_request(&p, &body)?;
+    let (caller, req) = page_report_request(&state, &p, &body)?;
     let s = run(state, move |a| a.page_stats(&caller, req)).await?;
     Ok(envelope::ok("Page statistics retrieved successfully", &PageStatsData::from(&s)))
 }
