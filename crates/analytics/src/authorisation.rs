@@ -16,12 +16,12 @@ pub(crate) fn authorize(
     if caller.is_admin {
         return Ok(());
     }
-    if app.as_str() != caller.app {
+    if *app != caller.app {
         return Err(AnalyticsError::Forbidden("this token is not for that app"));
     }
     match subject {
         Subject::All => Err(AnalyticsError::Forbidden("user \"all\" needs the admin role")),
-        Subject::User(u) if !u.eq_ignore_ascii_case(&caller.username) => {
+        Subject::User(u) if !caller.username.matches(u) => {
             Err(AnalyticsError::Forbidden("another user's data needs the admin role"))
         }
         Subject::User(_) => Ok(()),

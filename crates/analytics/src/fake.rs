@@ -5,13 +5,18 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use kernel::{Duration, ManualClock, OffsetDateTime, Uuid, from_millis, parse_instant, to_millis};
+use kernel::{
+    AppName, Duration, ManualClock, OffsetDateTime, Username, Uuid, from_millis, parse_instant,
+    to_millis,
+};
 
 use crate::{
-    AnalyticsError, AnalyticsService, AnalyticsSettings, BUCKET_MS, Caller, EventKind, EventSpan,
-    Interval, MsRange, PagePosition, PageTotal, PageVisit, ReportRequest, SessionBucket,
-    StartRequest, Subject, TimelinePosition, TrackEvent, TrackPageRequest, TrackState,
-    TrackedSession, TrackingStore, TransitionRequest,
+    AnalyticsError, AnalyticsService, AnalyticsSettings, BUCKET_MS, Caller, DailyTime, DetailPage,
+    EventKind, EventSpan, Heatmap, Interval, MostActive, MsRange, PagePosition, PageStats,
+    PageTime, PageTotal, PageVisit, Paging, RawReport, RawStart, RawTrackPage, RawTransition,
+    ReportRequest, SessionBucket, StartRequest, Stats, Subject, Summary, TimelinePage,
+    TimelinePosition, TrackEvent, TrackPageRequest, TrackState, TrackedSession, TrackingStore,
+    TransitionRequest, VisitRequest,
 };
 
 /// A deliberately naive in-memory store: a test double for the domain
@@ -250,20 +255,28 @@ pub(crate) fn at(s: &str) -> OffsetDateTime {
     parse_instant(s).expect("instant")
 }
 
+pub(crate) fn caller(username: &str, app: &str, is_admin: bool) -> Caller {
+    Caller {
+        username: Username::parse(username).expect("username"),
+        app: AppName::parse(app).expect("app"),
+        is_admin,
+    }
+}
+
 pub(crate) fn alice() -> Caller {
-    Caller { username: "Alice".into(), app: "web".into(), is_admin: false }
+    caller("Alice", "web", false)
 }
 
 pub(crate) fn admin() -> Caller {
-    Caller { username: "root".into(), app: "other".into(), is_admin: true }
+    caller("root", "other", true)
 }
 
-pub(crate) fn start_req(user: &str, time: &str) -> StartRequest {
-    StartRequest { user: user.into(), app: "web".into(), time: Some(time.into()), status: None }
+pub(crate) fn start_req(user: &str, time: &str) -> RawStart {
+    RawStart { user: user.into(), app: "web".into(), time: Some(time.into()), status: None }
 }
 
-pub(crate) fn step_req(user: &str, id: Uuid, time: &str) -> TransitionRequest {
-    TransitionRequest {
+pub(crate) fn step_req(user: &str, id: Uuid, time: &str) -> RawTransition {
+    RawTransition {
         user: user.into(),
         app: "web".into(),
         session_id: id.to_string(),
@@ -271,8 +284,133 @@ pub(crate) fn step_req(user: &str, id: Uuid, time: &str) -> TransitionRequest {
     }
 }
 
-pub(crate) fn report(user: &str) -> ReportRequest {
-    ReportRequest { app: "web".into(), user: user.into(), ..Default::default() }
+/// The tracking use cases over requests as received, parsed as an edge
+/// does: with the service's clock, and page visits after the gate.
+pub(crate) trait Raw {
+    fn start_raw(&self, c: &Caller, r: RawStart) -> Result<TrackedSession, AnalyticsError>;
+    fn pause_raw(&self, c: &Caller, r: RawTransition) -> Result<TrackedSession, AnalyticsError>;
+    fn resume_raw(&self, c: &Caller, r: RawTransition) -> Result<TrackedSession, AnalyticsError>;
+    fn end_raw(&self, c: &Caller, r: RawTransition) -> Result<TrackedSession, AnalyticsError>;
+    fn track_page_raw(
+        &self,
+        c: Option<&Caller>,
+        r: RawTrackPage,
+    ) -> Result<PageVisit, AnalyticsError>;
+    fn check_page_visit_raw(
+        &self,
+        c: Option<&Caller>,
+        r: RawTrackPage,
+    ) -> Result<VisitRequest, AnalyticsError>;
+}
+
+impl Raw for AnalyticsService {
+    fn start_raw(&self, c: &Caller, r: RawStart) -> Result<TrackedSession, AnalyticsError> {
+        self.start(c, StartRequest::parse(r, self.now())?)
+    }
+    fn pause_raw(&self, c: &Caller, r: RawTransition) -> Result<TrackedSession, AnalyticsError> {
+        self.pause(c, TransitionRequest::parse(r, self.now())?)
+    }
+    fn resume_raw(&self, c: &Caller, r: RawTransition) -> Result<TrackedSession, AnalyticsError> {
+        self.resume(c, TransitionRequest::parse(r, self.now())?)
+    }
+    fn end_raw(&self, c: &Caller, r: RawTransition) -> Result<TrackedSession, AnalyticsError> {
+        self.end(c, TransitionRequest::parse(r, self.now())?)
+    }
+    fn track_page_raw(
+        &self,
+        c: Option<&Caller>,
+        r: RawTrackPage,
+    ) -> Result<PageVisit, AnalyticsError> {
+        self.may_track_pages(c)?;
+        self.track_page(c, TrackPageRequest::parse(r, self.now())?)
+    }
+    fn check_page_visit_raw(
+        &self,
+        c: Option<&Caller>,
+        r: RawTrackPage,
+    ) -> Result<VisitRequest, AnalyticsError> {
+        self.may_track_pages(c)?;
+        self.check_page_visit(c, TrackPageRequest::parse(r, self.now())?)
+    }
+}
+
+pub(crate) fn report(user: &str) -> RawReport {
+    RawReport { app: "web".into(), user: user.into(), ..Default::default() }
+}
+
+/// The report use cases over requests as received, parsed as an edge
+/// does: for the report's paging, after the gate.
+pub(crate) trait RawReports {
+    fn parsed(
+        &self,
+        c: Option<&Caller>,
+        r: RawReport,
+        paging: Paging,
+    ) -> Result<ReportRequest, AnalyticsError>;
+    fn heatmap_raw(&self, c: &Caller, r: RawReport) -> Result<Heatmap, AnalyticsError>;
+    fn most_active_raw(&self, c: &Caller, r: RawReport) -> Result<MostActive, AnalyticsError>;
+    fn stats_raw(&self, c: &Caller, r: RawReport) -> Result<Stats, AnalyticsError>;
+    fn summary_raw(&self, c: Option<&Caller>, r: RawReport) -> Result<Summary, AnalyticsError>;
+    fn timeline_raw(
+        &self,
+        c: Option<&Caller>,
+        r: RawReport,
+    ) -> Result<TimelinePage, AnalyticsError>;
+    fn daily_time_spent_raw(&self, c: &Caller, r: RawReport) -> Result<DailyTime, AnalyticsError>;
+    fn time_by_page_raw(&self, c: &Caller, r: RawReport) -> Result<PageTime, AnalyticsError>;
+    fn session_timeline_detail_raw(
+        &self,
+        c: &Caller,
+        r: RawReport,
+    ) -> Result<DetailPage, AnalyticsError>;
+    fn page_stats_raw(&self, c: &Caller, r: RawReport) -> Result<PageStats, AnalyticsError>;
+}
+
+impl RawReports for AnalyticsService {
+    fn parsed(
+        &self,
+        c: Option<&Caller>,
+        r: RawReport,
+        paging: Paging,
+    ) -> Result<ReportRequest, AnalyticsError> {
+        self.may_report(c)?;
+        ReportRequest::parse(r, paging)
+    }
+    fn heatmap_raw(&self, c: &Caller, r: RawReport) -> Result<Heatmap, AnalyticsError> {
+        self.heatmap(c, self.parsed(Some(c), r, Paging::No)?)
+    }
+    fn most_active_raw(&self, c: &Caller, r: RawReport) -> Result<MostActive, AnalyticsError> {
+        self.most_active(c, self.parsed(Some(c), r, Paging::No)?)
+    }
+    fn stats_raw(&self, c: &Caller, r: RawReport) -> Result<Stats, AnalyticsError> {
+        self.stats(c, self.parsed(Some(c), r, Paging::No)?)
+    }
+    fn summary_raw(&self, c: Option<&Caller>, r: RawReport) -> Result<Summary, AnalyticsError> {
+        self.summary(c, self.parsed(c, r, Paging::No)?)
+    }
+    fn timeline_raw(
+        &self,
+        c: Option<&Caller>,
+        r: RawReport,
+    ) -> Result<TimelinePage, AnalyticsError> {
+        self.timeline(c, self.parsed(c, r, Paging::Sessions)?)
+    }
+    fn daily_time_spent_raw(&self, c: &Caller, r: RawReport) -> Result<DailyTime, AnalyticsError> {
+        self.daily_time_spent(c, self.parsed(Some(c), r, Paging::No)?)
+    }
+    fn time_by_page_raw(&self, c: &Caller, r: RawReport) -> Result<PageTime, AnalyticsError> {
+        self.time_by_page(c, self.parsed(Some(c), r, Paging::Pages)?)
+    }
+    fn session_timeline_detail_raw(
+        &self,
+        c: &Caller,
+        r: RawReport,
+    ) -> Result<DetailPage, AnalyticsError> {
+        self.session_timeline_detail(c, self.parsed(Some(c), r, Paging::Events)?)
+    }
+    fn page_stats_raw(&self, c: &Caller, r: RawReport) -> Result<PageStats, AnalyticsError> {
+        self.page_stats(c, self.parsed(Some(c), r, Paging::Pages)?)
+    }
 }
 
 pub(crate) fn fields(e: AnalyticsError) -> Vec<String> {
@@ -287,8 +425,8 @@ pub(crate) fn ok<T, E: std::fmt::Debug>(r: Result<T, E>) -> T {
 }
 
 /// Alice's visit to `page` in `web`, two minutes spent, dated now.
-pub(crate) fn visit(user: &str, page: &str) -> TrackPageRequest {
-    TrackPageRequest {
+pub(crate) fn visit(user: &str, page: &str) -> RawTrackPage {
+    RawTrackPage {
         user: user.into(),
         page: page.into(),
         timespent: Some(120),

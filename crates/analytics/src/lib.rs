@@ -9,9 +9,13 @@
 //! from 15-minute UTC bucket aggregates that the store keeps current in the
 //! same transaction as every event.
 //!
-//! The service takes requests as received (strings, unparsed) and a
-//! [`Caller`] (who the verified access token says is calling); it
-//! validates, authorizes and answers with typed reports. Its methods block
+//! The tracking use cases take parsed requests: an edge parses what it
+//! received with [`StartRequest::parse`], [`TransitionRequest::parse`] and
+//! [`TrackPageRequest::parse`] (each naming every bad field of a request
+//! at once, event times held to the service's clock,
+//! [`AnalyticsService::now`]), and [`ReportRequest::parse`] for the
+//! [`Paging`] of the report asked for. With a [`Caller`] (who the verified access token says is
+//! calling) the use cases authorize and answer with typed reports. Its methods block
 //! on the store: call them from a blocking thread pool, never from an
 //! async executor. Page tracking, the busiest write, also comes in a form
 //! for async callers: [`AnalyticsService::check_page_visit`] (no I/O), then
@@ -25,9 +29,11 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use analytics::{AnalyticsService, AnalyticsSettings, Caller, ReportRequest};
+//! use analytics::{AnalyticsService, AnalyticsSettings, Caller};
+//! use analytics::{Paging, RawReport, ReportRequest};
+//! use analytics::{RawStart, RawTrackPage, RawTransition};
 //! use analytics::{StartRequest, TrackPageRequest, TransitionRequest};
-//! use kernel::{Duration, ManualClock};
+//! use kernel::{AppName, Duration, ManualClock, Username};
 //!
 //! let store = store::Store::connect("sqlite::memory:", &Default::default())?;
 //! store.migrate()?;
@@ -45,30 +51,33 @@
 //!     AnalyticsService::new(store, clock.clone(), settings).with_page_writer(batcher.clone());
 //!
 //! // Alice, as her access token names her, tracks herself in the app "web".
-//! let alice = Caller { username: "alice".into(), app: "web".into(), is_admin: false };
+//! let alice = Caller {
+//!     username: Username::parse("alice").map_err(anyhow::Error::msg)?,
+//!     app: AppName::parse("web").map_err(anyhow::Error::msg)?,
+//!     is_admin: false,
+//! };
 //! let (user, app) = (String::from("alice"), String::from("web"));
-//! let session = analytics.start(
-//!     &alice,
-//!     StartRequest { user: user.clone(), app: app.clone(), ..Default::default() },
-//! )?;
-//! analytics.track_page(
-//!     Some(&alice),
-//!     TrackPageRequest {
-//!         user: user.clone(),
-//!         app: app.clone(),
-//!         page: "/home".into(),
-//!         timespent: Some(42),
-//!         session_id: Some(session.id.to_string()),
-//!         time: None, // now
-//!     },
-//! )?;
+//! // Requests are parsed from their fields as received, with the
+//! // service's clock for the event times.
+//! let start = RawStart { user: user.clone(), app: app.clone(), ..Default::default() };
+//! let session = analytics.start(&alice, StartRequest::parse(start, analytics.now())?)?;
+//! let visit = RawTrackPage {
+//!     user: user.clone(),
+//!     app: app.clone(),
+//!     page: "/home".into(),
+//!     timespent: Some(42),
+//!     session_id: Some(session.id.to_string()),
+//!     time: None, // now
+//! };
+//! analytics.track_page(Some(&alice), TrackPageRequest::parse(visit, analytics.now())?)?;
 //! clock.advance(Duration::minutes(10));
 //! let session_id = session.id.to_string();
-//! let end = TransitionRequest { user: user.clone(), app: app.clone(), session_id, time: None };
-//! analytics.end(&alice, end)?;
+//! let end = RawTransition { user: user.clone(), app: app.clone(), session_id, time: None };
+//! analytics.end(&alice, TransitionRequest::parse(end, analytics.now())?)?;
 //!
 //! // Reports of Alice's usage, in her time zone (UTC+2 in April).
-//! let report = ReportRequest { app, user, tz: Some("Europe/Paris".into()), ..Default::default() };
+//! let raw = RawReport { app, user, tz: Some("Europe/Paris".into()), ..Default::default() };
+//! let report = ReportRequest::parse(raw.clone(), Paging::No)?;
 //! let heatmap = analytics.heatmap(&alice, report.clone())?;
 //! assert_eq!(heatmap.total_sessions, 1);
 //! assert_eq!(heatmap.daily_sessions["2024-04-05"], 1);
@@ -76,7 +85,7 @@
 //! let stats = analytics.stats(&alice, report.clone())?;
 //! assert_eq!(stats.total_time_spent, 600); // seconds
 //! // Pages by total time, most first, at most `limit` (default 1000) a call.
-//! let pages = analytics.page_stats(&alice, report)?;
+//! let pages = analytics.page_stats(&alice, ReportRequest::parse(raw, Paging::Pages)?)?;
 //! let (page, stat) = &pages.page_stats[0];
 //! assert_eq!((page.as_str(), stat.visits, stat.total_time), ("/home", 1, 42));
 //! assert_eq!(pages.next_cursor, None); // the last page
@@ -106,8 +115,9 @@ pub use reports::{
     PageTime, Stats, Summary, TimelineEntry, TimelinePage, WEEKDAYS,
 };
 pub use requests::{
-    AnalyticsSettings, Caller, CheckedVisit, Readiness, ReportRequest, StartRequest,
-    TrackPageRequest, TransitionRequest, VisitRequest,
+    AnalyticsSettings, Caller, CheckedVisit, Paging, RawReport, RawStart, RawTrackPage,
+    RawTransition, Readiness, ReportPage, ReportRequest, StartRequest, TrackPageRequest,
+    TransitionRequest, VisitRequest,
 };
 pub use service::{AnalyticsService, MAX_CLOCK_SKEW, MAX_DETAIL_EVENTS, PageCommit};
 pub use tracking::{EventKind, PageVisit, TrackState, TrackedSession, Transition};

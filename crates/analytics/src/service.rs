@@ -13,6 +13,8 @@ use std::task::{Context, Poll};
 
 use kernel::{Clock, Duration, OffsetDateTime};
 
+#[cfg(doc)]
+use crate::StartRequest;
 use crate::{
     AnalyticsError, AnalyticsSettings, PageVisit, PageWriter, PendingVisit, TrackingStore,
 };
@@ -75,21 +77,11 @@ impl AnalyticsService {
         self.steps.load(Ordering::Relaxed) + self.pages.visits_written()
     }
 
-    /// The clock, at the store's precision.
-    fn now(&self) -> OffsetDateTime {
+    /// The clock, at the store's precision: the `now` an edge passes to
+    /// the requests' parsers ([`StartRequest::parse`], …), which hold
+    /// event times to [`MAX_CLOCK_SKEW`] ahead of it.
+    pub fn now(&self) -> OffsetDateTime {
         kernel::truncate_millis(self.clock.now())
-    }
-
-    /// An event or visit time: RFC 3339 with an offset, kept to the
-    /// store's millisecond precision so what is answered is what is
-    /// stored, at most [`MAX_CLOCK_SKEW`] ahead of the server clock.
-    fn parse_event_time(&self, s: &str) -> Result<OffsetDateTime, String> {
-        let at =
-            kernel::parse_instant(s).map(kernel::truncate_millis).map_err(|e| e.to_string())?;
-        if at > self.now() + MAX_CLOCK_SKEW {
-            return Err("is in the future".into());
-        }
-        Ok(at)
     }
 }
 

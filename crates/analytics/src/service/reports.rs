@@ -2,30 +2,16 @@
 //! then the store's bucket aggregates, page totals or sessions of that
 //! scope, paged where a report can grow without bound.
 
-use kernel::{AppName, OffsetDateTime, Violations};
+use kernel::{AppName, OffsetDateTime};
 
 use super::AnalyticsService;
 use crate::authorisation::authorize;
-use crate::cursor::{
-    format_cursor, format_event_cursor, format_page_cursor, just_before, parse_cursor,
-    parse_event_cursor, parse_page_cursor,
-};
+use crate::cursor::{format_cursor, format_event_cursor, format_page_cursor, just_before};
 use crate::{
     AnalyticsError, Caller, DailyTime, DetailEntry, DetailPage, EventSpan, Heatmap, MostActive,
-    MsRange, PagePosition, PageStats, PageTime, PageTotal, ReportRequest, SessionBucket, Stats,
-    Subject, Summary, TimelineEntry, TimelinePage, TimelinePosition, TrackedSession, Tz,
-    parse_bound,
+    MsRange, PageStats, PageTime, PageTotal, Paging, ReportPage, ReportRequest, SessionBucket,
+    Stats, Subject, Summary, TimelineEntry, TimelinePage, TrackedSession, Tz,
 };
-
-/// Default and largest timeline page (sessions).
-const DEFAULT_LIMIT: i64 = 100;
-const MAX_LIMIT: i64 = 1000;
-
-/// Default and largest page of time-by-page and pages/stats (pages). One
-/// page path is at most 2048 characters, so an answer stays within a few
-/// megabytes however many pages a user has.
-const DEFAULT_PAGES_LIMIT: i64 = 1000;
-const MAX_PAGES_LIMIT: i64 = 1000;
 
 /// Most events on one page of the detailed timeline. Sessions are shown
 /// whole while they fit; a session whose events do not fit is cut there,
@@ -39,7 +25,7 @@ impl AnalyticsService {
     /// The heatmap: sessions started per local day, and per weekday and
     /// local hour, in the request's zone.
     pub fn heatmap(&self, caller: &Caller, req: ReportRequest) -> Result<Heatmap, AnalyticsError> {
-        let scope = self.scope(Some(caller), &req, Paging::No)?;
+        let scope = self.scope(Some(caller), req, Paging::No)?;
         Ok(Heatmap::from_buckets(&self.buckets(&scope)?, &scope.tz))
     }
 
@@ -49,14 +35,14 @@ impl AnalyticsService {
         caller: &Caller,
         req: ReportRequest,
     ) -> Result<MostActive, AnalyticsError> {
-        let scope = self.scope(Some(caller), &req, Paging::No)?;
+        let scope = self.scope(Some(caller), req, Paging::No)?;
         Ok(MostActive::from_buckets(&self.buckets(&scope)?, &scope.tz))
     }
 
     /// Sessions started, active days, and the total and mean duration of
     /// the ended ones.
     pub fn stats(&self, caller: &Caller, req: ReportRequest) -> Result<Stats, AnalyticsError> {
-        let scope = self.scope(Some(caller), &req, Paging::No)?;
+        let scope = self.scope(Some(caller), req, Paging::No)?;
         Ok(Stats::from_buckets(&self.buckets(&scope)?, &scope.tz))
     }
 
@@ -68,7 +54,7 @@ impl AnalyticsService {
         caller: Option<&Caller>,
         req: ReportRequest,
     ) -> Result<Summary, AnalyticsError> {
-        let scope = self.scope(caller, &req, Paging::No)?;
+        let scope = self.scope(caller, req, Paging::No)?;
         Ok(Summary::from_buckets(&self.buckets(&scope)?))
     }
 
@@ -79,7 +65,7 @@ impl AnalyticsService {
         caller: Option<&Caller>,
         req: ReportRequest,
     ) -> Result<TimelinePage, AnalyticsError> {
-        let scope = self.scope(caller, &req, Paging::Sessions)?;
+        let scope = self.scope(caller, req, Paging::Sessions)?;
         let (sessions, next_cursor) = self.sessions_page(&scope)?;
         Ok(TimelinePage {
             timeline: sessions.iter().map(TimelineEntry::from_session).collect(),
@@ -95,7 +81,7 @@ impl AnalyticsService {
         caller: &Caller,
         req: ReportRequest,
     ) -> Result<DailyTime, AnalyticsError> {
-        let scope = self.scope(Some(caller), &req, Paging::No)?;
+        let scope = self.scope(Some(caller), req, Paging::No)?;
         Ok(DailyTime::from_buckets(&self.buckets(&scope)?, &scope.tz))
     }
 
@@ -106,7 +92,7 @@ impl AnalyticsService {
         caller: &Caller,
         req: ReportRequest,
     ) -> Result<PageTime, AnalyticsError> {
-        let scope = self.scope(Some(caller), &req, Paging::Pages)?;
+        let scope = self.scope(Some(caller), req, Paging::Pages)?;
         let (totals, next_cursor) = self.pages_page(&scope)?;
         Ok(PageTime::from_totals(&totals, next_cursor))
     }
@@ -122,7 +108,7 @@ impl AnalyticsService {
         caller: &Caller,
         req: ReportRequest,
     ) -> Result<DetailPage, AnalyticsError> {
-        let scope = self.scope(Some(caller), &req, Paging::Events)?;
+        let scope = self.scope(Some(caller), req, Paging::Events)?;
         let limit = scope.page.limit as usize;
         // A cursor inside a session starts the page AT that session (the
         // store's positions are exclusive); the session must still be
@@ -190,7 +176,7 @@ impl AnalyticsService {
         caller: &Caller,
         req: ReportRequest,
     ) -> Result<PageStats, AnalyticsError> {
-        let scope = self.scope(Some(caller), &req, Paging::Pages)?;
+        let scope = self.scope(Some(caller), req, Paging::Pages)?;
         let (totals, next_cursor) = self.pages_page(&scope)?;
         Ok(PageStats::from_totals(&totals, next_cursor))
     }
@@ -201,66 +187,36 @@ impl AnalyticsService {
     /// Each close is the state machine's `end` at the last event's time,
     /// written as a compare-and-swap: a session that received an event
     /// meanwhile is left alone (it is no longer idle, or the next sweep
-    /// Validates a report request and authorizes the caller (`None` = a
-    /// public endpoint, which covers any user, `all` included, when public
-    /// analytics are on). A paged report also reads `limit` and `cursor`.
-    fn scope(
-        &self,
-        caller: Option<&Caller>,
-        req: &ReportRequest,
-        paging: Paging,
-    ) -> Result<Scope, AnalyticsError> {
+    /// Whether `caller` may ask for reports at all: anyone with a token,
+    /// and the public endpoints (`None`) only with public analytics (else
+    /// [`AnalyticsError::Disabled`]). Every report asks it first; an edge
+    /// asks it before parsing the request, so that a switched-off public
+    /// endpoint answers so before any 422.
+    pub fn may_report(&self, caller: Option<&Caller>) -> Result<(), AnalyticsError> {
         if caller.is_none() && !self.settings.public_analytics {
             return Err(AnalyticsError::Disabled);
         }
-        let mut v = Violations::new();
-        let app = v.check("app", AppName::parse(&req.app));
-        let subject = v.check("user", Subject::parse(&req.user));
-        let tz = match req.tz.as_deref() {
-            None => Some(Tz::utc()),
-            Some(name) => v.check("tz", Tz::parse(name)),
-        };
-        // Dates are read in the zone asked for; if that zone is invalid the
-        // request fails on `tz` anyway.
-        let date_tz = tz.clone().unwrap_or_default();
-        let from =
-            req.from.as_deref().and_then(|s| v.check("from", parse_bound(s, &date_tz, false)));
-        let to = req.to.as_deref().and_then(|s| v.check("to", parse_bound(s, &date_tz, true)));
-        // (Dates read in a zone that is not valid mean nothing to compare.)
-        if let (Some(from), Some(to), Some(_)) = (from, to, &tz)
-            && from >= to
-        {
-            v.add("to", "must be later than from");
+        Ok(())
+    }
+
+    /// Authorizes the caller for a parsed report request (`None` = a
+    /// public endpoint, which covers any user, `all` included, when public
+    /// analytics are on). A paged report's request must have been parsed
+    /// for its paging.
+    fn scope(
+        &self,
+        caller: Option<&Caller>,
+        req: ReportRequest,
+        paging: Paging,
+    ) -> Result<Scope, AnalyticsError> {
+        self.may_report(caller)?;
+        if paging != Paging::No && req.page.paging != paging {
+            return Err(AnalyticsError::Unknown(anyhow::anyhow!(
+                "a report request parsed for {:?} paging, given to a report of {paging:?}",
+                req.page.paging
+            )));
         }
-        let (default, max) = match paging {
-            Paging::Pages => (DEFAULT_PAGES_LIMIT, MAX_PAGES_LIMIT),
-            _ => (DEFAULT_LIMIT, MAX_LIMIT),
-        };
-        let mut page = Page { limit: u32::try_from(default).unwrap_or(1), ..Page::default() };
-        if paging != Paging::No {
-            match req.limit {
-                None => {}
-                Some(l) if (1..=max).contains(&l) => {
-                    page.limit = u32::try_from(l).unwrap_or(page.limit);
-                }
-                Some(_) => v.add("limit", format!("must be between 1 and {max}")),
-            }
-        }
-        if let Some(c) = req.cursor.as_deref() {
-            match paging {
-                Paging::No => {}
-                Paging::Sessions => page.after = v.check("cursor", parse_cursor(c)),
-                Paging::Events => {
-                    if let Some((after, inside)) = v.check("cursor", parse_event_cursor(c)) {
-                        (page.after, page.inside) = (Some(after), inside);
-                    }
-                }
-                Paging::Pages => page.after_page = v.check("cursor", parse_page_cursor(c)),
-            }
-        }
-        let (Some(app), Some(subject), Some(tz), true) = (app, subject, tz, v.is_empty()) else {
-            return Err(AnalyticsError::Invalid(v));
-        };
+        let ReportRequest { app, subject, tz, from, to, page } = req;
         if let Some(caller) = caller {
             authorize(caller, &app, &subject)?;
         }
@@ -335,34 +291,7 @@ struct Scope {
     subject: Subject,
     tz: Tz,
     range: MsRange,
-    page: Page,
-}
-
-/// Which paging a report takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Paging {
-    /// None: `limit` and `cursor` are ignored.
-    No,
-    /// Sessions by start time (timelines).
-    Sessions,
-    /// Sessions by start time, with a cursor that may point inside a
-    /// session (the detailed timeline).
-    Events,
-    /// Pages by total time (time-by-page, pages/stats).
-    Pages,
-}
-
-/// Where a page of a paged report starts, and how long it is.
-#[derive(Debug, Default)]
-struct Page {
-    limit: u32,
-    /// Sessions: after this one.
-    after: Option<TimelinePosition>,
-    /// Detailed timeline: not after but AT the session `after`, from this
-    /// event on.
-    inside: Option<i32>,
-    /// Page reports: after this page.
-    after_page: Option<PagePosition>,
+    page: ReportPage,
 }
 
 /// An instant as whole milliseconds, rounded up: stored instants are whole
@@ -381,8 +310,9 @@ mod tests {
     use kernel::{Uuid, format_hms, from_millis, to_millis};
 
     use super::*;
+    use crate::cursor::parse_cursor;
     use crate::fake::*;
-    use crate::{EventKind, TrackState};
+    use crate::{EventKind, RawReport, TrackState};
 
     fn seed_sessions(f: &Fixture) -> Vec<TrackedSession> {
         // alice: 3 sessions (2 ended), bob: 1 ended.
@@ -393,9 +323,9 @@ mod tests {
             ("alice", "2024-01-17T23:30:00Z", None),
             ("bob", "2024-01-15T10:05:00Z", Some("2024-01-15T12:05:00Z")),
         ] {
-            let s = ok(f.svc.start(&admin(), start_req(user, start)));
+            let s = ok(f.svc.start_raw(&admin(), start_req(user, start)));
             if let Some(end) = end {
-                ok(f.svc.end(&admin(), step_req(user, s.id, end)));
+                ok(f.svc.end_raw(&admin(), step_req(user, s.id, end)));
             }
             out.push(s);
         }
@@ -406,21 +336,21 @@ mod tests {
     fn track(f: &Fixture, page: &str, secs: i64) {
         let mut v = visit("alice", page);
         v.timespent = Some(secs);
-        ok(f.svc.track_page(None, v));
+        ok(f.svc.track_page_raw(None, v));
     }
 
     /// Starts a session for alice at `start` with `pauses` pause and resume
     /// pairs one millisecond apart (so `1 + 2 * pauses` events).
     fn long_session(f: &Fixture, start: &str, pauses: i64) -> TrackedSession {
-        let s = ok(f.svc.start(&alice(), start_req("alice", start)));
+        let s = ok(f.svc.start_raw(&alice(), start_req("alice", start)));
         let t0 = to_millis(s.started_at);
         for k in 0..pauses {
             for (i, kind) in [EventKind::Pause, EventKind::Resume].into_iter().enumerate() {
                 let at = kernel::format_instant(from_millis(t0 + 2 * k + 1 + i as i64));
                 let req = step_req("alice", s.id, &at);
                 ok(match kind {
-                    EventKind::Pause => f.svc.pause(&alice(), req),
-                    _ => f.svc.resume(&alice(), req),
+                    EventKind::Pause => f.svc.pause_raw(&alice(), req),
+                    _ => f.svc.resume_raw(&alice(), req),
                 });
             }
         }
@@ -431,21 +361,36 @@ mod tests {
     fn reports_authorize_and_validate() {
         let f = fixture();
         seed_sessions(&f);
-        assert_eq!(ok(f.svc.summary(Some(&alice()), report("alice"))).total_sessions, 3);
-        assert!(matches!(f.svc.stats(&alice(), report("all")), Err(AnalyticsError::Forbidden(_))));
-        assert!(matches!(f.svc.stats(&alice(), report("bob")), Err(AnalyticsError::Forbidden(_))));
+        assert_eq!(ok(f.svc.summary_raw(Some(&alice()), report("alice"))).total_sessions, 3);
+        assert!(matches!(
+            f.svc.stats_raw(&alice(), report("all")),
+            Err(AnalyticsError::Forbidden(_))
+        ));
+        assert!(matches!(
+            f.svc.stats_raw(&alice(), report("bob")),
+            Err(AnalyticsError::Forbidden(_))
+        ));
         let mut other = report("alice");
         other.app = "mobile".into();
-        assert!(matches!(f.svc.heatmap(&alice(), other), Err(AnalyticsError::Forbidden(_))));
-        assert_eq!(ok(f.svc.stats(&admin(), report("ALL"))).total_sessions, 4);
+        assert!(matches!(f.svc.heatmap_raw(&alice(), other), Err(AnalyticsError::Forbidden(_))));
+        assert_eq!(ok(f.svc.stats_raw(&admin(), report("ALL"))).total_sessions, 4);
         // Public endpoints: anyone, "all" included, while switched on.
-        assert_eq!(ok(f.svc.summary(None, report("all"))).total_sessions, 4);
-        assert_eq!(ok(f.svc.timeline(None, report("bob"))).timeline.len(), 1);
+        assert_eq!(ok(f.svc.summary_raw(None, report("all"))).total_sessions, 4);
+        assert_eq!(ok(f.svc.timeline_raw(None, report("bob"))).timeline.len(), 1);
         let off = fixture_with(false);
-        assert!(matches!(off.svc.summary(None, report("all")), Err(AnalyticsError::Disabled)));
-        assert!(matches!(off.svc.timeline(None, report("all")), Err(AnalyticsError::Disabled)));
+        assert!(matches!(off.svc.summary_raw(None, report("all")), Err(AnalyticsError::Disabled)));
+        assert!(matches!(off.svc.timeline_raw(None, report("all")), Err(AnalyticsError::Disabled)));
+        // The use case says so too, whatever it is given.
+        let parsed = |paging| ok(ReportRequest::parse(report("all"), paging));
+        assert!(matches!(off.svc.summary(None, parsed(Paging::No)), Err(AnalyticsError::Disabled)));
+        // A request parsed for another paging is the edge's bug: a 500.
+        assert!(matches!(
+            f.svc.timeline(None, parsed(Paging::Pages)),
+            Err(AnalyticsError::Unknown(_))
+        ));
+        assert_eq!(ok(f.svc.summary(None, parsed(Paging::Sessions))).total_sessions, 4);
 
-        let bad = ReportRequest {
+        let bad = RawReport {
             app: "web".into(),
             user: "alice".into(),
             from: Some("2024-01-02".into()),
@@ -454,40 +399,39 @@ mod tests {
             limit: Some(0),
             cursor: Some("abc".into()),
         };
-        assert_eq!(fields(f.svc.heatmap(&alice(), bad.clone()).expect_err("bad")), ["tz"]);
+        assert_eq!(fields(f.svc.heatmap_raw(&alice(), bad.clone()).expect_err("bad")), ["tz"]);
         assert_eq!(
-            fields(f.svc.timeline(Some(&alice()), bad.clone()).expect_err("bad")),
+            fields(f.svc.timeline_raw(Some(&alice()), bad.clone()).expect_err("bad")),
             ["cursor", "limit", "tz"]
         );
-        let bad = ReportRequest { tz: None, limit: Some(1001), ..bad };
+        let bad = RawReport { tz: None, limit: Some(1001), ..bad };
         assert_eq!(
-            fields(f.svc.timeline(Some(&alice()), bad.clone()).expect_err("bad")),
+            fields(f.svc.timeline_raw(Some(&alice()), bad.clone()).expect_err("bad")),
             ["cursor", "limit", "to"]
         );
-        let same = ReportRequest {
+        let same = RawReport {
             from: Some("2024-01-01T00:00:00Z".into()),
             to: Some("2024-01-01T00:00:00Z".into()),
             ..report("alice")
         };
-        assert_eq!(fields(f.svc.stats(&alice(), same).expect_err("empty range")), ["to"]);
-        let no_offset =
-            ReportRequest { from: Some("2024-01-01T00:00:00".into()), ..report("alice") };
-        assert_eq!(fields(f.svc.stats(&alice(), no_offset).expect_err("no offset")), ["from"]);
+        assert_eq!(fields(f.svc.stats_raw(&alice(), same).expect_err("empty range")), ["to"]);
+        let no_offset = RawReport { from: Some("2024-01-01T00:00:00".into()), ..report("alice") };
+        assert_eq!(fields(f.svc.stats_raw(&alice(), no_offset).expect_err("no offset")), ["from"]);
     }
 
     #[test]
     fn reports_from_the_store() {
         let f = fixture();
         seed_sessions(&f);
-        let h = ok(f.svc.heatmap(&alice(), report("alice")));
+        let h = ok(f.svc.heatmap_raw(&alice(), report("alice")));
         assert_eq!(h.total_sessions, 3);
         assert_eq!(h.date_range, Some(("2024-01-15".into(), "2024-01-17".into())));
-        let m = ok(f.svc.most_active(&admin(), report("all")));
+        let m = ok(f.svc.most_active_raw(&admin(), report("all")));
         assert_eq!(
             (m.most_active_day.as_deref(), m.most_active_hour, m.peak_sessions),
             (Some("Monday"), Some(10), 2)
         );
-        let s = ok(f.svc.stats(&alice(), report("alice")));
+        let s = ok(f.svc.stats_raw(&alice(), report("alice")));
         assert_eq!(
             (
                 s.total_sessions,
@@ -496,38 +440,42 @@ mod tests {
             ),
             (3, "01:30:00".to_owned(), "00:45:00".to_owned())
         );
-        let m = ok(f.svc.summary(Some(&alice()), report("alice")));
+        let m = ok(f.svc.summary_raw(Some(&alice()), report("alice")));
         assert_eq!((m.longest_session, m.shortest_session), (3600, 1800));
         // A date `to` includes the whole day; in Kolkata the 23:30Z start
         // is on the 18th.
-        let r = ReportRequest {
+        let r = RawReport {
             from: Some("2024-01-16".into()),
             to: Some("2024-01-17".into()),
             tz: Some("Asia/Kolkata".into()),
             ..report("alice")
         };
-        let h = ok(f.svc.heatmap(&alice(), r));
+        let h = ok(f.svc.heatmap_raw(&alice(), r));
         assert_eq!(h.daily_sessions, BTreeMap::from([("2024-01-16".into(), 1)]));
-        let r = ReportRequest { to: Some("2024-01-17".into()), ..report("alice") };
-        assert_eq!(ok(f.svc.stats(&alice(), r)).total_sessions, 3);
-        let r = ReportRequest { to: Some("2024-01-17T23:30:00Z".into()), ..report("alice") };
-        assert_eq!(ok(f.svc.stats(&alice(), r)).total_sessions, 2, "a timestamp `to` is exclusive");
+        let r = RawReport { to: Some("2024-01-17".into()), ..report("alice") };
+        assert_eq!(ok(f.svc.stats_raw(&alice(), r)).total_sessions, 3);
+        let r = RawReport { to: Some("2024-01-17T23:30:00Z".into()), ..report("alice") };
+        assert_eq!(
+            ok(f.svc.stats_raw(&alice(), r)).total_sessions,
+            2,
+            "a timestamp `to` is exclusive"
+        );
     }
 
     #[test]
     fn daily_time_spent_over_dst_through_the_service() {
         let f = fixture();
-        let s = ok(f.svc.start(&alice(), start_req("alice", "2024-03-09T23:30:00-05:00")));
-        ok(f.svc.end(&alice(), step_req("alice", s.id, "2024-03-10T04:00:00-04:00")));
-        let r = ReportRequest { tz: Some("America/New_York".into()), ..report("alice") };
-        let d = ok(f.svc.daily_time_spent(&alice(), r.clone()));
+        let s = ok(f.svc.start_raw(&alice(), start_req("alice", "2024-03-09T23:30:00-05:00")));
+        ok(f.svc.end_raw(&alice(), step_req("alice", s.id, "2024-03-10T04:00:00-04:00")));
+        let r = RawReport { tz: Some("America/New_York".into()), ..report("alice") };
+        let d = ok(f.svc.daily_time_spent_raw(&alice(), r.clone()));
         assert_eq!(
             d.0,
             BTreeMap::from([("2024-03-09".into(), 1800), ("2024-03-10".into(), 10_800)])
         );
         // The range selects active time, not sessions by start.
-        let r = ReportRequest { from: Some("2024-03-10".into()), ..r };
-        let d = ok(f.svc.daily_time_spent(&alice(), r));
+        let r = RawReport { from: Some("2024-03-10".into()), ..r };
+        let d = ok(f.svc.daily_time_spent_raw(&alice(), r));
         assert_eq!(d.0, BTreeMap::from([("2024-03-10".into(), 10_800)]));
     }
 
@@ -537,19 +485,19 @@ mod tests {
         for (page, secs) in [("/dashboard", 100), ("/dashboard", 51), ("/profile", 7)] {
             let mut v = visit("alice", page);
             v.timespent = Some(secs);
-            ok(f.svc.track_page(None, v));
+            ok(f.svc.track_page_raw(None, v));
         }
-        ok(f.svc.track_page(None, visit("bob", "/dashboard")));
-        let t = ok(f.svc.time_by_page(&alice(), report("alice")));
+        ok(f.svc.track_page_raw(None, visit("bob", "/dashboard")));
+        let t = ok(f.svc.time_by_page_raw(&alice(), report("alice")));
         assert_eq!(t.page_time, [("/dashboard".into(), 151), ("/profile".into(), 7)]);
         assert_eq!(t.next_cursor, None);
-        let s = ok(f.svc.page_stats(&admin(), report("all")));
+        let s = ok(f.svc.page_stats_raw(&admin(), report("all")));
         assert_eq!(
             s.page_stats.first().map(|(p, s)| (p.as_str(), s.visits, s.total_time, s.average_time)),
             Some(("/dashboard", 3, 271, 90))
         );
-        let r = ReportRequest { to: Some("2024-06-01T12:00:00Z".into()), ..report("alice") };
-        let s = ok(f.svc.page_stats(&alice(), r));
+        let r = RawReport { to: Some("2024-06-01T12:00:00Z".into()), ..report("alice") };
+        let s = ok(f.svc.page_stats_raw(&alice(), r));
         assert!(s.page_stats.is_empty(), "visits are selected by time");
     }
 
@@ -574,10 +522,10 @@ mod tests {
             let (mut time, mut stats, mut calls) = (Vec::new(), Vec::new(), 0);
             let mut cursors = (None::<String>, None::<String>);
             loop {
-                let r = ReportRequest { limit, cursor: cursors.0.clone(), ..report("alice") };
-                let t = ok(f.svc.time_by_page(&alice(), r));
-                let r = ReportRequest { limit, cursor: cursors.1.clone(), ..report("alice") };
-                let s = ok(f.svc.page_stats(&alice(), r));
+                let r = RawReport { limit, cursor: cursors.0.clone(), ..report("alice") };
+                let t = ok(f.svc.time_by_page_raw(&alice(), r));
+                let r = RawReport { limit, cursor: cursors.1.clone(), ..report("alice") };
+                let s = ok(f.svc.page_stats_raw(&alice(), r));
                 let max = limit.unwrap_or(1000) as usize;
                 assert!(t.page_time.len() <= max && s.page_stats.len() <= max);
                 assert_eq!(t.next_cursor.is_some(), s.next_cursor.is_some());
@@ -594,12 +542,12 @@ mod tests {
             assert_eq!(calls, 2501_usize.div_ceil(limit.unwrap_or(1000) as usize));
         }
         // Exactly a full last page: no cursor on it.
-        let r = ReportRequest { limit: Some(1000), ..report("alice") };
-        let mut cursor = ok(f.svc.page_stats(&alice(), r.clone())).next_cursor;
-        let r = ReportRequest { cursor: cursor.take(), ..r };
-        let second = ok(f.svc.page_stats(&alice(), r.clone()));
-        let r = ReportRequest { cursor: second.next_cursor, ..r };
-        let third = ok(f.svc.page_stats(&alice(), r));
+        let r = RawReport { limit: Some(1000), ..report("alice") };
+        let mut cursor = ok(f.svc.page_stats_raw(&alice(), r.clone())).next_cursor;
+        let r = RawReport { cursor: cursor.take(), ..r };
+        let second = ok(f.svc.page_stats_raw(&alice(), r.clone()));
+        let r = RawReport { cursor: second.next_cursor, ..r };
+        let third = ok(f.svc.page_stats_raw(&alice(), r));
         assert_eq!((third.page_stats.len(), third.next_cursor), (500, None));
 
         // Limits and cursors are validated.
@@ -617,10 +565,10 @@ mod tests {
             (None, Some("5.2f0a"), vec!["cursor"]),
             (None, Some("1704067200000.0190f1c27e3a7b4c9d2e1f2a3b4c5d6e"), vec!["cursor"]),
         ] {
-            let r = ReportRequest { limit, cursor: cursor.map(Into::into), ..report("alice") };
-            let e = f.svc.time_by_page(&alice(), r.clone()).expect_err("bad");
+            let r = RawReport { limit, cursor: cursor.map(Into::into), ..report("alice") };
+            let e = f.svc.time_by_page_raw(&alice(), r.clone()).expect_err("bad");
             assert_eq!(fields(e), bad, "{limit:?} {cursor:?}");
-            let e = f.svc.page_stats(&alice(), r).expect_err("bad");
+            let e = f.svc.page_stats_raw(&alice(), r).expect_err("bad");
             assert_eq!(fields(e), bad, "{limit:?} {cursor:?}");
         }
     }
@@ -638,8 +586,8 @@ mod tests {
         let mut pages: Vec<Vec<DetailEntry>> = Vec::new();
         let mut cursor = None;
         loop {
-            let r = ReportRequest { cursor: cursor.take(), ..report("alice") };
-            let page = ok(f.svc.session_timeline_detail(&alice(), r));
+            let r = RawReport { cursor: cursor.take(), ..report("alice") };
+            let page = ok(f.svc.session_timeline_detail_raw(&alice(), r));
             let held: usize = page.detailed_timeline.iter().map(|d| d.events.len()).sum();
             assert!(held <= MAX_DETAIL_EVENTS as usize, "{held}");
             pages.push(page.detailed_timeline);
@@ -678,13 +626,13 @@ mod tests {
 
         // A session limit still applies, and a page may end exactly at a
         // session's end.
-        let r = ReportRequest { limit: Some(2), ..report("alice") };
-        let page = ok(f.svc.session_timeline_detail(&alice(), r.clone()));
+        let r = RawReport { limit: Some(2), ..report("alice") };
+        let page = ok(f.svc.session_timeline_detail_raw(&alice(), r.clone()));
         assert_eq!(page.detailed_timeline.len(), 2);
         let next = page.next_cursor.expect("more");
         assert!(parse_cursor(&next).is_ok(), "after a whole session: a timeline cursor");
         let page =
-            ok(f.svc.session_timeline_detail(&alice(), ReportRequest { cursor: Some(next), ..r }));
+            ok(f.svc.session_timeline_detail_raw(&alice(), RawReport { cursor: Some(next), ..r }));
         assert_eq!(
             page.detailed_timeline
                 .iter()
@@ -702,21 +650,21 @@ mod tests {
             format!("{}.-3", format_cursor(d.started_at, d.id)),
             format!("{}.", format_cursor(d.started_at, d.id)),
         ] {
-            let r = ReportRequest { cursor: Some(junk.clone()), ..report("alice") };
-            let err = f.svc.session_timeline_detail(&alice(), r).expect_err("junk");
+            let r = RawReport { cursor: Some(junk.clone()), ..report("alice") };
+            let err = f.svc.session_timeline_detail_raw(&alice(), r).expect_err("junk");
             assert_eq!(fields(err), ["cursor"], "{junk}");
         }
-        let r = ReportRequest { cursor: Some(inside), ..report("alice") };
-        let page = ok(f.svc.session_timeline_detail(&alice(), r));
+        let r = RawReport { cursor: Some(inside), ..report("alice") };
+        let page = ok(f.svc.session_timeline_detail_raw(&alice(), r));
         assert_eq!(page.detailed_timeline[0].session_id, d.id);
         assert_eq!(page.detailed_timeline[0].events.len(), 10_000);
         assert_eq!(page.detailed_timeline[0].events[0], d_events[5]);
-        let r = ReportRequest {
+        let r = RawReport {
             cursor: Some(format_event_cursor(d.started_at, d.id, 5)),
             from: Some("2024-01-04T00:00:01Z".into()),
             ..report("alice")
         };
-        let page = ok(f.svc.session_timeline_detail(&alice(), r));
+        let page = ok(f.svc.session_timeline_detail_raw(&alice(), r));
         assert_eq!(
             page.detailed_timeline.iter().map(|d| d.session_id).collect::<Vec<_>>(),
             [e.id],
@@ -731,17 +679,17 @@ mod tests {
         for i in 0..5 {
             let s = ok(f
                 .svc
-                .start(&alice(), start_req("alice", &format!("2024-01-0{}T09:00:00Z", i + 1))));
+                .start_raw(&alice(), start_req("alice", &format!("2024-01-0{}T09:00:00Z", i + 1))));
             ids.push(s.id);
         }
-        ok(f.svc.pause(&alice(), step_req("alice", ids[0], "2024-01-01T09:10:00Z")));
-        ok(f.svc.end(&alice(), step_req("alice", ids[0], "2024-01-01T09:20:00Z")));
+        ok(f.svc.pause_raw(&alice(), step_req("alice", ids[0], "2024-01-01T09:10:00Z")));
+        ok(f.svc.end_raw(&alice(), step_req("alice", ids[0], "2024-01-01T09:20:00Z")));
         let mut seen = Vec::new();
         let mut cursor = None;
         let mut pages = 0;
         loop {
-            let r = ReportRequest { limit: Some(2), cursor: cursor.clone(), ..report("alice") };
-            let page = ok(f.svc.timeline(Some(&alice()), r));
+            let r = RawReport { limit: Some(2), cursor: cursor.clone(), ..report("alice") };
+            let page = ok(f.svc.timeline_raw(Some(&alice()), r));
             pages += 1;
             seen.extend(page.timeline.iter().map(|e| e.session_id));
             match page.next_cursor {
@@ -751,14 +699,14 @@ mod tests {
         }
         assert_eq!(pages, 3);
         assert_eq!(seen, ids);
-        let first = ok(f.svc.timeline(Some(&alice()), report("alice")));
+        let first = ok(f.svc.timeline_raw(Some(&alice()), report("alice")));
         assert_eq!(first.next_cursor, None);
         assert_eq!(first.timeline[0].duration, Some(600));
         assert_eq!(first.timeline[0].status, TrackState::Ended);
         assert_eq!((first.timeline[1].end_time, first.timeline[1].duration), (None, None));
 
-        let r = ReportRequest { limit: Some(1), ..report("alice") };
-        let d = ok(f.svc.session_timeline_detail(&alice(), r));
+        let r = RawReport { limit: Some(1), ..report("alice") };
+        let d = ok(f.svc.session_timeline_detail_raw(&alice(), r));
         assert_eq!(d.detailed_timeline.len(), 1);
         assert_eq!(
             d.detailed_timeline[0].events.iter().map(|e| e.0).collect::<Vec<_>>(),
@@ -766,8 +714,8 @@ mod tests {
         );
         let next = d.next_cursor.expect("more pages");
         assert!(parse_cursor(&next).is_ok());
-        let r = ReportRequest { limit: Some(1000), cursor: Some(next), ..report("alice") };
-        let d = ok(f.svc.session_timeline_detail(&alice(), r));
+        let r = RawReport { limit: Some(1000), cursor: Some(next), ..report("alice") };
+        let d = ok(f.svc.session_timeline_detail_raw(&alice(), r));
         assert_eq!(d.detailed_timeline.len(), 4);
         assert_eq!(d.next_cursor, None);
     }

@@ -2,13 +2,11 @@
 //! as a compare-and-swap on the stored session, page visits checked
 //! without I/O and handed to the page writer, and idle sessions closed.
 
-use kernel::{AppName, Username, Uuid, Violations};
-
 use super::{AnalyticsService, PageCommit};
 use crate::authorisation::authorize;
 use crate::{
-    AnalyticsError, Caller, CheckedVisit, EventKind, PagePath, PageVisit, StartRequest, Subject,
-    TimeSpent, TrackPageRequest, TrackedSession, TransitionRequest, VisitRequest,
+    AnalyticsError, Caller, CheckedVisit, EventKind, PageVisit, StartRequest, Subject,
+    TrackPageRequest, TrackedSession, TransitionRequest, VisitRequest,
 };
 
 /// How often a transition is retried when the session changed between
@@ -28,18 +26,8 @@ impl AnalyticsService {
         caller: &Caller,
         req: StartRequest,
     ) -> Result<TrackedSession, AnalyticsError> {
-        let mut v = Violations::new();
-        let user = v.check("user", Username::parse(&req.user).map(|u| u.to_lowercase()));
-        let app = v.check("app", AppName::parse(&req.app));
-        let at = req.time.as_deref().and_then(|t| v.check("time", self.parse_event_time(t)));
-        if let Some(status) = req.status.as_deref()
-            && status != "active"
-        {
-            v.add("status", "must be \"active\" when given");
-        }
-        let (Some(user), Some(app), true) = (user, app, v.is_empty()) else {
-            return Err(AnalyticsError::Invalid(v));
-        };
+        let StartRequest { user, app, time: at } = req;
+        let user = user.to_lowercase();
         authorize(caller, &app, &Subject::User(user.clone()))?;
         let now = self.now();
         let at = at.unwrap_or(now);
@@ -87,16 +75,11 @@ impl AnalyticsService {
         req: TransitionRequest,
         kind: EventKind,
     ) -> Result<TrackedSession, AnalyticsError> {
-        let mut v = Violations::new();
-        let user = v.check("user", Username::parse(&req.user).map(|u| u.to_lowercase()));
-        let app = v.check("app", AppName::parse(&req.app));
-        let at = req.time.as_deref().and_then(|t| v.check("time", self.parse_event_time(t)));
-        let (Some(user), Some(app), true) = (user, app, v.is_empty()) else {
-            return Err(AnalyticsError::Invalid(v));
-        };
+        let TransitionRequest { user, app, session_id, time: at } = req;
+        let user = user.to_lowercase();
         authorize(caller, &app, &Subject::User(user.clone()))?;
         // A malformed id answers like another user's: 404.
-        let id = Uuid::parse_str(&req.session_id).map_err(|_| AnalyticsError::SessionNotFound)?;
+        let id = session_id.ok_or(AnalyticsError::SessionNotFound)?;
         let at = at.unwrap_or_else(|| self.now());
         for _ in 0..MAX_CAS_ATTEMPTS {
             let current = self
@@ -133,38 +116,30 @@ impl AnalyticsService {
         Ok(self.pages.write(visit.0)?)
     }
 
-    /// Validates and authorizes a page visit without any I/O: the fields,
-    /// whether an anonymous visit is allowed, and that a caller's token
-    /// covers the user and app. The visit gets its id, and the server's
+    /// Whether `caller` may track page visits at all: anyone with a token,
+    /// and anonymous callers (`None`) only with public tracking (else
+    /// 401). [`check_page_visit`](Self::check_page_visit) asks it first;
+    /// an edge asks it before parsing the request, so that an anonymous
+    /// caller is refused before any 422.
+    pub fn may_track_pages(&self, caller: Option<&Caller>) -> Result<(), AnalyticsError> {
+        if caller.is_none() && !self.settings.public_tracking {
+            return Err(AnalyticsError::Unauthenticated);
+        }
+        Ok(())
+    }
+
+    /// Authorizes a parsed page visit without any I/O: whether an
+    /// anonymous visit is allowed, and that a caller's token covers the
+    /// user and app. The visit gets its id, and the server's
     /// clock as its time when the request has none.
     pub fn check_page_visit(
         &self,
         caller: Option<&Caller>,
         req: TrackPageRequest,
     ) -> Result<VisitRequest, AnalyticsError> {
-        if caller.is_none() && !self.settings.public_tracking {
-            return Err(AnalyticsError::Unauthenticated);
-        }
-        let mut v = Violations::new();
-        let user = v.check("user", Username::parse(&req.user).map(|u| u.to_lowercase()));
-        let page = v.check("page", PagePath::parse(&req.page));
-        let timespent = match req.timespent {
-            Some(t) => v.check("timespent", TimeSpent::parse(t)),
-            None => {
-                v.add("timespent", "must be a whole number of seconds");
-                None
-            }
-        };
-        let app = v.check("app", AppName::parse(&req.app));
-        let session_id = req.session_id.as_deref().and_then(|s| {
-            v.check("session_id", Uuid::parse_str(s).map_err(|_| "must be a session id (UUID)"))
-        });
-        let at = req.time.as_deref().and_then(|t| v.check("time", self.parse_event_time(t)));
-        let (Some(user), Some(page), Some(timespent), Some(app), true) =
-            (user, page, timespent, app, v.is_empty())
-        else {
-            return Err(AnalyticsError::Invalid(v));
-        };
+        self.may_track_pages(caller)?;
+        let TrackPageRequest { user, page, timespent, app, session_id, time: at } = req;
+        let user = user.to_lowercase();
         if let Some(caller) = caller {
             authorize(caller, &app, &Subject::User(user.clone()))?;
         }
@@ -233,11 +208,11 @@ mod tests {
     use std::task::{Context, Poll};
     use std::thread::JoinHandle;
 
-    use kernel::{Clock, Duration, format_hms};
+    use kernel::{Clock, Duration, Uuid, format_hms};
 
     use super::*;
     use crate::fake::*;
-    use crate::{EventSpan, Readiness, TrackState, TrackingStore};
+    use crate::{EventSpan, RawStart, RawTrackPage, Readiness, TrackState, TrackingStore};
 
     fn join_all<T>(handles: Vec<JoinHandle<T>>) -> Vec<T> {
         handles.into_iter().map(|h| h.join().expect("thread")).collect()
@@ -266,7 +241,8 @@ mod tests {
     #[test]
     fn start_validates_and_authorizes() {
         let f = fixture();
-        let s = ok(f.svc.start(&alice(), start_req("ALICE", "2024-01-01T12:00:00.123456+01:00")));
+        let s =
+            ok(f.svc.start_raw(&alice(), start_req("ALICE", "2024-01-01T12:00:00.123456+01:00")));
         assert_eq!(s.user, "alice");
         assert_eq!(s.app, "web");
         assert_eq!(s.state, TrackState::Active);
@@ -274,36 +250,41 @@ mod tests {
         assert!(lock(&f.store.sessions).contains_key(&s.id));
 
         // Defaults to the clock; status "active" is accepted.
-        let req = StartRequest {
+        let req = RawStart {
             user: "alice".into(),
             app: "web".into(),
             time: None,
             status: Some("active".into()),
         };
-        assert_eq!(ok(f.svc.start(&alice(), req)).started_at, f.clock.now());
+        assert_eq!(ok(f.svc.start_raw(&alice(), req)).started_at, f.clock.now());
 
-        let bad = StartRequest {
+        let bad = RawStart {
             user: "a".into(),
             app: "we b".into(),
             time: Some("2024-01-01T12:00:00".into()),
             status: Some("paused".into()),
         };
         assert_eq!(
-            fields(f.svc.start(&alice(), bad).expect_err("invalid")),
+            fields(f.svc.start_raw(&alice(), bad).expect_err("invalid")),
             ["app", "status", "time", "user"]
         );
         assert!(matches!(
-            f.svc.start(&alice(), start_req("bob", "2024-01-01T12:00:00Z")),
+            f.svc.start_raw(&alice(), start_req("bob", "2024-01-01T12:00:00Z")),
             Err(AnalyticsError::Forbidden(_))
         ));
         let mut other_app = start_req("alice", "2024-01-01T12:00:00Z");
         other_app.app = "mobile".into();
-        assert!(matches!(f.svc.start(&alice(), other_app), Err(AnalyticsError::Forbidden(_))));
+        assert!(matches!(f.svc.start_raw(&alice(), other_app), Err(AnalyticsError::Forbidden(_))));
         // Admins may start for anyone in any app, but not for "all".
-        assert_eq!(ok(f.svc.start(&admin(), start_req("Bob", "2024-01-01T12:00:00Z"))).user, "bob");
+        assert_eq!(
+            ok(f.svc.start_raw(&admin(), start_req("Bob", "2024-01-01T12:00:00Z"))).user,
+            "bob"
+        );
         assert_eq!(
             fields(
-                f.svc.start(&admin(), start_req("all", "2024-01-01T12:00:00Z")).expect_err("all")
+                f.svc
+                    .start_raw(&admin(), start_req("all", "2024-01-01T12:00:00Z"))
+                    .expect_err("all")
             ),
             ["user"]
         );
@@ -312,27 +293,27 @@ mod tests {
     #[test]
     fn the_state_machine_through_the_service() {
         let f = fixture();
-        let s = ok(f.svc.start(&alice(), start_req("alice", "2024-01-01T09:00:00Z")));
-        let p = ok(f.svc.pause(&alice(), step_req("alice", s.id, "2024-01-01T09:30:00Z")));
+        let s = ok(f.svc.start_raw(&alice(), start_req("alice", "2024-01-01T09:00:00Z")));
+        let p = ok(f.svc.pause_raw(&alice(), step_req("alice", s.id, "2024-01-01T09:30:00Z")));
         assert_eq!(p.state, TrackState::Paused);
         assert!(matches!(
-            f.svc.pause(&alice(), step_req("alice", s.id, "2024-01-01T09:31:00Z")),
+            f.svc.pause_raw(&alice(), step_req("alice", s.id, "2024-01-01T09:31:00Z")),
             Err(AnalyticsError::InvalidTransition { action: "pause", state: "paused" })
         ));
         assert_eq!(
             fields(
                 f.svc
-                    .resume(&alice(), step_req("alice", s.id, "2024-01-01T09:29:00Z"))
+                    .resume_raw(&alice(), step_req("alice", s.id, "2024-01-01T09:29:00Z"))
                     .expect_err("back in time")
             ),
             ["time"]
         );
-        ok(f.svc.resume(&alice(), step_req("alice", s.id, "2024-01-01T09:45:00Z")));
-        let e = ok(f.svc.end(&alice(), step_req("alice", s.id, "2024-01-01T10:30:00Z")));
+        ok(f.svc.resume_raw(&alice(), step_req("alice", s.id, "2024-01-01T09:45:00Z")));
+        let e = ok(f.svc.end_raw(&alice(), step_req("alice", s.id, "2024-01-01T10:30:00Z")));
         assert_eq!(e.state, TrackState::Ended);
         assert_eq!(e.duration_secs().map(format_hms), Some("01:15:00".into()));
         assert!(matches!(
-            f.svc.end(&alice(), step_req("alice", s.id, "2024-01-01T11:00:00Z")),
+            f.svc.end_raw(&alice(), step_req("alice", s.id, "2024-01-01T11:00:00Z")),
             Err(AnalyticsError::InvalidTransition { action: "end", state: "ended" })
         ));
         let span = EventSpan { session_id: s.id, from_seq: 0, to_seq: 99 };
@@ -348,35 +329,37 @@ mod tests {
             ]
         );
         // Zero-length intervals are not sent to the store.
-        let z = ok(f.svc.start(&alice(), start_req("alice", "2024-01-02T09:00:00Z")));
-        ok(f.svc.end(&alice(), step_req("alice", z.id, "2024-01-02T09:00:00Z")));
+        let z = ok(f.svc.start_raw(&alice(), start_req("alice", "2024-01-02T09:00:00Z")));
+        ok(f.svc.end_raw(&alice(), step_req("alice", z.id, "2024-01-02T09:00:00Z")));
         assert_eq!(lock(&f.store.intervals).len(), 2);
     }
 
     #[test]
     fn sessions_of_others_are_not_found() {
         let f = fixture();
-        let s = ok(f.svc.start(&alice(), start_req("alice", "2024-01-01T09:00:00Z")));
-        let bob = Caller { username: "bob".into(), app: "web".into(), is_admin: false };
+        let s = ok(f.svc.start_raw(&alice(), start_req("alice", "2024-01-01T09:00:00Z")));
+        let bob = caller("bob", "web", false);
         let not_found = |r: Result<TrackedSession, AnalyticsError>| {
             assert!(matches!(r, Err(AnalyticsError::SessionNotFound)), "{r:?}");
         };
-        not_found(f.svc.pause(&bob, step_req("bob", s.id, "2024-01-01T09:10:00Z")));
-        not_found(f.svc.pause(&alice(), step_req("alice", Uuid::nil(), "2024-01-01T09:10:00Z")));
+        not_found(f.svc.pause_raw(&bob, step_req("bob", s.id, "2024-01-01T09:10:00Z")));
+        not_found(
+            f.svc.pause_raw(&alice(), step_req("alice", Uuid::nil(), "2024-01-01T09:10:00Z")),
+        );
         let mut malformed = step_req("alice", s.id, "2024-01-01T09:10:00Z");
         malformed.session_id = "not-a-uuid".into();
-        not_found(f.svc.pause(&alice(), malformed));
+        not_found(f.svc.pause_raw(&alice(), malformed));
         // Admins act on any user's session of the app named, not of another app.
         let mut elsewhere = step_req("alice", s.id, "2024-01-01T09:10:00Z");
         elsewhere.app = "mobile".into();
-        not_found(f.svc.pause(&admin(), elsewhere));
+        not_found(f.svc.pause_raw(&admin(), elsewhere));
         assert_eq!(
-            ok(f.svc.pause(&admin(), step_req("someone", s.id, "2024-01-01T09:10:00Z"))).state,
+            ok(f.svc.pause_raw(&admin(), step_req("someone", s.id, "2024-01-01T09:10:00Z"))).state,
             TrackState::Paused
         );
         // Another user's id with the wrong user: authorization comes first.
         assert!(matches!(
-            f.svc.resume(&alice(), step_req("bob", s.id, "2024-01-01T09:20:00Z")),
+            f.svc.resume_raw(&alice(), step_req("bob", s.id, "2024-01-01T09:20:00Z")),
             Err(AnalyticsError::Forbidden(_))
         ));
     }
@@ -384,10 +367,10 @@ mod tests {
     #[test]
     fn a_lost_race_is_retried_and_decided_again() {
         let f = fixture();
-        let s = ok(f.svc.start(&alice(), start_req("alice", "2024-01-01T09:00:00Z")));
+        let s = ok(f.svc.start_raw(&alice(), start_req("alice", "2024-01-01T09:00:00Z")));
         // Someone else paused first: our identical pause becomes a 409.
         *lock(&f.store.race_once) = Some(EventKind::Pause);
-        let r = f.svc.pause(&alice(), step_req("alice", s.id, "2024-01-01T09:30:00Z"));
+        let r = f.svc.pause_raw(&alice(), step_req("alice", s.id, "2024-01-01T09:30:00Z"));
         assert!(
             matches!(
                 r,
@@ -398,7 +381,7 @@ mod tests {
         assert_eq!(f.store.cas_calls.load(Ordering::SeqCst), 1);
         // Someone else resumed first: our end is re-decided from active.
         *lock(&f.store.race_once) = Some(EventKind::Resume);
-        let e = ok(f.svc.end(&alice(), step_req("alice", s.id, "2024-01-01T10:00:00Z")));
+        let e = ok(f.svc.end_raw(&alice(), step_req("alice", s.id, "2024-01-01T10:00:00Z")));
         assert_eq!(e.state, TrackState::Ended);
         assert_eq!(f.store.cas_calls.load(Ordering::SeqCst), 3);
     }
@@ -406,14 +389,16 @@ mod tests {
     #[test]
     fn concurrent_identical_steps_yield_one_success() {
         let f = Arc::new(fixture());
-        let s = ok(f.svc.start(&alice(), start_req("alice", "2024-01-01T09:00:00Z")));
+        let s = ok(f.svc.start_raw(&alice(), start_req("alice", "2024-01-01T09:00:00Z")));
         let barrier = Arc::new(Barrier::new(8));
         let handles: Vec<_> = (0..8)
             .map(|_| {
                 let (f, barrier) = (f.clone(), barrier.clone());
                 std::thread::spawn(move || {
                     barrier.wait();
-                    f.svc.pause(&alice(), step_req("alice", s.id, "2024-01-01T09:30:00Z")).is_ok()
+                    f.svc
+                        .pause_raw(&alice(), step_req("alice", s.id, "2024-01-01T09:30:00Z"))
+                        .is_ok()
                 })
             })
             .collect();
@@ -427,18 +412,23 @@ mod tests {
     fn track_page_checks_access_and_fields() {
         let f = fixture_with(false);
         assert!(matches!(
-            f.svc.track_page(None, visit("alice", "/x")),
+            f.svc.track_page_raw(None, visit("alice", "/x")),
             Err(AnalyticsError::Unauthenticated)
         ));
-        let v = ok(f.svc.track_page(Some(&alice()), visit("Alice", "/dashboard")));
+        let parsed = ok(TrackPageRequest::parse(visit("alice", "/x"), f.svc.now()));
+        assert!(matches!(
+            f.svc.check_page_visit(None, parsed),
+            Err(AnalyticsError::Unauthenticated)
+        ));
+        let v = ok(f.svc.track_page_raw(Some(&alice()), visit("Alice", "/dashboard")));
         assert_eq!((v.user.as_str(), v.page.as_str(), v.timespent), ("alice", "/dashboard", 120));
         assert_eq!(v.at, f.clock.now());
         assert_eq!(lock(&f.store.visits).len(), 1);
         assert!(matches!(
-            f.svc.track_page(Some(&alice()), visit("bob", "/x")),
+            f.svc.track_page_raw(Some(&alice()), visit("bob", "/x")),
             Err(AnalyticsError::Forbidden(_))
         ));
-        let bad = TrackPageRequest {
+        let bad = RawTrackPage {
             user: "all".into(),
             page: "x".into(),
             timespent: None,
@@ -446,7 +436,7 @@ mod tests {
             session_id: Some("nope".into()),
             time: Some("noon".into()),
         };
-        let e = f.svc.track_page(Some(&alice()), bad).expect_err("invalid");
+        let e = f.svc.track_page_raw(Some(&alice()), bad).expect_err("invalid");
         match &e {
             AnalyticsError::Invalid(v) => assert_eq!(
                 v.iter().find(|(f, _)| *f == "timespent").map(|(_, p)| p),
@@ -458,7 +448,7 @@ mod tests {
         let mut big = visit("alice", "/x");
         big.timespent = Some(86_401);
         assert_eq!(
-            fields(f.svc.track_page(Some(&alice()), big).expect_err("range")),
+            fields(f.svc.track_page_raw(Some(&alice()), big).expect_err("range")),
             ["timespent"]
         );
     }
@@ -466,31 +456,31 @@ mod tests {
     #[test]
     fn track_page_session_must_be_the_users() {
         let f = fixture();
-        let s = ok(f.svc.start(&alice(), start_req("alice", "2024-01-01T09:00:00Z")));
+        let s = ok(f.svc.start_raw(&alice(), start_req("alice", "2024-01-01T09:00:00Z")));
         let mut v = visit("alice", "/a");
         v.session_id = Some(s.id.to_string());
         v.time = Some("2024-01-01T09:05:00+02:00".into());
-        let stored = ok(f.svc.track_page(None, v));
+        let stored = ok(f.svc.track_page_raw(None, v));
         assert_eq!(stored.session_id, Some(s.id));
         assert_eq!(stored.at, at("2024-01-01T07:05:00Z"));
         let mut v = visit("bob", "/a");
         v.session_id = Some(s.id.to_string());
-        assert!(matches!(f.svc.track_page(None, v), Err(AnalyticsError::SessionNotFound)));
+        assert!(matches!(f.svc.track_page_raw(None, v), Err(AnalyticsError::SessionNotFound)));
         let mut v = visit("alice", "/a");
         v.session_id = Some(Uuid::nil().to_string());
-        assert!(matches!(f.svc.track_page(None, v), Err(AnalyticsError::SessionNotFound)));
+        assert!(matches!(f.svc.track_page_raw(None, v), Err(AnalyticsError::SessionNotFound)));
     }
 
     #[test]
     fn only_a_visit_naming_a_session_needs_the_store_before_it_is_queued() {
         let f = fixture();
-        let s = ok(f.svc.start(&alice(), start_req("alice", "2024-01-01T09:00:00Z")));
-        let to_confirm = |v| match ok(f.svc.check_page_visit(None, v)).ready() {
+        let s = ok(f.svc.start_raw(&alice(), start_req("alice", "2024-01-01T09:00:00Z")));
+        let to_confirm = |v| match ok(f.svc.check_page_visit_raw(None, v)).ready() {
             Readiness::SessionToConfirm(req) => req,
             Readiness::Ready(v) => panic!("the session is to be confirmed: {v:?}"),
         };
         assert!(matches!(
-            ok(f.svc.check_page_visit(None, visit("alice", "/a"))).ready(),
+            ok(f.svc.check_page_visit_raw(None, visit("alice", "/a"))).ready(),
             Readiness::Ready(_)
         ));
         let mut v = visit("alice", "/a");
@@ -512,15 +502,15 @@ mod tests {
         let f = fixture();
         // Clock: 2024-06-01T12:00Z; idle timeout 12 h. Every event arrives
         // now, whatever time it carries (an offline client catching up).
-        let old = ok(f.svc.start(&alice(), start_req("alice", "2024-05-31T23:59:59.999Z")));
-        let paused = ok(f.svc.start(&alice(), start_req("alice", "2024-05-31T20:00:00Z")));
-        ok(f.svc.pause(&alice(), step_req("alice", paused.id, "2024-05-31T21:00:00Z")));
+        let old = ok(f.svc.start_raw(&alice(), start_req("alice", "2024-05-31T23:59:59.999Z")));
+        let paused = ok(f.svc.start_raw(&alice(), start_req("alice", "2024-05-31T20:00:00Z")));
+        ok(f.svc.pause_raw(&alice(), step_req("alice", paused.id, "2024-05-31T21:00:00Z")));
         // Just arrived: nothing is idle, however old the times are.
         assert_eq!(ok(f.svc.close_idle_sessions()), 0);
 
         // 11 h later a new event arrives for a third session.
         f.clock.advance(Duration::hours(11));
-        let fresh = ok(f.svc.start(&alice(), start_req("alice", "2024-06-01T01:00:00Z")));
+        let fresh = ok(f.svc.start_raw(&alice(), start_req("alice", "2024-06-01T01:00:00Z")));
         // Idle means strictly longer than the timeout since the last arrival.
         f.clock.advance(Duration::hours(1));
         assert_eq!(ok(f.svc.close_idle_sessions()), 0);
@@ -545,14 +535,14 @@ mod tests {
     fn event_times_may_not_run_ahead_of_the_clock() {
         let f = fixture();
         // Clock: 2024-06-01T12:00Z; five minutes of skew are tolerated.
-        ok(f.svc.start(&alice(), start_req("alice", "2024-06-01T12:05:00Z")));
-        match f.svc.start(&alice(), start_req("alice", "2024-06-01T12:05:00.001Z")) {
+        ok(f.svc.start_raw(&alice(), start_req("alice", "2024-06-01T12:05:00Z")));
+        match f.svc.start_raw(&alice(), start_req("alice", "2024-06-01T12:05:00.001Z")) {
             Err(AnalyticsError::Invalid(v)) => {
                 assert_eq!(v.iter().collect::<Vec<_>>(), [("time", "is in the future")]);
             }
             other => panic!("expected 422 on time, got {other:?}"),
         }
         // Back-dated events are fine: offline clients catch up.
-        ok(f.svc.start(&alice(), start_req("alice", "2020-01-01T00:00:00Z")));
+        ok(f.svc.start_raw(&alice(), start_req("alice", "2020-01-01T00:00:00Z")));
     }
 }

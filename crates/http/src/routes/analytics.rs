@@ -3,19 +3,21 @@
 //! reports under `/api/sessions/<report>`; page tracking is in
 //! [`super::pages`].
 //!
-//! Handlers parse the body into the use case's request (fields as
-//! received: the use case judges them), build the [`Caller`] from the bearer
-//! token, run the use case on the blocking pool and reshape its answer.
+//! Handlers read the body, parse it into the use case's request with the
+//! domain's parser (`StartRequest::parse`, …: one 422 naming every bad
+//! field), build the [`Caller`] from the
+//! bearer token, run the use case on the blocking pool and reshape its
+//! answer.
 
 use std::sync::Arc;
 
 use actix_web::HttpResponse;
 use analytics::{
-    AnalyticsError, AnalyticsService, Caller, ReportRequest, StartRequest, TrackedSession,
-    TransitionRequest,
+    AnalyticsError, AnalyticsService, Caller, Paging, RawReport, RawStart, RawTransition,
+    ReportRequest, StartRequest, TrackedSession, TransitionRequest,
 };
 use auth::Principal;
-use kernel::Violations;
+use kernel::{AppName, Username, Violations};
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -36,13 +38,25 @@ use crate::views::{
     SummaryData, TimelineData,
 };
 
-/// The analytics caller of a verified bearer token.
-pub(crate) fn caller(p: &Principal) -> Caller {
-    Caller {
-        username: p.user.username.clone(),
-        app: p.session.app.to_string(),
-        is_admin: p.is_admin(),
-    }
+/// The analytics caller of a verified bearer token. Its names were
+/// checked when they were stored, so one that does not parse now is a
+/// server bug: an internal error, never a panic.
+pub(crate) fn caller(p: &Principal) -> Result<Caller, ApiError> {
+    caller_named(&p.user.username, &p.session.app, p.is_admin())
+}
+
+/// [`caller`] of the names as stored.
+fn caller_named(username: &str, app: &str, is_admin: bool) -> Result<Caller, ApiError> {
+    let stored = |what: &str, e: &str| {
+        ApiError::from(AnalyticsError::Unknown(anyhow::anyhow!(
+            "the token's stored {what} does not parse: {e}"
+        )))
+    };
+    Ok(Caller {
+        username: Username::parse(username).map_err(|e| stored("username", e))?,
+        app: AppName::parse(app).map_err(|e| stored("app", e))?,
+        is_admin,
+    })
 }
 
 /// Runs an analytics use case on the blocking pool (they block on the
@@ -106,8 +120,9 @@ pub(crate) struct TransitionBody {
 }
 
 impl TransitionBody {
-    fn into_request(self) -> TransitionRequest {
-        TransitionRequest {
+    /// The fields as the domain's parser takes them.
+    fn into_raw(self) -> RawTransition {
+        RawTransition {
             user: self.user,
             app: self.app,
             session_id: self.session_id,
@@ -228,7 +243,7 @@ pub(crate) struct PageReportBody {
     cursor: Option<String>,
 }
 
-/// A report body as the domain's request: the range and zone, and the
+/// A report body as the domain's fields: the range and zone, and the
 /// page asked for (none for an unpaged report).
 fn domain_request(
     app: String,
@@ -236,27 +251,39 @@ fn domain_request(
     range: ReportRange,
     limit: Option<i64>,
     cursor: Option<String>,
-) -> Result<ReportRequest, ApiError> {
+) -> Result<RawReport, ApiError> {
     let DomainRange { from, to, tz } = range.try_into_domain()?;
-    Ok(ReportRequest { app, user, from, to, tz, limit, cursor })
+    Ok(RawReport { app, user, from, to, tz, limit, cursor })
 }
 
 impl ReportBody {
-    fn try_into_domain(self) -> Result<ReportRequest, ApiError> {
+    fn try_into_domain(self) -> Result<RawReport, ApiError> {
         domain_request(self.app, self.user, self.range, None, None)
     }
 }
 
 impl PagedReportBody {
-    fn try_into_domain(self) -> Result<ReportRequest, ApiError> {
+    fn try_into_domain(self) -> Result<RawReport, ApiError> {
         domain_request(self.app, self.user, self.range, self.limit, self.cursor)
     }
 }
 
 impl PageReportBody {
-    fn try_into_domain(self) -> Result<ReportRequest, ApiError> {
+    fn try_into_domain(self) -> Result<RawReport, ApiError> {
         domain_request(self.app, self.user, self.range, self.limit, self.cursor)
     }
+}
+
+/// The report request of `raw` for `paging`, once `caller` may ask for
+/// reports at all (a switched-off public endpoint answers before any 422).
+fn parse_report(
+    state: &ApiState,
+    caller: Option<&Caller>,
+    raw: RawReport,
+    paging: Paging,
+) -> Result<ReportRequest, ApiError> {
+    state.analytics.may_report(caller)?;
+    Ok(ReportRequest::parse(raw, paging)?)
 }
 
 /// Starts a tracked usage session.
@@ -279,8 +306,9 @@ pub(crate) async fn start(
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     let b: StartBody = body.json()?;
-    let req = StartRequest { user: b.user, app: b.app, time: b.time, status: b.status };
-    let caller = caller(&p);
+    let raw = RawStart { user: b.user, app: b.app, time: b.time, status: b.status };
+    let req = StartRequest::parse(raw, state.analytics.now())?;
+    let caller = caller(&p)?;
     let s = run(state, move |a| a.start(&caller, req)).await?;
     Ok(envelope::ok("Session started successfully", &SessionStartedData::from(&s)))
 }
@@ -297,8 +325,9 @@ async fn transition(
     step: Step,
     verb: &str,
 ) -> Result<TrackedSession, ApiError> {
-    let req = body.json::<TransitionBody>()?.into_request();
-    let caller = caller(p);
+    let raw = body.json::<TransitionBody>()?.into_raw();
+    let req = TransitionRequest::parse(raw, state.analytics.now())?;
+    let caller = caller(p)?;
     run(state, move |a| step(a, &caller, req)).await.map_err(|e| e.for_session(verb))
 }
 
@@ -382,23 +411,39 @@ pub(crate) async fn end(
 
 /// A report body and the caller.
 pub(crate) fn report_request(
+    state: &ApiState,
     p: &Principal,
     body: &Body,
 ) -> Result<(Caller, ReportRequest), ApiError> {
-    Ok((caller(p), body.json::<ReportBody>()?.try_into_domain()?))
+    let caller = caller(p)?;
+    let raw = body.json::<ReportBody>()?.try_into_domain()?;
+    let req = parse_report(state, Some(&caller), raw, Paging::No)?;
+    Ok((caller, req))
 }
 
-/// A paged report body and the caller.
-fn paged_request(p: &Principal, body: &Body) -> Result<(Caller, ReportRequest), ApiError> {
-    Ok((caller(p), body.json::<PagedReportBody>()?.try_into_domain()?))
+/// A paged report body (the timelines, by `paging`) and the caller.
+fn paged_request(
+    state: &ApiState,
+    p: &Principal,
+    body: &Body,
+    paging: Paging,
+) -> Result<(Caller, ReportRequest), ApiError> {
+    let caller = caller(p)?;
+    let raw = body.json::<PagedReportBody>()?.try_into_domain()?;
+    let req = parse_report(state, Some(&caller), raw, paging)?;
+    Ok((caller, req))
 }
 
 /// A page report body (time-by-page, pages/stats) and the caller.
 pub(crate) fn page_report_request(
+    state: &ApiState,
     p: &Principal,
     body: &Body,
 ) -> Result<(Caller, ReportRequest), ApiError> {
-    Ok((caller(p), body.json::<PageReportBody>()?.try_into_domain()?))
+    let caller = caller(p)?;
+    let raw = body.json::<PageReportBody>()?.try_into_domain()?;
+    let req = parse_report(state, Some(&caller), raw, Paging::Pages)?;
+    Ok((caller, req))
 }
 
 /// Session starts by day, and by weekday and hour.
@@ -421,7 +466,7 @@ pub(crate) async fn heatmap(
     Authenticated(p): Authenticated,
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
-    let (caller, req) = report_request(&p, &body)?;
+    let (caller, req) = report_request(&state, &p, &body)?;
     let h = run(state, move |a| a.heatmap(&caller, req)).await?;
     let data = HeatmapData::from(&h);
     Ok(envelope::ok_with(
@@ -448,7 +493,7 @@ pub(crate) async fn most_active(
     Authenticated(p): Authenticated,
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
-    let (caller, req) = report_request(&p, &body)?;
+    let (caller, req) = report_request(&state, &p, &body)?;
     let m = run(state, move |a| a.most_active(&caller, req)).await?;
     Ok(envelope::ok("Most active times retrieved successfully", &MostActiveData::from(&m)))
 }
@@ -470,7 +515,7 @@ pub(crate) async fn stats(
     Authenticated(p): Authenticated,
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
-    let (caller, req) = report_request(&p, &body)?;
+    let (caller, req) = report_request(&state, &p, &body)?;
     let s = run(state, move |a| a.stats(&caller, req)).await?;
     Ok(envelope::ok("Session statistics retrieved successfully", &StatsData::from(&s)))
 }
@@ -494,7 +539,7 @@ pub(crate) async fn summary(
     Authenticated(p): Authenticated,
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
-    let (caller, req) = report_request(&p, &body)?;
+    let (caller, req) = report_request(&state, &p, &body)?;
     let s = run(state, move |a| a.summary(Some(&caller), req)).await?;
     Ok(envelope::ok(SUMMARY, &SummaryData::from(&s)))
 }
@@ -513,7 +558,8 @@ pub(crate) async fn summary(
     )
 )]
 pub(crate) async fn public_summary(state: ApiState, body: Body) -> Result<HttpResponse, ApiError> {
-    let req = body.json::<ReportBody>()?.try_into_domain()?;
+    let raw = body.json::<ReportBody>()?.try_into_domain()?;
+    let req = parse_report(&state, None, raw, Paging::No)?;
     let s = run(state, move |a| a.summary(None, req)).await?;
     Ok(envelope::ok(SUMMARY, &SummaryData::from(&s)))
 }
@@ -537,7 +583,7 @@ pub(crate) async fn timeline(
     Authenticated(p): Authenticated,
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
-    let (caller, req) = paged_request(&p, &body)?;
+    let (caller, req) = paged_request(&state, &p, &body, Paging::Sessions)?;
     let t = run(state, move |a| a.timeline(Some(&caller), req)).await?;
     Ok(envelope::ok(TIMELINE, &TimelineData::from(&t)))
 }
@@ -556,7 +602,8 @@ pub(crate) async fn timeline(
     )
 )]
 pub(crate) async fn public_timeline(state: ApiState, body: Body) -> Result<HttpResponse, ApiError> {
-    let req = body.json::<PagedReportBody>()?.try_into_domain()?;
+    let raw = body.json::<PagedReportBody>()?.try_into_domain()?;
+    let req = parse_report(&state, None, raw, Paging::Sessions)?;
     let t = run(state, move |a| a.timeline(None, req)).await?;
     Ok(envelope::ok(TIMELINE, &TimelineData::from(&t)))
 }
@@ -578,7 +625,7 @@ pub(crate) async fn daily_time_spent(
     Authenticated(p): Authenticated,
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
-    let (caller, req) = report_request(&p, &body)?;
+    let (caller, req) = report_request(&state, &p, &body)?;
     let d = run(state, move |a| a.daily_time_spent(&caller, req)).await?;
     Ok(envelope::ok("Daily time spent retrieved successfully", &DailyTimeData::from(&d)))
 }
@@ -607,7 +654,7 @@ pub(crate) async fn time_by_page(
     Authenticated(p): Authenticated,
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
-    let (caller, req) = page_report_request(&p, &body)?;
+    let (caller, req) = page_report_request(&state, &p, &body)?;
     let t = run(state, move |a| a.time_by_page(&caller, req)).await?;
     Ok(envelope::ok("Time by page retrieved successfully", &PageTimeData::from(&t)))
 }
@@ -637,7 +684,7 @@ pub(crate) async fn session_timeline_detail(
     Authenticated(p): Authenticated,
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
-    let (caller, req) = paged_request(&p, &body)?;
+    let (caller, req) = paged_request(&state, &p, &body, Paging::Events)?;
     let d = run(state, move |a| a.session_timeline_detail(&caller, req)).await?;
     Ok(envelope::ok(
         "Detailed session timeline retrieved successfully",
@@ -656,10 +703,20 @@ mod tests {
     }
 
     #[test]
+    fn a_stored_name_that_does_not_parse_is_an_internal_error() {
+        let c = caller_named("Alice", "web", true).expect("valid");
+        assert_eq!((c.username.as_str(), c.app.as_str(), c.is_admin), ("Alice", "web", true));
+        for (user, app) in [("a", "web"), ("alice", "we b")] {
+            let e = caller_named(user, app, false).expect_err("a server bug");
+            assert_eq!(e.code, crate::error::ErrorCode::InternalError, "{user} {app}");
+        }
+    }
+
+    #[test]
     fn every_report_body_reads_the_one_range() {
         let range = json!({"app": "web", "user": "bob", "from": "2024-01-01", "to": "2024-01-31",
             "tz": "UTC", "limit": 5, "cursor": "c"});
-        let want = |r: ReportRequest| (r.from, r.to, r.tz, r.app, r.user);
+        let want = |r: RawReport| (r.from, r.to, r.tz, r.app, r.user);
         let expected = (
             Some("2024-01-01".to_owned()),
             Some("2024-01-31".to_owned()),

@@ -3,7 +3,7 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
-use analytics::{Readiness, TrackPageRequest};
+use analytics::{RawTrackPage, Readiness, TrackPageRequest};
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -91,12 +91,15 @@ pub(crate) async fn track(
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     let caller = if req.headers().contains_key(header::AUTHORIZATION) {
-        Some(caller(&authenticate(&req).await?))
+        Some(caller(&authenticate(&req).await?)?)
     } else {
         None
     };
     let b: TrackBody = body.json()?;
-    let request = TrackPageRequest {
+    let analytics = state.analytics.clone();
+    // Whether this caller may track at all comes before the fields.
+    analytics.may_track_pages(caller.as_ref())?;
+    let raw = RawTrackPage {
         user: b.user,
         page: b.page,
         timespent: whole_seconds(&b.timespent),
@@ -104,12 +107,12 @@ pub(crate) async fn track(
         session_id: b.session_id,
         time: b.time,
     };
+    let request = TrackPageRequest::parse(raw, analytics.now())?;
     // Validation and authorization need no I/O, so they run here; only a
     // visit that names a tracked session goes to the blocking pool for
     // the store read. The commit is then awaited without holding a
     // thread: under load a whole batch of visits is answered with one
     // wake-up of this worker instead of three thread hand-offs each.
-    let analytics = state.analytics.clone();
     let checked = match analytics.check_page_visit(caller.as_ref(), request)?.ready() {
         Readiness::Ready(checked) => checked,
         Readiness::SessionToConfirm(req) => run(state, move |a| a.confirm_page_visit(req)).await?,
@@ -142,7 +145,7 @@ pub(crate) async fn stats(
     Authenticated(p): Authenticated,
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
-    let (caller, req) = page_report_request(&p, &body)?;
+    let (caller, req) = page_report_request(&state, &p, &body)?;
     let s = run(state, move |a| a.page_stats(&caller, req)).await?;
     Ok(envelope::ok("Page statistics retrieved successfully", &PageStatsData::from(&s)))
 }
