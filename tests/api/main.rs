@@ -27,6 +27,7 @@ mod nginx;
 mod oauth;
 mod openapi;
 mod outage;
+mod password;
 mod pg_cluster;
 mod sessions;
 mod storage_faults;

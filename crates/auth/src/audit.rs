@@ -31,11 +31,14 @@ pub enum AuditAction {
     TokenRevoke,
     /// An administrator rotated the signing keys.
     KeyRotate,
+    /// A user changed their password (a failure: the current password was
+    /// wrong).
+    PasswordChange,
 }
 
 impl AuditAction {
     /// Every action, for parsing and documentation.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::Register,
         Self::Login,
         Self::LoginFailed,
@@ -49,6 +52,7 @@ impl AuditAction {
         Self::UserUpdate,
         Self::TokenRevoke,
         Self::KeyRotate,
+        Self::PasswordChange,
     ];
 
     /// The wire and storage name.
@@ -67,6 +71,7 @@ impl AuditAction {
             Self::UserUpdate => "user_update",
             Self::TokenRevoke => "token_revoke",
             Self::KeyRotate => "key_rotate",
+            Self::PasswordChange => "password_change",
         }
     }
 

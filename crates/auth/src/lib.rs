@@ -88,6 +88,7 @@ pub use activity::ActivityBuffer;
 pub use audit::{AuditAction, AuditEvent, AuditLog, AuditOutcome, AuditPosition, AuditQuery};
 pub use cache::{Invalidation, SessionCache};
 pub use devices::{AuditPage, AuditRequest, SessionInfo};
+pub use service::password::PasswordInput;
 pub use service::{
     AuthService, CACHE_TTL, Introspection, LoginInput, LoginOk, Ports, Principal, Refreshed,
     RegisterInput, Settings, UserProfile,
@@ -212,6 +213,39 @@ pub trait PrincipalStore: Send + Sync {
     /// ONE transaction: nothing is written when either fails. As with
     /// [`Self::rotate_refresh`], no session without its audit record.
     fn open_session(&self, new: &sessions::NewSession, audit: &AuditEvent) -> anyhow::Result<()>;
+
+    /// Stores a user's new password hash, ends the sessions
+    /// `change.end_sessions` names (as `revoked`, at `change.at`) and
+    /// appends `audit`, in ONE transaction: no new password whose ended
+    /// sessions could still be used, nor either without its audit record.
+    /// The number of sessions ended.
+    fn change_password(&self, change: &PasswordChange, audit: &AuditEvent) -> anyhow::Result<u64>;
+}
+
+/// A new password and the sessions it ends
+/// ([`PrincipalStore::change_password`]).
+#[derive(Debug, Clone)]
+pub struct PasswordChange {
+    /// Whose password.
+    pub user_id: Uuid,
+    /// The new Argon2id PHC string.
+    pub password_hash: String,
+    /// Which of the user's active sessions end: every one but `Some(keep)`
+    /// (`EndSessions::AllBut`), all of them, or none.
+    pub end_sessions: EndSessions,
+    /// When.
+    pub at: kernel::OffsetDateTime,
+}
+
+/// Which of a user's active sessions a password change ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndSessions {
+    /// None: the user asked to stay signed in elsewhere.
+    None,
+    /// Every one but this one (the caller's own).
+    AllBut(Uuid),
+    /// Every one (an administrator's reset).
+    All,
 }
 
 #[cfg(test)]

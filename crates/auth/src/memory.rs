@@ -302,6 +302,36 @@ impl PrincipalStore for Memory {
         });
         Ok(())
     }
+    fn change_password(
+        &self,
+        change: &crate::PasswordChange,
+        audit: &AuditEvent,
+    ) -> anyhow::Result<u64> {
+        // All or nothing, as in one transaction.
+        self.audit_fails()?;
+        self.with(|s| {
+            let user = s
+                .users
+                .iter_mut()
+                .find(|u| u.id == change.user_id)
+                .ok_or_else(|| anyhow::anyhow!("no such user"))?;
+            (user.password_hash, user.updated_at) = (change.password_hash.clone(), change.at);
+            let mut n = 0;
+            for (d, _) in &mut s.sessions {
+                let ends = match change.end_sessions {
+                    crate::EndSessions::None => false,
+                    crate::EndSessions::AllBut(keep) => d.id != keep,
+                    crate::EndSessions::All => true,
+                };
+                if ends && d.user_id == change.user_id && d.state == SessionState::Active {
+                    (d.state, d.ended_at) = (SessionState::Revoked, Some(change.at));
+                    n += 1;
+                }
+            }
+            s.audit.push(audit.clone());
+            Ok(n)
+        })
+    }
 }
 
 impl AuditLog for Memory {

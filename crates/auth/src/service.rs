@@ -6,6 +6,7 @@ mod authenticate;
 mod introspection;
 mod login;
 mod logout;
+pub(crate) mod password;
 mod refresh;
 mod users;
 

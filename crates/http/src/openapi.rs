@@ -162,6 +162,7 @@ pub(crate) struct HeatmapEnvelope {
         auth::refresh,
         auth::logout,
         auth::logout_all,
+        auth::change_password,
         auth::logout_all_v1,
         auth::validate_token,
         auth::token_info,

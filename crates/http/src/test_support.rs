@@ -153,6 +153,9 @@ impl PrincipalStore for Stub {
     fn open_session(&self, _: &NewSession, _: &AuditEvent) -> anyhow::Result<()> {
         Ok(())
     }
+    fn change_password(&self, _: &auth::PasswordChange, _: &AuditEvent) -> anyhow::Result<u64> {
+        Ok(0)
+    }
 }
 
 /// Keeps no records: every login attempt is the first (throttling itself

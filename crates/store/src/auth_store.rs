@@ -1,9 +1,14 @@
 //! `auth::PrincipalStore` and `auth::AuditLog`.
 
-use auth::{AuditAction, AuditEvent, AuditLog, AuditOutcome, AuditQuery, PrincipalStore};
+use auth::{
+    AuditAction, AuditEvent, AuditLog, AuditOutcome, AuditQuery, EndSessions, PasswordChange,
+    PrincipalStore,
+};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 use kernel::{OffsetDateTime, Uuid, from_millis, to_millis};
+
+use sessions::SessionState;
 
 use crate::accounts_store::UserRow;
 use crate::conn::DbConn;
@@ -103,6 +108,43 @@ impl PrincipalStore for Store {
             insert_session(c, new)?;
             diesel::insert_into(audit_events::table).values(&row).execute(c)?;
             Ok(())
+        })
+    }
+
+    fn change_password(&self, change: &PasswordChange, audit: &AuditEvent) -> anyhow::Result<u64> {
+        use device_sessions::dsl as ds;
+        let row = AuditRow::of(audit);
+        let (user_id, at_ms) = (change.user_id.to_string(), to_millis(change.at));
+        let keep = match change.end_sessions {
+            EndSessions::AllBut(id) => Some(id.to_string()),
+            EndSessions::None | EndSessions::All => None,
+        };
+        self.write_tx("changing a password", |c| {
+            let found = diesel::update(users::table.find(&user_id))
+                .set((
+                    users::password_hash.eq(&change.password_hash),
+                    users::updated_at_ms.eq(at_ms),
+                ))
+                .execute(c)?;
+            if found == 0 {
+                return Err(diesel::result::Error::NotFound);
+            }
+            let ended = if change.end_sessions == EndSessions::None {
+                0
+            } else {
+                let live = ds::device_sessions
+                    .filter(ds::user_id.eq(&user_id))
+                    .filter(ds::state.eq(SessionState::Active.as_str()));
+                let set = (ds::state.eq(SessionState::Revoked.as_str()), ds::ended_at_ms.eq(at_ms));
+                match &keep {
+                    Some(keep) => {
+                        diesel::update(live.filter(ds::id.ne(keep))).set(set).execute(c)?
+                    }
+                    None => diesel::update(live).set(set).execute(c)?,
+                }
+            };
+            diesel::insert_into(audit_events::table).values(&row).execute(c)?;
+            Ok(u64::try_from(ended).unwrap_or(u64::MAX))
         })
     }
 }

@@ -12,8 +12,8 @@ use std::time::{Duration as StdDuration, Instant};
 
 use accounts::{AccountError, Email, NewUser, Role, User, UserPatch, UserStatus, UserStore};
 use auth::{
-    AuditAction, AuditEvent, AuditLog, AuditOutcome, AuditPosition, AuditQuery, LoginThrottleStore,
-    PrincipalStore,
+    AuditAction, AuditEvent, AuditLog, AuditOutcome, AuditPosition, AuditQuery, EndSessions,
+    LoginThrottleStore, PasswordChange, PrincipalStore,
 };
 use kernel::{Duration, OffsetDateTime, Uuid};
 use sessions::{ActivityMark, DeviceSession, NewSession, SessionState, SessionStore};
@@ -51,6 +51,7 @@ contract!(
     concurrent_rotations_have_one_winner,
     audited_rotation_is_all_or_nothing,
     a_login_and_its_audit_record_commit_together,
+    a_password_change_its_ended_sessions_and_its_audit_record_commit_together,
     secret_or_insert_keeps_the_first_value,
     session_with_user_joins,
     audit_events_round_trip,
@@ -1004,6 +1005,63 @@ fn a_login_and_its_audit_record_commit_together(store: &Store) {
     let again = NewSession { session: first.clone(), refresh_hash: fresh_hash() };
     assert!(store.open_session(&again, &login(&first)).is_err());
     assert_eq!(logins().len(), 1);
+}
+
+fn a_password_change_its_ended_sessions_and_its_audit_record_commit_together(store: &Store) {
+    let alice = user(store, "alice");
+    let bob = user(store, "bob");
+    let open = |owner: &User| {
+        let s = session_at(owner.id, T0);
+        store
+            .create_session(&NewSession { session: s.clone(), refresh_hash: fresh_hash() })
+            .unwrap();
+        s
+    };
+    let (mine, other, third, bobs) = (open(&alice), open(&alice), open(&alice), open(&bob));
+    let t1 = T0 + Duration::minutes(5);
+    let audit = AuditEvent {
+        id: kernel::new_id(),
+        at: t1,
+        action: AuditAction::PasswordChange,
+        user_id: Some(alice.id),
+        session_id: Some(mine.id),
+        ip_address: None,
+        user_agent: None,
+        request_id: None,
+        outcome: AuditOutcome::Success,
+    };
+    let change = |hash: &str, end_sessions| PasswordChange {
+        user_id: alice.id,
+        password_hash: hash.into(),
+        end_sessions,
+        at: t1,
+    };
+    let state = |s: &DeviceSession| store.get_session(s.id).unwrap().map(|s| (s.state, s.ended_at));
+
+    // A failing audit insert (a duplicate id) changes nothing.
+    let q =
+        AuditQuery { action: Some(AuditAction::PasswordChange), limit: 10, ..Default::default() };
+    store.change_password(&change("h1", EndSessions::AllBut(mine.id)), &audit).unwrap();
+    assert!(store.change_password(&change("h2", EndSessions::All), &audit).is_err());
+    assert_eq!(store.find_by_id(alice.id).unwrap().map(|u| u.password_hash).as_deref(), Some("h1"));
+    assert_eq!(state(&mine), Some((SessionState::Active, None)), "the caller's stays");
+    assert_eq!(store.list_events(&q).unwrap(), vec![audit.clone()]);
+
+    // The first change ended every other session of alice's, and no one else's.
+    for ended in [&other, &third] {
+        assert_eq!(state(ended), Some((SessionState::Revoked, Some(t1))));
+    }
+    assert_eq!(state(&bobs), Some((SessionState::Active, None)));
+    let user = store.find_by_id(alice.id).unwrap().unwrap();
+    assert_eq!(user.updated_at, t1);
+
+    // Ending none, then all.
+    let again = AuditEvent { id: kernel::new_id(), ..audit.clone() };
+    assert_eq!(store.change_password(&change("h3", EndSessions::None), &again).unwrap(), 0);
+    assert_eq!(state(&mine), Some((SessionState::Active, None)));
+    let last = AuditEvent { id: kernel::new_id(), ..audit };
+    assert_eq!(store.change_password(&change("h4", EndSessions::All), &last).unwrap(), 1);
+    assert_eq!(state(&mine), Some((SessionState::Revoked, Some(t1))));
 }
 
 fn secret_or_insert_keeps_the_first_value(store: &Store) {

@@ -169,7 +169,7 @@ impl AuthService {
     /// Whether the account logged in successfully from the caller's
     /// network within the policy's `known_for`. Asked for unknown names as
     /// well (of a key never written), so they cost the same.
-    fn known_from(&self, keys: &AttemptKeys) -> Result<bool, AuthError> {
+    pub(super) fn known_from(&self, keys: &AttemptKeys) -> Result<bool, AuthError> {
         let Some(login_key) = &keys.login else { return Ok(false) };
         let last = self.ports.throttle.last_success(login_key)?;
         Ok(last.is_some_and(|t| self.settings.throttle.still_known(t, self.now())))
@@ -178,7 +178,7 @@ impl AuthService {
     /// `Locked` when any of `keys` (the pair, the client address, the
     /// account when it applies) is locked: then no password is checked at
     /// all.
-    fn refuse_if_locked(&self, keys: &[&str]) -> Result<(), AuthError> {
+    pub(super) fn refuse_if_locked(&self, keys: &[&str]) -> Result<(), AuthError> {
         let records = self.ports.throttle.read_failures(keys)?;
         match throttle::longest_wait(&records, self.now()) {
             Some(retry_after) => Err(AuthError::Locked { retry_after }),
@@ -196,7 +196,7 @@ impl AuthService {
     /// address (others behind it may be guessing) nor the account across
     /// addresses (each login of the owner would give a distributed guesser
     /// a fresh allowance).
-    fn settle_attempt(
+    pub(super) fn settle_attempt(
         &self,
         keys: &[&str],
         limits: &[u32],

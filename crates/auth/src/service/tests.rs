@@ -13,7 +13,7 @@ use tokens::TokenCodec;
 
 use super::*;
 use crate::memory::Memory;
-use crate::{AuditAction, AuthError, RequestMeta};
+use crate::{AuditAction, AuthError, PasswordInput, RequestMeta};
 
 const PASSWORD: &str = "correct horse battery";
 const T0: OffsetDateTime = time::macros::datetime!(2024-04-05 12:00 UTC);
@@ -173,4 +173,54 @@ fn access_tokens_expire_before_their_session_and_sessions_expire() {
     w.clock.advance(Duration::hours(24));
     let token = r.refresh_token.unwrap();
     assert!(matches!(w.auth.refresh(&token, &meta()), Err(AuthError::Unauthenticated(_))));
+}
+
+fn change_password(
+    w: &World,
+    p: &Principal,
+    current: &str,
+    others: Option<bool>,
+) -> Result<UserProfile, AuthError> {
+    let input = PasswordInput {
+        current_password: current.into(),
+        new_password: "staple battery horse correct".into(),
+        sign_out_other_sessions: others,
+    };
+    w.auth.change_password(p, input, &meta())
+}
+
+#[test]
+fn a_password_change_ends_the_other_sessions_in_its_commit_and_keeps_the_callers() {
+    let w = world();
+    let (mine, other) = (login(&w, PASSWORD).unwrap(), login(&w, PASSWORD).unwrap());
+    let p = w.auth.authenticate(&mine.access_token).unwrap();
+    assert!(matches!(
+        change_password(&w, &p, "wrong password", None),
+        Err(AuthError::InvalidCredentials)
+    ));
+    assert!(w.auth.authenticate(&other.access_token).is_ok(), "nothing changed yet");
+
+    change_password(&w, &p, PASSWORD, None).unwrap();
+    let states: Vec<_> = w.memory.sessions().iter().map(|s| (s.id, s.state)).collect();
+    assert!(states.contains(&(mine.session.session.id, SessionState::Active)));
+    assert!(states.contains(&(other.session.session.id, SessionState::Revoked)));
+    assert!(w.auth.authenticate(&other.access_token).is_err());
+    assert!(w.auth.authenticate(&mine.access_token).is_ok());
+    assert!(login(&w, PASSWORD).is_err());
+    assert!(login(&w, "staple battery horse correct").is_ok());
+    let changes: Vec<_> =
+        actions(&w).into_iter().filter(|a| *a == AuditAction::PasswordChange).collect();
+    assert_eq!(changes.len(), 2, "the failure and the change");
+}
+
+#[test]
+fn a_password_change_whose_audit_record_fails_changes_nothing() {
+    let w = world();
+    let (mine, other) = (login(&w, PASSWORD).unwrap(), login(&w, PASSWORD).unwrap());
+    let p = w.auth.authenticate(&mine.access_token).unwrap();
+    w.memory.fail_audit.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(change_password(&w, &p, PASSWORD, Some(true)).is_err());
+    w.memory.fail_audit.store(false, std::sync::atomic::Ordering::Relaxed);
+    assert!(w.auth.authenticate(&other.access_token).is_ok());
+    assert!(login(&w, PASSWORD).is_ok(), "the old password still works");
 }

@@ -3,7 +3,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
-use auth::{LoginInput, RegisterInput};
+use auth::{LoginInput, PasswordInput, RegisterInput};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -66,6 +66,23 @@ pub(crate) struct LoginRequest {
 pub(crate) struct RefreshRequest {
     /// The current refresh token.
     refresh_token: Option<String>,
+}
+
+/// A password change.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct PasswordChangeRequest {
+    /// The password in force. A wrong one is 401 `INVALID_CREDENTIALS` and
+    /// counts toward the login lockout.
+    #[schema(example = "correct horse battery", max_length = 1024)]
+    current_password: String,
+    /// The new password: 8–1024 characters, none a control or format
+    /// character; spaces are fine.
+    #[schema(example = "staple battery horse correct", min_length = 8, max_length = 1024)]
+    new_password: String,
+    /// Whether every other session of the user ends (default `true`); the
+    /// calling session stays either way.
+    #[schema(example = true)]
+    sign_out_other_sessions: Option<bool>,
 }
 
 /// A body that carries nothing; whatever fields come are ignored.
@@ -281,6 +298,38 @@ pub(crate) async fn logout_all_v1(
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     logout_everywhere(state, p, meta, body).await
+}
+
+/// Changes the caller's password; every other session of the user ends
+/// (in the same commit) unless `sign_out_other_sessions` is `false`.
+#[utoipa::path(
+    post, path = "/api/auth/password", tag = "auth", operation_id = "changePassword",
+    security(("bearerAuth" = [])),
+    request_body = PasswordChangeRequest,
+    responses(
+        (status = 200, description = "The password was changed; the account", body = UserEnvelope),
+        (status = 400, description = "The body is not JSON", body = ErrorEnvelope),
+        (status = 401, description = "No valid token, or INVALID_CREDENTIALS: `current_password` is wrong (counted toward the lockout)", body = ErrorEnvelope),
+        (status = 413, description = "The body is larger than 64 KiB", body = ErrorEnvelope),
+        (status = 422, description = "A field is missing, or `new_password` breaks the registration rules", body = ErrorEnvelope),
+        (status = 429, description = "Too many wrong passwords: locked, with `Retry-After`", body = ErrorEnvelope),
+    )
+)]
+pub(crate) async fn change_password(
+    state: ApiState,
+    Authenticated(p): Authenticated,
+    Meta(meta): Meta,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    let b: PasswordChangeRequest = body.json()?;
+    let input = PasswordInput {
+        current_password: b.current_password,
+        new_password: b.new_password,
+        sign_out_other_sessions: b.sign_out_other_sessions,
+    };
+    let auth = state.auth;
+    let profile = blocking(move || auth.change_password(&p, input, &meta)).await?;
+    Ok(envelope::ok("Password changed", &UserView::from(&profile)))
 }
 
 /// Refuses a token whose session was not opened for the `app` a client

@@ -92,6 +92,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("/api/auth/refresh", POST).route(web::post().to(auth::refresh)))
     .service(resource("/api/auth/logout", POST).route(web::post().to(auth::logout)))
     .service(resource("/api/auth/logout-all", POST).route(web::post().to(auth::logout_all)))
+    .service(resource("/api/auth/password", POST).route(web::post().to(auth::change_password)))
     .service(resource("/api/v1/auth/logout-all", POST).route(web::post().to(auth::logout_all_v1)))
     .service(resource("/api/auth/validate-token", POST).route(web::post().to(auth::validate_token)))
     .service(resource("/api/auth/token-info", POST).route(web::post().to(auth::token_info)))
