@@ -4,7 +4,9 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{CHROME_WINDOWS, Db, FIREFOX_LINUX, SAFARI_IPHONE, Server, assert_envelope};
+use crate::support::{
+    CHROME_WINDOWS, Db, FIREFOX_LINUX, SAFARI_IPHONE, Server, assert_envelope, create_admin,
+};
 
 const PW: &str = "correct horse battery";
 const NEW_PW: &str = "staple battery horse correct";
@@ -14,6 +16,8 @@ crate::on_both_databases!(
     a_password_change_can_keep_the_other_sessions,
     a_wrong_current_password_counts_toward_the_lockout,
     the_new_password_follows_the_registration_rules,
+    an_admin_reset_ends_every_session_of_the_user,
+    the_command_line_sets_a_password_and_ends_every_session,
 );
 
 fn change(s: &Server, token: &str, body: Value) -> crate::support::Resp {
@@ -123,4 +127,55 @@ fn the_new_password_follows_the_registration_rules(db: Db) {
         s.post("/api/auth/password", None, json!({"current_password": PW, "new_password": NEW_PW}));
     r.expect(401, None);
     s.login("ned", PW, CHROME_WINDOWS);
+}
+
+fn an_admin_reset_ends_every_session_of_the_user(db: Db) {
+    let Some(s) = Server::start(db) else { return };
+    let admin = create_admin(&s, "root", PW);
+    let user = s.register("uma", PW);
+    let id = user["_id"].as_str().map(str::to_owned).expect("the user id");
+    let (a, b) = (s.login("uma", PW, CHROME_WINDOWS), s.login("uma", PW, SAFARI_IPHONE));
+    s.get("/api/auth/me", Some(&a.access)).expect(200, None);
+    let path = format!("/api/admin/users/{id}");
+    // A non-admin cannot; a bad password is a 422 naming the field.
+    s.request("PATCH", &path, Some(&a.access), Some(json!({"password": NEW_PW}))).expect(403, None);
+    let r = s.request("PATCH", &path, Some(&admin.access), Some(json!({"password": "short"})));
+    r.expect(422, Some("VALIDATION_ERROR"));
+    assert!(r.body["error"]["details"].get("password").is_some(), "{}", r.text);
+    s.get("/api/auth/me", Some(&a.access)).expect(200, None);
+
+    let r = s.request("PATCH", &path, Some(&admin.access), Some(json!({"password": NEW_PW})));
+    r.expect(200, None);
+    assert_eq!(r.body["data"]["status"], "active", "{}", r.text);
+    for t in [&a, &b] {
+        s.get("/api/auth/me", Some(&t.access)).expect(401, None);
+        assert_eq!(refresh_status(&s, &t.refresh), 401);
+    }
+    s.get("/api/auth/me", Some(&admin.access)).expect(200, None);
+    let old = s.post("/api/auth/login", None, json!({"username": "uma", "password": PW}));
+    old.expect(401, Some("INVALID_CREDENTIALS"));
+    s.login("uma", NEW_PW, CHROME_WINDOWS);
+}
+
+fn the_command_line_sets_a_password_and_ends_every_session(db: Db) {
+    let Some(s) = Server::start(db) else { return };
+    s.register("cli", PW);
+    let t = s.login("cli", PW, CHROME_WINDOWS);
+    s.get("/api/auth/me", Some(&t.access)).expect(200, None);
+    let out = s.cli(&["user", "set-password", "--username", "cli", "--password", "short"], None);
+    assert!(!out.status.success(), "a password under the rules' length is refused");
+    let out = s.cli(
+        &["user", "set-password", "--username", "cli", "--password-stdin"],
+        Some(&format!("{NEW_PW}\n")),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Another process ended the session: refused within the cache's second.
+    let start = std::time::Instant::now();
+    while s.get("/api/auth/me", Some(&t.access)).status == 200 {
+        assert!(start.elapsed() < std::time::Duration::from_millis(2500), "still accepted");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    s.login("cli", NEW_PW, CHROME_WINDOWS);
+    let out = s.cli(&["user", "set-password", "--username", "nobody", "--password", NEW_PW], None);
+    assert!(!out.status.success());
 }

@@ -96,8 +96,10 @@ def victim_session():
             if e.code != 409:
                 raise
             _victim_id = login(VICTIM)["user"]["_id"]
-    # Undo a generated suspension or role change of an earlier request.
-    as_admin("PATCH", f"/api/admin/users/{_victim_id}", {"status": "active", "role": "user"})
+    # Undo a generated suspension, role change or password reset of an
+    # earlier request.
+    undo = {"status": "active", "role": "user", "password": VICTIM[1]}
+    as_admin("PATCH", f"/api/admin/users/{_victim_id}", undo)
     return _victim_id, login(VICTIM)["session"]["id"]
 
 

@@ -111,6 +111,19 @@ enum UserCommand {
         #[arg(long)]
         role: String,
     },
+    /// Set an account's password (the registration rules apply); every
+    /// session of the account ends.
+    SetPassword {
+        /// Username.
+        #[arg(long)]
+        username: String,
+        /// New password (prefer --password-stdin: arguments show up in `ps`).
+        #[arg(long, required_unless_present = "password_stdin", conflicts_with = "password_stdin")]
+        password: Option<String>,
+        /// Read the new password from standard input (one line).
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -390,6 +403,18 @@ fn user_command(command: UserCommand, config: &Config, store: Store) -> anyhow::
             let role = Role::parse(&role).map_err(|e| anyhow::anyhow!("invalid --role: {e}"))?;
             let user = auth.set_role(&username, role).map_err(describe)?;
             say(&format!("user {} now has role {}\n", user.username, user.role));
+        }
+        UserCommand::SetPassword { username, password, password_stdin } => {
+            let password = match (password, password_stdin) {
+                (_, true) => read_password_stdin()?,
+                (Some(p), false) => p,
+                (None, false) => anyhow::bail!("--password or --password-stdin is required"),
+            };
+            let user = auth.set_password(&username, &password).map_err(describe)?;
+            say(&format!(
+                "set the password of user {}; every session of it ended\n",
+                user.username
+            ));
         }
     }
     Ok(())

@@ -1,13 +1,14 @@
-//! Administration of accounts: profiles, status and role changes.
+//! Administration of accounts: profiles, status and role changes, and
+//! password resets.
 
 use std::sync::Arc;
 
-use accounts::{Role, User, UserPatch, UserStatus};
+use accounts::{Password, Role, User, UserPatch, UserStatus};
 use kernel::{Uuid, Violations};
 use sessions::SessionState;
 
 use super::*;
-use crate::{AuditAction, AuditOutcome, AuthError, RequestMeta};
+use crate::{AuditAction, AuditOutcome, AuthError, EndSessions, PasswordChange, RequestMeta};
 
 impl AuthService {
     /// The profile of any account (admin views).
@@ -17,15 +18,18 @@ impl AuthService {
         Ok(UserProfile { is_online: accounts::is_online(last, now), user: Arc::new(user) })
     }
 
-    /// An administrator changes an account's status or role. Suspension
-    /// also revokes every session of the account, so that reinstating it
-    /// does not bring old tokens back to life.
+    /// An administrator changes an account's status, role or password.
+    /// Suspension also revokes every session of the account, so that
+    /// reinstating it does not bring old tokens back to life; a new
+    /// `password` (under the registration rules) ends every session of the
+    /// account in the commit that stores it (audited `password_change`).
     pub fn update_user(
         &self,
         admin: &Principal,
         user_id: Uuid,
         status: Option<&str>,
         role: Option<&str>,
+        password: Option<&str>,
         meta: &RequestMeta,
     ) -> Result<UserProfile, AuthError> {
         if !admin.is_admin() {
@@ -36,10 +40,68 @@ impl AuthService {
             status: status.and_then(|s| v.check("status", UserStatus::parse(s))),
             role: role.and_then(|r| v.check("role", Role::parse(r))),
         };
+        let password = password.and_then(|p| v.check("password", Password::parse(p)));
         v.into_result().map_err(AuthError::Invalid)?;
-        let user = self.apply_patch(user_id, &patch)?.ok_or(AuthError::UserNotFound)?;
-        self.audit(AuditAction::UserUpdate, AuditOutcome::Success, Some(user.id), None, meta)?;
+        let user = match password {
+            // A reset alone is not a status or role change.
+            Some(_) if patch.status.is_none() && patch.role.is_none() => {
+                self.ports.users.find_by_id(user_id)?.ok_or(AuthError::UserNotFound)?
+            }
+            _ => {
+                let user = self.apply_patch(user_id, &patch)?.ok_or(AuthError::UserNotFound)?;
+                self.audit(
+                    AuditAction::UserUpdate,
+                    AuditOutcome::Success,
+                    Some(user.id),
+                    None,
+                    meta,
+                )?;
+                user
+            }
+        };
+        let Some(password) = password else { return self.profile(user) };
+        let user = self.reset_password(user, &password, meta)?;
         self.profile(user)
+    }
+
+    /// Sets an account's password by username and ends every session of
+    /// it (the operator's `sessiond user set-password`).
+    pub fn set_password(&self, username: &str, password: &str) -> Result<User, AuthError> {
+        let password = Password::parse(password).map_err(|problem| {
+            let mut v = Violations::new();
+            v.add("password", problem);
+            AuthError::Invalid(v)
+        })?;
+        let user = self.ports.users.find_by_username(username)?.ok_or(AuthError::UserNotFound)?;
+        self.reset_password(user, &password, &RequestMeta::default())
+    }
+
+    /// Stores `password` for `user`, ends every session of it and audits
+    /// `password_change`, in one commit; the account as it is now.
+    fn reset_password(
+        &self,
+        user: User,
+        password: &Password,
+        meta: &RequestMeta,
+    ) -> Result<User, AuthError> {
+        let now = self.now();
+        let change = PasswordChange {
+            user_id: user.id,
+            password_hash: self.hasher.hash(password),
+            end_sessions: EndSessions::All,
+            at: now,
+        };
+        let audit = self.audit_event(
+            AuditAction::PasswordChange,
+            AuditOutcome::Success,
+            Some(user.id),
+            None,
+            meta,
+        );
+        let ended = self.ports.principals.change_password(&change, &audit)?;
+        self.counters.revoked(ended);
+        self.forget_user(user.id);
+        Ok(User { password_hash: change.password_hash, updated_at: now, ..user })
     }
 
     /// Sets an account's status by username (the operator's

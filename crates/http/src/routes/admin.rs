@@ -35,9 +35,15 @@ pub(crate) struct UpdateUserRequest {
     /// A role name: 1–32 characters of `[a-z0-9_-]`; `admin` has the admin powers.
     #[schema(example = "admin")]
     role: Option<String>,
+    /// A new password, under the registration rules (8–1024 characters,
+    /// no control or format character). Ends every session of the user in
+    /// the same commit; audited as `password_change`.
+    #[schema(example = "staple battery horse correct", min_length = 8, max_length = 1024)]
+    password: Option<String>,
 }
 
-/// Suspends or reinstates an account, or changes its role (admin only).
+/// Suspends or reinstates an account, changes its role, or resets its
+/// password (admin only).
 ///
 /// The last active admin cannot be demoted or suspended (409 LAST_ADMIN):
 /// make another user an admin first.
@@ -54,7 +60,7 @@ pub(crate) struct UpdateUserRequest {
         (status = 404, description = "USER_NOT_FOUND", body = ErrorEnvelope),
         (status = 409, description = "LAST_ADMIN: the user is the last active admin; demoting or suspending it would leave no one to administer the server", body = ErrorEnvelope),
         (status = 413, description = "The body is larger than 64 KiB", body = ErrorEnvelope),
-        (status = 422, description = "`status` or `role` is invalid", body = ErrorEnvelope),
+        (status = 422, description = "`status`, `role` or `password` is invalid", body = ErrorEnvelope),
     )
 )]
 pub(crate) async fn update_user(
@@ -70,7 +76,15 @@ pub(crate) async fn update_user(
     let b: UpdateUserRequest = body.json()?;
     let auth = state.auth;
     let profile = blocking(move || {
-        auth.update_user(&admin, user_id, b.status.as_deref(), b.role.as_deref(), &meta)
+        let (status, role, password) = (b.status, b.role, b.password);
+        auth.update_user(
+            &admin,
+            user_id,
+            status.as_deref(),
+            role.as_deref(),
+            password.as_deref(),
+            &meta,
+        )
     })
     .await?;
     Ok(envelope::ok("User updated successfully", &UserView::from(&profile)))
