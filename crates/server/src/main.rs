@@ -16,7 +16,7 @@ use std::sync::Arc;
 use accounts::{Role, UserStatus};
 use anyhow::Context as _;
 use auth::{AuthError, AuthService, RegisterInput, Settings};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use config::{Config, Registration};
 use kernel::{Duration, SystemClock};
 use output::{listening_line, say};
@@ -73,12 +73,8 @@ enum UserCommand {
         /// Username.
         #[arg(long)]
         username: String,
-        /// Password (prefer --password-stdin: arguments show up in `ps`).
-        #[arg(long, required_unless_present = "password_stdin", conflicts_with = "password_stdin")]
-        password: Option<String>,
-        /// Read the password from standard input (trailing newline stripped).
-        #[arg(long)]
-        password_stdin: bool,
+        #[command(flatten)]
+        password: PasswordArg,
         /// Email address.
         #[arg(long)]
         email: Option<String>,
@@ -117,13 +113,31 @@ enum UserCommand {
         /// Username.
         #[arg(long)]
         username: String,
-        /// New password (prefer --password-stdin: arguments show up in `ps`).
-        #[arg(long, required_unless_present = "password_stdin", conflicts_with = "password_stdin")]
-        password: Option<String>,
-        /// Read the new password from standard input (one line).
-        #[arg(long)]
-        password_stdin: bool,
+        #[command(flatten)]
+        password: PasswordArg,
     },
+}
+
+/// A password given on the command line or, better, on standard input.
+#[derive(Args)]
+struct PasswordArg {
+    /// Password (prefer --password-stdin: arguments show up in `ps`).
+    #[arg(long, required_unless_present = "password_stdin", conflicts_with = "password_stdin")]
+    password: Option<String>,
+    /// Read the password from standard input (trailing newline stripped).
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+impl PasswordArg {
+    /// The password, read from standard input when asked to.
+    fn read(self) -> anyhow::Result<String> {
+        match (self.password, self.password_stdin) {
+            (_, true) => read_password_stdin(),
+            (Some(p), false) => Ok(p),
+            (None, false) => anyhow::bail!("--password or --password-stdin is required"),
+        }
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -376,12 +390,8 @@ fn user_command(command: UserCommand, config: &Config, store: Store) -> anyhow::
         other => anyhow::anyhow!(other),
     };
     match command {
-        UserCommand::Create { username, password, password_stdin, email, name, role } => {
-            let password = match (password, password_stdin) {
-                (_, true) => read_password_stdin()?,
-                (Some(p), false) => p,
-                (None, false) => anyhow::bail!("--password or --password-stdin is required"),
-            };
+        UserCommand::Create { username, password, email, name, role } => {
+            let password = password.read()?;
             let role = Role::parse(&role).map_err(|e| anyhow::anyhow!("invalid --role: {e}"))?;
             let user = auth
                 .create_user(RegisterInput { username, password, email, name }, role)
@@ -404,12 +414,8 @@ fn user_command(command: UserCommand, config: &Config, store: Store) -> anyhow::
             let user = auth.set_role(&username, role).map_err(describe)?;
             say(&format!("user {} now has role {}\n", user.username, user.role));
         }
-        UserCommand::SetPassword { username, password, password_stdin } => {
-            let password = match (password, password_stdin) {
-                (_, true) => read_password_stdin()?,
-                (Some(p), false) => p,
-                (None, false) => anyhow::bail!("--password or --password-stdin is required"),
-            };
+        UserCommand::SetPassword { username, password } => {
+            let password = password.read()?;
             let user = auth.set_password(&username, &password).map_err(describe)?;
             say(&format!(
                 "set the password of user {}; every session of it ended\n",
