@@ -27,6 +27,25 @@ struct State {
     successes: HashMap<String, OffsetDateTime>,
 }
 
+/// Ends every active session of `user_id` but `except` as `state`; how
+/// many ended.
+fn end_active(
+    s: &mut State,
+    user_id: Uuid,
+    except: Option<Uuid>,
+    state: SessionState,
+    at: OffsetDateTime,
+) -> u64 {
+    let mut n = 0;
+    for (d, _) in &mut s.sessions {
+        if d.user_id == user_id && Some(d.id) != except && d.state == SessionState::Active {
+            (d.state, d.ended_at) = (state, Some(at));
+            n += 1;
+        }
+    }
+    n
+}
+
 /// The in-memory store; with `fail_audit` set, writing an audit record
 /// fails (as a database error would), to show what is written with it.
 #[derive(Default)]
@@ -184,16 +203,7 @@ impl SessionStore for Memory {
         state: SessionState,
         now: OffsetDateTime,
     ) -> anyhow::Result<u64> {
-        Ok(self.with(|s| {
-            let mut n = 0;
-            for (d, _) in &mut s.sessions {
-                if d.user_id == user_id && Some(d.id) != except && d.state == SessionState::Active {
-                    (d.state, d.ended_at) = (state, Some(now));
-                    n += 1;
-                }
-            }
-            n
-        }))
+        Ok(self.with(|s| end_active(s, user_id, except, state, now)))
     }
     fn delete_session(&self, id: Uuid) -> anyhow::Result<bool> {
         Ok(self.with(|s| {
@@ -316,18 +326,14 @@ impl PrincipalStore for Memory {
                 .find(|u| u.id == change.user_id)
                 .ok_or_else(|| anyhow::anyhow!("no such user"))?;
             (user.password_hash, user.updated_at) = (change.password_hash.clone(), change.at);
-            let mut n = 0;
-            for (d, _) in &mut s.sessions {
-                let ends = match change.end_sessions {
-                    crate::EndSessions::None => false,
-                    crate::EndSessions::AllBut(keep) => d.id != keep,
-                    crate::EndSessions::All => true,
-                };
-                if ends && d.user_id == change.user_id && d.state == SessionState::Active {
-                    (d.state, d.ended_at) = (SessionState::Revoked, Some(change.at));
-                    n += 1;
+            let (id, at) = (change.user_id, change.at);
+            let n = match change.end_sessions {
+                crate::EndSessions::None => 0,
+                crate::EndSessions::AllBut(keep) => {
+                    end_active(s, id, Some(keep), SessionState::Revoked, at)
                 }
-            }
+                crate::EndSessions::All => end_active(s, id, None, SessionState::Revoked, at),
+            };
             s.audit.push(audit.clone());
             Ok(n)
         })

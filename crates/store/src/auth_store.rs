@@ -13,7 +13,7 @@ use sessions::SessionState;
 use crate::accounts_store::UserRow;
 use crate::conn::DbConn;
 use crate::schema::{audit_events, device_sessions, users};
-use crate::sessions_store::{SessionRow, insert_session};
+use crate::sessions_store::{SessionRow, end_active_sessions, insert_session};
 use crate::tokens_store::rotate;
 use crate::{Store, parse_id, write_tx};
 
@@ -112,12 +112,12 @@ impl PrincipalStore for Store {
     }
 
     fn change_password(&self, change: &PasswordChange, audit: &AuditEvent) -> anyhow::Result<u64> {
-        use device_sessions::dsl as ds;
         let row = AuditRow::of(audit);
         let (user_id, at_ms) = (change.user_id.to_string(), to_millis(change.at));
-        let keep = match change.end_sessions {
-            EndSessions::AllBut(id) => Some(id.to_string()),
-            EndSessions::None | EndSessions::All => None,
+        let except = match change.end_sessions {
+            EndSessions::None => None,
+            EndSessions::AllBut(keep) => Some(Some(keep)),
+            EndSessions::All => Some(None),
         };
         self.write_tx("changing a password", |c| {
             let found = diesel::update(users::table.find(&user_id))
@@ -129,22 +129,18 @@ impl PrincipalStore for Store {
             if found == 0 {
                 return Err(diesel::result::Error::NotFound);
             }
-            let ended = if change.end_sessions == EndSessions::None {
-                0
-            } else {
-                let live = ds::device_sessions
-                    .filter(ds::user_id.eq(&user_id))
-                    .filter(ds::state.eq(SessionState::Active.as_str()));
-                let set = (ds::state.eq(SessionState::Revoked.as_str()), ds::ended_at_ms.eq(at_ms));
-                match &keep {
-                    Some(keep) => {
-                        diesel::update(live.filter(ds::id.ne(keep))).set(set).execute(c)?
-                    }
-                    None => diesel::update(live).set(set).execute(c)?,
-                }
+            let ended = match except {
+                None => 0,
+                Some(except) => end_active_sessions(
+                    c,
+                    change.user_id,
+                    except,
+                    SessionState::Revoked.as_str(),
+                    change.at,
+                )?,
             };
             diesel::insert_into(audit_events::table).values(&row).execute(c)?;
-            Ok(u64::try_from(ended).unwrap_or(u64::MAX))
+            Ok(ended)
         })
     }
 }

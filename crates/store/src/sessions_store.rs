@@ -126,6 +126,26 @@ impl SessionRow {
     }
 }
 
+/// Ends every active session of `user_id` but `except` as `state` (a
+/// storage name of an ended state) at `now`, on `c` (inside the caller's
+/// transaction, if any); how many ended.
+pub(crate) fn end_active_sessions(
+    c: &mut DbConn,
+    user_id: Uuid,
+    except: Option<Uuid>,
+    state: &'static str,
+    now: OffsetDateTime,
+) -> QueryResult<u64> {
+    let (user_id, except) = (user_id.to_string(), except.map(|id| id.to_string()));
+    let target = ds::table.filter(ds::user_id.eq(&user_id)).filter(ds::state.eq(ACTIVE));
+    let set = (ds::state.eq(state), ds::ended_at_ms.eq(to_millis(now)));
+    let n = match &except {
+        Some(except) => diesel::update(target.filter(ds::id.ne(except))).set(set).execute(c)?,
+        None => diesel::update(target).set(set).execute(c)?,
+    };
+    Ok(u64::try_from(n).unwrap_or(u64::MAX))
+}
+
 fn ended_state(state: SessionState) -> anyhow::Result<&'static str> {
     if state == SessionState::Active {
         anyhow::bail!("a session cannot be ended into the active state");
@@ -194,19 +214,9 @@ impl SessionStore for Store {
         now: OffsetDateTime,
     ) -> anyhow::Result<u64> {
         let state = ended_state(state)?;
-        let user_id = user_id.to_string();
-        let except = except.map(|id| id.to_string());
-        let n = self.run("ending a user's sessions", |c| {
-            let target = ds::table.filter(ds::user_id.eq(&user_id)).filter(ds::state.eq(ACTIVE));
-            let set = (ds::state.eq(state), ds::ended_at_ms.eq(to_millis(now)));
-            match &except {
-                Some(except) => {
-                    diesel::update(target.filter(ds::id.ne(except))).set(set).execute(c)
-                }
-                None => diesel::update(target).set(set).execute(c),
-            }
-        })?;
-        Ok(u64::try_from(n).unwrap_or(u64::MAX))
+        self.run("ending a user's sessions", |c| {
+            end_active_sessions(c, user_id, except, state, now)
+        })
     }
 
     fn delete_session(&self, id: Uuid) -> anyhow::Result<bool> {

@@ -96,19 +96,14 @@ impl AuthService {
             Some(user) => AttemptKeys::new("user", &user.id.to_string(), meta.ip.as_deref()),
             None => AttemptKeys::new("name", &typed.to_lowercase(), meta.ip.as_deref()),
         };
-        let known = self.known_from(&keys)?;
-        let keys_limits = keys.applying(known, &self.settings.throttle);
-        let (keys_applying, limits): (Vec<&str>, Vec<u32>) = keys_limits.into_iter().unzip();
-        self.refuse_if_locked(&keys_applying)?;
         let user_id = found.as_ref().map(|u| u.id);
-        let right = match &found {
+        let (right, locked) = self.throttled_check(&keys, || match &found {
             Some(user) => self.hasher.verify(&input.password, &user.password_hash),
             None => {
                 self.hasher.verify_decoy(&input.password);
                 false
             }
-        };
-        let locked = self.settle_attempt(&keys_applying, &limits, right)?;
+        })?;
         let Some(user) = found.filter(|_| right) else {
             self.audit(AuditAction::LoginFailed, AuditOutcome::Failure, user_id, None, meta)?;
             if locked {
@@ -166,10 +161,29 @@ impl AuthService {
         })
     }
 
+    /// Checks a password behind the throttle of `keys`: refused (`Locked`)
+    /// without running `check` while a key that applies is locked, then
+    /// settled: a wrong password counts as a failure of each key. `(right,
+    /// locked)`: whether `check` said yes, and whether this failure locked
+    /// a key.
+    pub(super) fn throttled_check(
+        &self,
+        keys: &AttemptKeys,
+        check: impl FnOnce() -> bool,
+    ) -> Result<(bool, bool), AuthError> {
+        let known = self.known_from(keys)?;
+        let (keys_applying, limits): (Vec<&str>, Vec<u32>) =
+            keys.applying(known, &self.settings.throttle).into_iter().unzip();
+        self.refuse_if_locked(&keys_applying)?;
+        let right = check();
+        let locked = self.settle_attempt(&keys_applying, &limits, right)?;
+        Ok((right, locked))
+    }
+
     /// Whether the account logged in successfully from the caller's
     /// network within the policy's `known_for`. Asked for unknown names as
     /// well (of a key never written), so they cost the same.
-    pub(super) fn known_from(&self, keys: &AttemptKeys) -> Result<bool, AuthError> {
+    fn known_from(&self, keys: &AttemptKeys) -> Result<bool, AuthError> {
         let Some(login_key) = &keys.login else { return Ok(false) };
         let last = self.ports.throttle.last_success(login_key)?;
         Ok(last.is_some_and(|t| self.settings.throttle.still_known(t, self.now())))
@@ -178,7 +192,7 @@ impl AuthService {
     /// `Locked` when any of `keys` (the pair, the client address, the
     /// account when it applies) is locked: then no password is checked at
     /// all.
-    pub(super) fn refuse_if_locked(&self, keys: &[&str]) -> Result<(), AuthError> {
+    fn refuse_if_locked(&self, keys: &[&str]) -> Result<(), AuthError> {
         let records = self.ports.throttle.read_failures(keys)?;
         match throttle::longest_wait(&records, self.now()) {
             Some(retry_after) => Err(AuthError::Locked { retry_after }),
@@ -196,7 +210,7 @@ impl AuthService {
     /// address (others behind it may be guessing) nor the account across
     /// addresses (each login of the owner would give a distributed guesser
     /// a fresh allowance).
-    pub(super) fn settle_attempt(
+    fn settle_attempt(
         &self,
         keys: &[&str],
         limits: &[u32],

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use accounts::Password;
-use kernel::Violations;
+use kernel::{Uuid, Violations};
 
 use super::*;
 use crate::throttle::AttemptKeys;
@@ -56,12 +56,9 @@ impl AuthService {
             .find_by_id(uid)?
             .ok_or(AuthError::Unauthenticated("the account is gone"))?;
         let keys = AttemptKeys::new("user", &uid.to_string(), meta.ip.as_deref());
-        let known = self.known_from(&keys)?;
-        let (keys_applying, limits): (Vec<&str>, Vec<u32>) =
-            keys.applying(known, &self.settings.throttle).into_iter().unzip();
-        self.refuse_if_locked(&keys_applying)?;
-        let right = self.hasher.verify(&input.current_password, &user.password_hash);
-        let locked = self.settle_attempt(&keys_applying, &limits, right)?;
+        let (right, locked) = self.throttled_check(&keys, || {
+            self.hasher.verify(&input.current_password, &user.password_hash)
+        })?;
         if !right {
             let failed = AuditAction::PasswordChange;
             self.audit(failed, AuditOutcome::Failure, Some(uid), Some(sid), meta)?;
@@ -72,30 +69,45 @@ impl AuthService {
             return Err(AuthError::InvalidCredentials);
         }
 
+        let end = match input.sign_out_other_sessions {
+            Some(false) => EndSessions::None,
+            _ => EndSessions::AllBut(sid),
+        };
+        let user = self.store_password(user, &new, end, Some(sid), meta)?;
+        Ok(UserProfile { user: Arc::new(user), is_online: true })
+    }
+
+    /// Stores `password` for `user`, ends the sessions `end` names and
+    /// audits `password_change` (by `session`, when a user changes their
+    /// own), in one commit; every cached session of the user reloads (the
+    /// ended ones are refused from now on here; other processes hear of
+    /// them through the database's notifications). The account as it is
+    /// now.
+    pub(super) fn store_password(
+        &self,
+        user: User,
+        password: &Password,
+        end: EndSessions,
+        session: Option<Uuid>,
+        meta: &RequestMeta,
+    ) -> Result<User, AuthError> {
         let now = self.now();
         let change = PasswordChange {
-            user_id: uid,
-            password_hash: self.hasher.hash(&new),
-            end_sessions: match input.sign_out_other_sessions {
-                Some(false) => EndSessions::None,
-                _ => EndSessions::AllBut(sid),
-            },
+            user_id: user.id,
+            password_hash: self.hasher.hash(password),
+            end_sessions: end,
             at: now,
         };
         let audit = self.audit_event(
             AuditAction::PasswordChange,
             AuditOutcome::Success,
-            Some(uid),
-            Some(sid),
+            Some(user.id),
+            session,
             meta,
         );
         let ended = self.ports.principals.change_password(&change, &audit)?;
         self.counters.revoked(ended);
-        // Every cached session of the user reloads: the ended ones are
-        // refused from now on, here; other processes are told by the
-        // database's notification of the ended sessions.
-        self.forget_user(uid);
-        let user = User { password_hash: change.password_hash, updated_at: now, ..user };
-        Ok(UserProfile { user: Arc::new(user), is_online: true })
+        self.forget_user(user.id);
+        Ok(User { password_hash: change.password_hash, updated_at: now, ..user })
     }
 }

@@ -8,7 +8,7 @@ use kernel::{Uuid, Violations};
 use sessions::SessionState;
 
 use super::*;
-use crate::{AuditAction, AuditOutcome, AuthError, EndSessions, PasswordChange, RequestMeta};
+use crate::{AuditAction, AuditOutcome, AuthError, EndSessions, RequestMeta};
 
 impl AuthService {
     /// The profile of any account (admin views).
@@ -60,7 +60,7 @@ impl AuthService {
             }
         };
         let Some(password) = password else { return self.profile(user) };
-        let user = self.reset_password(user, &password, meta)?;
+        let user = self.store_password(user, &password, EndSessions::All, None, meta)?;
         self.profile(user)
     }
 
@@ -73,35 +73,7 @@ impl AuthService {
             AuthError::Invalid(v)
         })?;
         let user = self.ports.users.find_by_username(username)?.ok_or(AuthError::UserNotFound)?;
-        self.reset_password(user, &password, &RequestMeta::default())
-    }
-
-    /// Stores `password` for `user`, ends every session of it and audits
-    /// `password_change`, in one commit; the account as it is now.
-    fn reset_password(
-        &self,
-        user: User,
-        password: &Password,
-        meta: &RequestMeta,
-    ) -> Result<User, AuthError> {
-        let now = self.now();
-        let change = PasswordChange {
-            user_id: user.id,
-            password_hash: self.hasher.hash(password),
-            end_sessions: EndSessions::All,
-            at: now,
-        };
-        let audit = self.audit_event(
-            AuditAction::PasswordChange,
-            AuditOutcome::Success,
-            Some(user.id),
-            None,
-            meta,
-        );
-        let ended = self.ports.principals.change_password(&change, &audit)?;
-        self.counters.revoked(ended);
-        self.forget_user(user.id);
-        Ok(User { password_hash: change.password_hash, updated_at: now, ..user })
+        self.store_password(user, &password, EndSessions::All, None, &RequestMeta::default())
     }
 
     /// Sets an account's status by username (the operator's
